@@ -1,0 +1,42 @@
+"""Serve Pyramid over ASGI, with WebSocket and ASGI consumers."""
+
+from pyramid_asgi_ws.consumers import WebSocketConsumer
+from pyramid_asgi_ws.decorators import asgi_consumer, websocket_consumer
+from pyramid_asgi_ws.events import ApplicationShutdown, ApplicationStartup
+from pyramid_asgi_ws.websocket import (
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketState,
+)
+
+__all__ = [
+    'ApplicationShutdown',
+    'ApplicationStartup',
+    'WebSocket',
+    'WebSocketConsumer',
+    'WebSocketDisconnect',
+    'WebSocketState',
+    'asgi_consumer',
+    'includeme',
+    'websocket_consumer',
+]
+
+
+def includeme(config):
+    """Set up ``pyramid_asgi_ws`` on a :term:`Configurator`.
+
+    Adds the directives ``config.add_asgi_consumer`` and
+    ``config.make_asgi_app``, the request method ``request.consumer_url``,
+    and a deferred action reading the ``asgi_ws.*`` settings.
+    """
+    from pyramid_asgi_ws.config import (
+        add_asgi_consumer,
+        make_asgi_app,
+        register_settings,
+    )
+    from pyramid_asgi_ws.router import consumer_url
+
+    config.add_directive('add_asgi_consumer', add_asgi_consumer)
+    config.add_directive('make_asgi_app', make_asgi_app, action_wrap=False)
+    config.add_request_method(consumer_url, 'consumer_url')
+    register_settings(config)

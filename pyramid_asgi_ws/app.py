@@ -1,0 +1,314 @@
+"""The ASGI application: where each scope goes.
+
+``lifespan`` runs the startup and shutdown events; a ``websocket`` or
+``http`` scope whose path matches a consumer goes to that consumer; any
+other ``http`` scope goes to the Pyramid WSGI app through the bridge; a
+``websocket`` scope that matches nothing is refused with 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from typing import Any
+
+from pyramid.httpexceptions import HTTPException
+from pyramid.interfaces import IRequestExtensions, IRequestFactory
+from pyramid.request import Request, apply_request_extensions
+
+from pyramid_asgi_ws.events import (
+    ApplicationShutdown,
+    ApplicationStartup,
+    notify_async,
+)
+from pyramid_asgi_ws.interfaces import (
+    IASGISettings,
+    IBroadcaster,
+    IConsumerRouter,
+)
+from pyramid_asgi_ws.router import Consumer, ConsumerRouter, path_info
+from pyramid_asgi_ws.security import (
+    Refusal,
+    check_origin,
+    check_permission,
+    check_subprotocol,
+    refusal_from_exception,
+)
+from pyramid_asgi_ws.settings import parse_settings
+from pyramid_asgi_ws.websocket import (
+    Receive,
+    Send,
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketState,
+)
+from pyramid_asgi_ws.wsgi import WsgiToAsgi, build_environ
+
+log = logging.getLogger('pyramid_asgi_ws')
+
+#: Close code sent to every open WebSocket when the server stops.
+GOING_AWAY = 1001
+
+
+class ASGIApp:
+    """The ASGI 3 application returned by ``config.make_asgi_app()``.
+
+    ``wsgi_app`` is the Pyramid router it wraps and ``registry`` its
+    registry; ``connections`` holds the WebSockets open right now.
+    """
+
+    def __init__(self, wsgi_app: Any, registry: Any = None) -> None:
+        self.wsgi_app = wsgi_app
+        self.registry = registry if registry is not None else wsgi_app.registry
+        settings = self.registry.queryUtility(IASGISettings)
+        if settings is None:
+            settings = parse_settings(self.registry.settings or {})
+        self.settings: dict[str, Any] = settings
+        self.consumers = (
+            self.registry.queryUtility(IConsumerRouter) or ConsumerRouter()
+        )
+        self.wsgi = WsgiToAsgi(
+            wsgi_app,
+            threads=settings['threads'],
+            max_body_size=settings['max_body_size'],
+        )
+        self.connections: set[WebSocket] = set()
+        self.started = False
+        self.stopping = False
+        self.registry.asgi_app = self
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        kind = scope['type']
+        if kind == 'lifespan':
+            await self.lifespan(receive, send)
+            return
+        found = self.consumers.match(kind, path_info(scope))
+        if found is None:
+            if kind == 'websocket':
+                await self.refuse_unknown(scope, receive, send)
+            else:
+                await self.wsgi(scope, receive, send)
+            return
+        consumer, matchdict = found
+        scope = dict(scope, matchdict=matchdict, registry=self.registry)
+        if consumer.protocol == 'http':
+            await consumer.target(scope, receive, send)
+        else:
+            await self.serve_websocket(consumer, scope, receive, send)
+
+    # -- WebSockets -------------------------------------------------------
+
+    def make_request(self, ws: WebSocket) -> Request:
+        """Build the Pyramid request for a WebSocket handshake."""
+        registry = self.registry
+        environ = build_environ(ws.scope, io.BytesIO())
+        factory = registry.queryUtility(IRequestFactory, default=Request)
+        request = factory(environ)
+        request.registry = registry
+        request.matchdict = ws.matchdict
+        request.matched_route = None
+        request.websocket = ws
+        extensions = registry.queryUtility(IRequestExtensions)
+        if extensions is not None:
+            apply_request_extensions(request, extensions=extensions)
+        return request
+
+    def _websocket(
+        self, consumer: Consumer, scope: dict[str, Any], receive: Receive, send: Send
+    ) -> WebSocket:
+        settings = self.settings
+        return WebSocket(
+            scope,
+            receive,
+            send,
+            request_factory=self.make_request,
+            max_message_size=consumer.max_message_size
+            or settings['max_message_size'],
+            send_queue_size=consumer.send_queue_size
+            or settings['send_queue_size'],
+            send_overflow=consumer.send_overflow or settings['send_overflow'],
+        )
+
+    def check_handshake(self, ws: WebSocket, consumer: Consumer) -> Refusal | None:
+        """Run the origin, subprotocol and permission checks in turn."""
+        try:
+            return (
+                check_origin(ws.scope, consumer, self.settings)
+                or check_subprotocol(ws, consumer)
+                or check_permission(ws, consumer)
+            )
+        except HTTPException as exc:
+            return refusal_from_exception(
+                exc, f'{exc.code} raised while checking the handshake: {exc}'
+            )
+
+    async def serve_websocket(
+        self, consumer: Consumer, scope: dict[str, Any], receive: Receive, send: Send
+    ) -> None:
+        """Check the handshake, run the consumer, and close what it left."""
+        ws = self._websocket(consumer, scope, receive, send)
+        refusal = self.check_handshake(ws, consumer)
+        if refusal is not None:
+            await self.refuse(ws, refusal)
+            return
+        if self.stopping:
+            await self.refuse(ws, Refusal(503, 'the server is shutting down'))
+            return
+        self.connections.add(ws)
+        try:
+            if consumer.raw:
+                await consumer.target(scope, receive, send)
+            else:
+                await self._run(consumer, ws)
+        finally:
+            self.connections.discard(ws)
+            await self.forget(ws)
+
+    async def _run(self, consumer: Consumer, ws: WebSocket) -> None:
+        try:
+            await consumer.target(ws)
+        except WebSocketDisconnect:
+            return
+        except HTTPException as exc:
+            reason = f'consumer {consumer.name!r} raised {exc.code} {exc.title}'
+            if ws.application_state is WebSocketState.CONNECTING:
+                await self.refuse(ws, refusal_from_exception(exc, reason))
+            else:
+                log.info('closing WebSocket %s: %s', ws.path, reason)
+                await self._close(ws, 4000 + (exc.code or 500), exc.title)
+            return
+        except Exception:
+            log.exception(
+                'consumer %r failed on WebSocket %s', consumer.name, ws.path
+            )
+            if ws.application_state is WebSocketState.CONNECTING:
+                await self.refuse(ws, Refusal(500, 'the consumer raised'))
+            else:
+                await self._close(ws, 1011, 'internal error')
+            return
+        if ws.application_state is WebSocketState.CONNECTING:
+            await self.refuse(
+                ws,
+                Refusal(
+                    403,
+                    f'consumer {consumer.name!r} returned without accepting',
+                ),
+            )
+        else:
+            await self._close(ws, 1000, '')
+
+    async def _close(self, ws: WebSocket, code: int, reason: str) -> None:
+        try:
+            await ws.close(code, reason)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+
+    async def refuse(self, ws: WebSocket, refusal: Refusal) -> None:
+        """Refuse a handshake: a denial response, or a close (403)."""
+        log.warning(
+            'refused WebSocket handshake to %s with %d: %s',
+            ws.path,
+            refusal.status,
+            refusal.reason,
+        )
+        if ws.application_state is not WebSocketState.CONNECTING:
+            return
+        try:
+            await ws.deny(refusal.status, refusal.body, refusal.headers)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+
+    async def refuse_unknown(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        """Refuse a handshake to a path no consumer serves with 404."""
+        ws = WebSocket(scope, receive, send)
+        await self.refuse(
+            ws,
+            Refusal(
+                404,
+                'no WebSocket consumer matches this path',
+                b'404 Not Found',
+            ),
+        )
+
+    async def forget(self, ws: WebSocket) -> None:
+        """Take a finished connection out of its groups and stop its queue."""
+        broadcaster = self.registry.queryUtility(IBroadcaster)
+        if broadcaster is not None and ws.groups:
+            await broadcaster.discard(ws)
+        await ws._finish()
+
+    # -- lifespan ---------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Start the broadcaster and run the startup subscribers."""
+        if self.started:
+            return
+        self.started = True
+        self.stopping = False
+        broadcaster = self.registry.queryUtility(IBroadcaster)
+        if broadcaster is not None:
+            await broadcaster.start()
+        await notify_async(self.registry, ApplicationStartup(self, self.registry))
+
+    async def close_connections(
+        self,
+        code: int = GOING_AWAY,
+        reason: str = 'server shutting down',
+        timeout: float | None = None,
+    ) -> None:
+        """Close every open WebSocket with ``code`` and wait for them to end.
+
+        Consumers see :class:`WebSocketDisconnect` with ``code`` on their
+        next receive. Those still running after ``timeout`` seconds (default
+        ``asgi_ws.shutdown_timeout``) are left to the server.
+        """
+        self.stopping = True
+        for ws in list(self.connections):
+            if ws.application_state is WebSocketState.CONNECTED:
+                await self._close(ws, code, reason)
+        if timeout is None:
+            timeout = self.settings['shutdown_timeout']
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+
+    async def shutdown(self) -> None:
+        """Close sockets, run the shutdown subscribers, stop the broadcaster."""
+        await self.close_connections()
+        try:
+            await notify_async(
+                self.registry, ApplicationShutdown(self, self.registry)
+            )
+        finally:
+            broadcaster = self.registry.queryUtility(IBroadcaster)
+            if broadcaster is not None:
+                await broadcaster.close()
+            self.wsgi.close()
+            self.started = False
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        """Answer the ASGI lifespan protocol."""
+        while True:
+            message = await receive()
+            kind = message['type']
+            phase = 'startup' if kind == 'lifespan.startup' else 'shutdown'
+            try:
+                if phase == 'startup':
+                    await self.startup()
+                else:
+                    await self.shutdown()
+            except Exception as exc:
+                log.exception('ASGI lifespan %s failed', phase)
+                await send(
+                    {
+                        'type': f'lifespan.{phase}.failed',
+                        'message': f'{type(exc).__name__} during {phase}',
+                    }
+                )
+                if phase == 'shutdown':
+                    return
+                continue
+            await send({'type': f'lifespan.{phase}.complete'})
+            if phase == 'shutdown':
+                return

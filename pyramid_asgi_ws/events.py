@@ -1,0 +1,64 @@
+"""Events sent around the ASGI application's lifespan.
+
+Subscribe with Pyramid's ``config.add_subscriber`` or ``@subscriber``;
+unlike ordinary Pyramid subscribers these may be ``async def``: the
+application awaits them in the server's event loop.
+
+.. code-block:: python
+
+    from pyramid.events import subscriber
+    from pyramid_asgi_ws.events import ApplicationStartup
+
+    @subscriber(ApplicationStartup)
+    async def connect_db(event):
+        event.registry.db = await create_pool()
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from zope.interface import Attribute, Interface, implementer, providedBy
+
+
+class IApplicationStartup(Interface):
+    """The ASGI server has started the application (lifespan startup)."""
+
+    app = Attribute('The ASGI application')
+    registry = Attribute('The application registry')
+
+
+class IApplicationShutdown(Interface):
+    """The ASGI server is stopping the application (lifespan shutdown)."""
+
+    app = Attribute('The ASGI application')
+    registry = Attribute('The application registry')
+
+
+class _LifespanEvent:
+    def __init__(self, app: Any, registry: Any) -> None:
+        self.app = app
+        self.registry = registry
+
+
+@implementer(IApplicationStartup)
+class ApplicationStartup(_LifespanEvent):
+    """Sent once the server's event loop runs, before any request.
+
+    A subscriber that raises makes startup fail: the server reports the
+    error and exits instead of serving a half-started application.
+    """
+
+
+@implementer(IApplicationShutdown)
+class ApplicationShutdown(_LifespanEvent):
+    """Sent when the server stops, after open WebSockets were closed."""
+
+
+async def notify_async(registry: Any, event: Any) -> None:
+    """Call every subscriber of ``event``, awaiting coroutine ones."""
+    for handler in registry.adapters.subscriptions([providedBy(event)], None):
+        result = handler(event)
+        if inspect.isawaitable(result):
+            await result

@@ -1,0 +1,220 @@
+"""Handshake checks: origin, subprotocol and permission.
+
+Each check returns ``None`` to let the handshake through or a
+:class:`Refusal` saying which HTTP status to answer and why; the app logs
+the reason and the client sees only the status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import ipaddress
+import sys
+from typing import TYPE_CHECKING, Any
+
+from pyramid.httpexceptions import HTTPException, HTTPForbidden
+from pyramid.interfaces import IRootFactory, ISecurityPolicy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyramid_asgi_ws.router import Consumer
+    from pyramid_asgi_ws.websocket import WebSocket
+
+DEFAULT_PORTS = {'http': '80', 'https': '443'}
+
+
+@dataclass
+class Refusal:
+    """A refused handshake: the HTTP answer and the reason to log."""
+
+    status: int
+    reason: str
+    body: bytes = b''
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+def normalize_origin(origin: str) -> str:
+    """Lower-case ``scheme://host[:port]``, dropping a default port."""
+    origin = origin.strip().rstrip('/').lower()
+    scheme, sep, host = origin.partition('://')
+    if not sep:
+        return origin
+    name, colon, port = host.rpartition(':')
+    if colon and ']' not in port and DEFAULT_PORTS.get(scheme) == port:
+        host = name
+    return f'{scheme}://{host}'
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get('headers') or ():
+        if key.lower() == name:
+            return value.decode('latin-1')
+    return None
+
+
+def is_trusted(client: Any, trusted: tuple[str, ...]) -> bool:
+    """Whether the peer address ``client`` is one of ``trusted`` proxies."""
+    if not trusted:
+        return False
+    if '*' in trusted:
+        return True
+    host = client[0] if client else None
+    if host is None:
+        return False
+    if host in trusted or 'unix' in trusted and not host[0].isdigit():
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    for entry in trusted:
+        try:
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def own_origin(scope: dict[str, Any], trusted: tuple[str, ...] = ()) -> str:
+    """Return the origin the handshake was addressed to.
+
+    ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` count only when the
+    peer is a trusted proxy (``asgi_ws.trusted_proxies``).
+    """
+    scheme = 'https' if scope.get('scheme') in ('wss', 'https') else 'http'
+    host = _header(scope, b'host')
+    if is_trusted(scope.get('client'), trusted):
+        proto = _header(scope, b'x-forwarded-proto')
+        if proto:
+            scheme = proto.split(',')[0].strip().lower()
+            scheme = {'ws': 'http', 'wss': 'https'}.get(scheme, scheme)
+        forwarded_host = _header(scope, b'x-forwarded-host')
+        if forwarded_host:
+            host = forwarded_host.split(',')[0].strip()
+    if host is None:
+        server = scope.get('server') or ('localhost', None)
+        host = server[0] if server[1] is None else f'{server[0]}:{server[1]}'
+    return normalize_origin(f'{scheme}://{host}')
+
+
+def check_origin(
+    scope: dict[str, Any], consumer: Consumer, settings: dict[str, Any]
+) -> Refusal | None:
+    """Refuse a browser handshake from a page of another origin."""
+    allowed = consumer.allowed_origins
+    if allowed is None:
+        if not settings['check_origin']:
+            return None
+        allowed = settings['allowed_origins']
+    origin = _header(scope, b'origin')
+    if origin is None:
+        if consumer.require_origin or settings['require_origin']:
+            return Refusal(
+                403,
+                'handshake has no Origin header and asgi_ws.require_origin '
+                'is on',
+            )
+        return None
+    if '*' in allowed:
+        return None
+    normalized = normalize_origin(origin)
+    if normalized in {normalize_origin(o) for o in allowed}:
+        return None
+    own = own_origin(scope, settings['trusted_proxies'])
+    if normalized == own:
+        return None
+    return Refusal(
+        403,
+        f'Origin {origin!r} is neither the app\'s own origin ({own!r}) nor '
+        f'allowed; add it to asgi_ws.allowed_origins or to the consumer\'s '
+        f'allowed_origins= to accept it',
+    )
+
+
+def negotiate_subprotocol(
+    offered: list[str], supported: tuple[str, ...] | None
+) -> str | None:
+    """Return the first offered subprotocol that is ``supported``."""
+    for name in offered:
+        if supported and name in supported:
+            return name
+    return None
+
+
+def check_subprotocol(ws: WebSocket, consumer: Consumer) -> Refusal | None:
+    """Pick the subprotocol, refusing when the consumer needs one."""
+    supported = consumer.subprotocols
+    if not supported:
+        return None
+    chosen = negotiate_subprotocol(ws.subprotocols, supported)
+    if chosen is None:
+        return Refusal(
+            400,
+            f'client offered subprotocols {ws.subprotocols!r}, the consumer '
+            f'speaks only {list(supported)!r}',
+        )
+    ws._subprotocol = chosen
+    return None
+
+
+def refusal_from_exception(exc: HTTPException, reason: str) -> Refusal:
+    """Return the refusal that an HTTP exception raised before accept asks."""
+    headers = [
+        (name.encode('latin-1'), value.encode('latin-1'))
+        for name, value in exc.headerlist
+        if name.lower() == 'location' or name.lower() == 'www-authenticate'
+    ]
+    return Refusal(
+        exc.code or 500, reason, f'{exc.code} {exc.title}'.encode(), headers
+    )
+
+
+def check_permission(ws: WebSocket, consumer: Consumer) -> Refusal | None:
+    """Check ``permission`` against the request and its context.
+
+    The context comes from the consumer's ``factory`` or the app's root
+    factory. Denied means 401 for an anonymous user and 403 otherwise, or
+    whatever response the app's own forbidden view gives.
+    """
+    if consumer.permission is None and consumer.factory is None:
+        return None
+    request = ws.request
+    registry = request.registry
+    factory = consumer.factory or registry.queryUtility(IRootFactory)
+    if factory is not None:
+        request.context = factory(request)
+    permission = consumer.permission
+    if permission is None:
+        return None
+    if registry.queryUtility(ISecurityPolicy) is None:
+        return None
+    allowed = request.has_permission(permission, request.context)
+    if allowed:
+        return None
+    anonymous = request.authenticated_userid is None
+    reason = (
+        f'{"anonymous user" if anonymous else repr(request.authenticated_userid)}'
+        f' lacks permission {permission!r}: {allowed}'
+    )
+    return _forbidden_view_refusal(request, anonymous, reason)
+
+
+def _forbidden_view_refusal(request: Any, anonymous: bool, reason: str) -> Refusal:
+    exc = HTTPForbidden()
+    try:
+        raise exc
+    except HTTPForbidden:
+        try:
+            response = request.invoke_exception_view(sys.exc_info())
+        except Exception:
+            response = exc
+    if response is exc:
+        status = 401 if anonymous else 403
+        title = 'Unauthorized' if anonymous else 'Forbidden'
+        return Refusal(status, reason, f'{status} {title}'.encode())
+    headers = [
+        (name.encode('latin-1'), value.encode('latin-1'))
+        for name, value in response.headerlist
+        if name.lower() != 'content-length'
+    ]
+    return Refusal(response.status_int, reason, response.body, headers)

@@ -1,0 +1,161 @@
+"""Parse the ``asgi_ws.*`` settings into normalized Python values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import re
+from typing import Any
+
+from pyramid.exceptions import ConfigurationError
+from pyramid.settings import asbool, aslist
+
+PREFIX = 'asgi_ws.'
+
+#: Overflow policies for a connection's bounded send queue.
+OVERFLOW_POLICIES = ('drop_oldest', 'drop_newest', 'close')
+
+DEFAULTS: dict[str, Any] = {
+    'threads': None,
+    'max_body_size': None,
+    'allowed_origins': (),
+    'require_origin': False,
+    'check_origin': True,
+    'trusted_proxies': (),
+    'max_message_size': 1024 * 1024,
+    'send_queue_size': 256,
+    'send_overflow': 'close',
+    'broadcast_url': 'memory://',
+    'shutdown_timeout': 5.0,
+}
+
+_SIZE = re.compile(r'^\s*(\d+)\s*([kmg]i?b?)?\s*$', re.IGNORECASE)
+_UNITS = {'k': 1024, 'm': 1024**2, 'g': 1024**3}
+
+
+def as_size(value: Any, name: str = 'size') -> int | None:
+    """Return ``value`` as a byte count, accepting ``'64KiB'``-style units.
+
+    ``None``, ``''`` and ``'none'`` mean no limit and return ``None``.
+    """
+    if value is None or isinstance(value, str) and value.strip().lower() in (
+        '',
+        'none',
+    ):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        match = _SIZE.match(str(value))
+        if match is None:
+            raise ConfigurationError(
+                f'{name} must be a byte count such as 1048576 or 1MiB, '
+                f'not {value!r}'
+            )
+        number = int(match.group(1))
+        unit = match.group(2)
+        if unit:
+            number *= _UNITS[unit[0].lower()]
+    if number <= 0:
+        raise ConfigurationError(f'{name} must be positive, not {value!r}')
+    return number
+
+
+def as_positive_int(value: Any, name: str) -> int | None:
+    """Return ``value`` as a positive int, or ``None`` when unset."""
+    if value is None or value == '':
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f'{name} must be a whole number, not {value!r}'
+        ) from None
+    if number <= 0:
+        raise ConfigurationError(f'{name} must be positive, not {value!r}')
+    return number
+
+
+def as_origins(value: Any) -> tuple[str, ...]:
+    """Return a tuple of lower-cased origins from a list or ini string."""
+    if isinstance(value, str):
+        value = aslist(value)
+    return tuple(str(origin).rstrip('/').lower() for origin in value or ())
+
+
+def as_overflow(value: Any, name: str) -> str:
+    """Check a send-queue overflow policy name."""
+    if value not in OVERFLOW_POLICIES:
+        raise ConfigurationError(
+            f'{name} must be one of {", ".join(OVERFLOW_POLICIES)}, '
+            f'not {value!r}'
+        )
+    return str(value)
+
+
+def as_seconds(value: Any, name: str) -> float:
+    """Return a non-negative number of seconds."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f'{name} must be a number of seconds, not {value!r}'
+        ) from None
+    if number < 0:
+        raise ConfigurationError(f'{name} must not be negative: {value!r}')
+    return number
+
+
+def parse_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Return every ``asgi_ws.*`` setting, normalized, keyed without prefix.
+
+    Unknown keys under the prefix raise :class:`ConfigurationError` naming
+    them, so a typo never silently falls back to a default.
+    """
+
+    def sget(name: str) -> Any:
+        return settings.get(PREFIX + name, DEFAULTS[name])
+
+    unknown = sorted(
+        key
+        for key in settings
+        if key.startswith(PREFIX) and key[len(PREFIX) :] not in DEFAULTS
+    )
+    if unknown:
+        raise ConfigurationError(
+            f'unknown setting {unknown[0]!r}; known asgi_ws settings are: '
+            + ', '.join(PREFIX + name for name in DEFAULTS)
+        )
+    url = str(sget('broadcast_url')).strip()
+    if '://' not in url:
+        raise ConfigurationError(
+            f'{PREFIX}broadcast_url must be a URL such as memory:// or '
+            f'redis://localhost:6379/0, not {url!r}'
+        )
+    return {
+        'threads': as_positive_int(sget('threads'), PREFIX + 'threads'),
+        'max_body_size': as_size(
+            sget('max_body_size'), PREFIX + 'max_body_size'
+        ),
+        'allowed_origins': as_origins(sget('allowed_origins')),
+        'require_origin': asbool(sget('require_origin')),
+        'check_origin': asbool(sget('check_origin')),
+        'trusted_proxies': tuple(
+            aslist(sget('trusted_proxies'))
+            if isinstance(sget('trusted_proxies'), str)
+            else sget('trusted_proxies')
+        ),
+        'max_message_size': as_size(
+            sget('max_message_size'), PREFIX + 'max_message_size'
+        ),
+        'send_queue_size': as_positive_int(
+            sget('send_queue_size'), PREFIX + 'send_queue_size'
+        )
+        or DEFAULTS['send_queue_size'],
+        'send_overflow': as_overflow(
+            sget('send_overflow'), PREFIX + 'send_overflow'
+        ),
+        'broadcast_url': url,
+        'shutdown_timeout': as_seconds(
+            sget('shutdown_timeout'), PREFIX + 'shutdown_timeout'
+        ),
+    }

@@ -1,0 +1,449 @@
+"""The :class:`WebSocket` object a consumer receives."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+import enum
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyramid.request import Request
+
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger(__name__)
+
+#: The ASGI extension that lets an application refuse a handshake with a
+#: full HTTP response instead of the server's bare 403.
+DENIAL_EXTENSION = 'websocket.http.response'
+
+
+class WebSocketState(enum.Enum):
+    """Where one side of a WebSocket connection is in its life."""
+
+    CONNECTING = 0
+    CONNECTED = 1
+    DISCONNECTED = 2
+    RESPONSE = 3
+
+
+class WebSocketDisconnect(Exception):
+    """Raised by a receive (or a send) once the connection is closed.
+
+    ``code`` is the WebSocket close code, ``reason`` its text (empty when
+    the server does not pass one on, as daphne does not).
+    """
+
+    def __init__(self, code: int = 1000, reason: str = '') -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f'WebSocketDisconnect(code={self.code!r}, reason={self.reason!r})'
+
+
+def encode_headers(
+    headers: Iterable[tuple[Any, Any]] | dict[Any, Any] | None,
+) -> list[tuple[bytes, bytes]]:
+    """Return ASGI ``headers`` (latin-1 bytes pairs) from pairs or a dict."""
+    if headers is None:
+        return []
+    items = headers.items() if isinstance(headers, dict) else headers
+    return [
+        (
+            name if isinstance(name, bytes) else str(name).encode('latin-1'),
+            value
+            if isinstance(value, bytes)
+            else str(value).encode('latin-1'),
+        )
+        for name, value in items
+    ]
+
+
+class WebSocket:
+    """One WebSocket connection, as a consumer sees it.
+
+    The consumer awaits :meth:`accept` (or :meth:`deny`), then exchanges
+    messages with ``receive_*``/``iter_*`` and ``send_*``. ``request`` is a
+    Pyramid request built from the handshake, created on first use.
+    """
+
+    def __init__(
+        self,
+        scope: Message,
+        receive: Receive,
+        send: Send,
+        *,
+        request_factory: Callable[[WebSocket], Request] | None = None,
+        max_message_size: int | None = None,
+        send_queue_size: int = 256,
+        send_overflow: str = 'close',
+        subprotocol: str | None = None,
+    ) -> None:
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self._request_factory = request_factory
+        self._request: Request | None = None
+        self.max_message_size = max_message_size
+        self.send_queue_size = send_queue_size
+        self.send_overflow = send_overflow
+        self._subprotocol = subprotocol
+        self.client_state = WebSocketState.CONNECTING
+        self.application_state = WebSocketState.CONNECTING
+        self.close_code: int | None = None
+        self.dropped = 0
+        self._outbox: deque[Message] = deque()
+        self._drainer: asyncio.Task[None] | None = None
+        self.groups: set[str] = set()
+        #: Called as ``hook(group, message)`` for each group message instead
+        #: of sending it to the client; see :meth:`deliver`.
+        self.on_group_message: Callable[[str, Any], Any] | None = None
+
+    # -- what the handshake said ------------------------------------------
+
+    @property
+    def request(self) -> Request:
+        """The Pyramid request built from the handshake."""
+        if self._request is None:
+            if self._request_factory is None:
+                raise RuntimeError('this WebSocket has no request factory')
+            self._request = self._request_factory(self)
+        return self._request
+
+    @property
+    def matchdict(self) -> dict[str, Any]:
+        """The values the consumer's pattern matched in the path."""
+        return self.scope.get('matchdict') or {}
+
+    @property
+    def path(self) -> str:
+        """The path of the handshake, as the client sent it."""
+        return self.scope['path']
+
+    @property
+    def subprotocols(self) -> list[str]:
+        """The subprotocols the client offered, in its order."""
+        return list(self.scope.get('subprotocols') or ())
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The handshake headers, lower-cased names, repeats joined."""
+        result: dict[str, str] = {}
+        for raw_name, raw_value in self.scope.get('headers') or ():
+            name = raw_name.decode('latin-1').lower()
+            value = raw_value.decode('latin-1')
+            result[name] = f'{result[name]}, {value}' if name in result else value
+        return result
+
+    # -- handshake --------------------------------------------------------
+
+    async def _connect(self) -> None:
+        if self.client_state is WebSocketState.CONNECTING:
+            await self.receive()
+
+    async def accept(
+        self,
+        subprotocol: str | None = None,
+        headers: Iterable[tuple[Any, Any]] | dict[Any, Any] | None = None,
+    ) -> None:
+        """Complete the handshake.
+
+        ``subprotocol`` defaults to the one negotiated from the consumer's
+        ``subprotocols`` option. ``headers`` are added to the response.
+        """
+        await self._connect()
+        message: Message = {'type': 'websocket.accept'}
+        chosen = subprotocol or self._subprotocol
+        if chosen is not None:
+            message['subprotocol'] = chosen
+        if headers:
+            message['headers'] = encode_headers(headers)
+        await self.send(message)
+
+    async def deny(
+        self,
+        status: int = 403,
+        body: bytes | str = b'',
+        headers: Iterable[tuple[Any, Any]] | dict[Any, Any] | None = None,
+    ) -> None:
+        """Refuse the handshake with an HTTP response.
+
+        Servers without the ``websocket.http.response`` extension (daphne)
+        answer 403 whatever ``status`` says.
+        """
+        if self.application_state is not WebSocketState.CONNECTING:
+            raise RuntimeError('deny() must be called before accept()')
+        await self._connect()
+        if DENIAL_EXTENSION not in (self.scope.get('extensions') or {}):
+            await self.send({'type': 'websocket.close', 'code': 1008})
+            return
+        if isinstance(body, str):
+            body = body.encode('utf-8')
+        raw_headers = encode_headers(headers)
+        if body and not any(n.lower() == b'content-type' for n, _ in raw_headers):
+            raw_headers.append((b'content-type', b'text/plain; charset=utf-8'))
+        raw_headers.append((b'content-length', str(len(body)).encode()))
+        await self.send(
+            {
+                'type': 'websocket.http.response.start',
+                'status': status,
+                'headers': raw_headers,
+            }
+        )
+        await self.send({'type': 'websocket.http.response.body', 'body': body})
+
+    # -- receiving --------------------------------------------------------
+
+    async def receive(self) -> Message:
+        """Return the next raw ASGI message from the client."""
+        if self.client_state is WebSocketState.DISCONNECTED:
+            raise RuntimeError(
+                'Cannot call "receive" once a disconnect message was received'
+            )
+        message = await self._receive()
+        kind = message['type']
+        if self.client_state is WebSocketState.CONNECTING:
+            if kind != 'websocket.connect':
+                raise RuntimeError(
+                    'Expected ASGI message "websocket.connect", '
+                    f'but got {kind!r}'
+                )
+            self.client_state = WebSocketState.CONNECTED
+        elif kind == 'websocket.disconnect':
+            self.client_state = WebSocketState.DISCONNECTED
+            self.close_code = message.get('code', 1005)
+        return message
+
+    async def _receive_data(self) -> str | bytes:
+        if self.application_state is not WebSocketState.CONNECTED:
+            if self.application_state is WebSocketState.CONNECTING:
+                raise RuntimeError(
+                    'WebSocket is not connected: call "accept" first'
+                )
+            raise WebSocketDisconnect(self.close_code or 1000)
+        message = await self.receive()
+        if message['type'] == 'websocket.disconnect':
+            self.application_state = WebSocketState.DISCONNECTED
+            raise WebSocketDisconnect(
+                message.get('code', 1005), message.get('reason') or ''
+            )
+        data = message.get('text')
+        if data is None:
+            data = message.get('bytes') or b''
+        limit = self.max_message_size
+        if limit is not None and len(data) > limit:
+            await self._close_for(1009, f'message larger than {limit} bytes')
+        return data
+
+    async def _close_for(self, code: int, reason: str) -> None:
+        log.info('closing WebSocket %s with %d: %s', self.path, code, reason)
+        await self.close(code, reason)
+        raise WebSocketDisconnect(code, reason)
+
+    async def receive_text(self) -> str:
+        """Return the next text message; a binary one closes with 1003."""
+        data = await self._receive_data()
+        if not isinstance(data, str):
+            await self._close_for(1003, 'expected a text message')
+        return data  # type: ignore[return-value]
+
+    async def receive_bytes(self) -> bytes:
+        """Return the next binary message; a text one closes with 1003."""
+        data = await self._receive_data()
+        if not isinstance(data, bytes):
+            await self._close_for(1003, 'expected a binary message')
+        return data  # type: ignore[return-value]
+
+    async def receive_json(self) -> Any:
+        """Return the next message, text or binary, decoded from JSON.
+
+        Malformed JSON closes the socket with 1007 and raises
+        :class:`WebSocketDisconnect`.
+        """
+        data = await self._receive_data()
+        try:
+            return json.loads(data)
+        except ValueError:
+            await self._close_for(1007, 'message is not valid JSON')
+
+    async def iter_text(self) -> AsyncIterator[str]:
+        """Yield text messages until the client goes."""
+        try:
+            while True:
+                yield await self.receive_text()
+        except WebSocketDisconnect:
+            pass
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        """Yield binary messages until the client goes."""
+        try:
+            while True:
+                yield await self.receive_bytes()
+        except WebSocketDisconnect:
+            pass
+
+    async def iter_json(self) -> AsyncIterator[Any]:
+        """Yield decoded JSON messages until the client goes."""
+        try:
+            while True:
+                yield await self.receive_json()
+        except WebSocketDisconnect:
+            pass
+
+    # -- sending ----------------------------------------------------------
+
+    async def send(self, message: Message) -> None:
+        """Send a raw ASGI message, keeping track of the connection state."""
+        kind = message['type']
+        state = self.application_state
+        if state is WebSocketState.CONNECTING:
+            if kind == 'websocket.accept':
+                self.application_state = WebSocketState.CONNECTED
+            elif kind == 'websocket.close':
+                self.application_state = WebSocketState.DISCONNECTED
+                self.close_code = message.get('code', 1000)
+            elif kind == 'websocket.http.response.start':
+                self.application_state = WebSocketState.RESPONSE
+            else:
+                raise RuntimeError(
+                    'Expected ASGI message "websocket.accept", '
+                    '"websocket.close" or "websocket.http.response.start", '
+                    f'but got {kind!r}'
+                )
+        elif state is WebSocketState.CONNECTED:
+            if kind == 'websocket.close':
+                self.application_state = WebSocketState.DISCONNECTED
+                self.close_code = message.get('code', 1000)
+            elif kind != 'websocket.send':
+                raise RuntimeError(
+                    'Expected ASGI message "websocket.send" or '
+                    f'"websocket.close", but got {kind!r}'
+                )
+        elif state is WebSocketState.RESPONSE:
+            if kind != 'websocket.http.response.body':
+                raise RuntimeError(
+                    'Expected ASGI message "websocket.http.response.body", '
+                    f'but got {kind!r}'
+                )
+            if not message.get('more_body', False):
+                self.application_state = WebSocketState.DISCONNECTED
+        else:
+            raise WebSocketDisconnect(self.close_code or 1000)
+        try:
+            await self._send(message)
+        except OSError:
+            # ASGI 2.4: sending on a connection the client closed raises.
+            self.application_state = WebSocketState.DISCONNECTED
+            self.client_state = WebSocketState.DISCONNECTED
+            raise WebSocketDisconnect(1006) from None
+
+    async def send_text(self, data: str) -> None:
+        """Send a text message."""
+        await self.send({'type': 'websocket.send', 'text': data})
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Send a binary message."""
+        await self.send({'type': 'websocket.send', 'bytes': data})
+
+    async def send_json(self, data: Any, mode: str = 'text') -> None:
+        """Send ``data`` encoded as JSON, in a text or binary message."""
+        await self.send(json_message(data, mode))
+
+    async def close(self, code: int = 1000, reason: str = '') -> None:
+        """Close the connection; closing twice does nothing."""
+        if self.application_state is WebSocketState.DISCONNECTED:
+            return
+        if self.application_state is WebSocketState.CONNECTING:
+            await self._connect()
+        await self.send(
+            {'type': 'websocket.close', 'code': code, 'reason': reason or ''}
+        )
+
+    # -- fan-out ----------------------------------------------------------
+
+    def push(self, message: Message) -> bool:
+        """Queue a ``websocket.send`` message without waiting for the client.
+
+        Used for group messages so one slow client never delays the others.
+        The queue holds ``send_queue_size`` messages; past that
+        ``send_overflow`` decides: ``drop_oldest``, ``drop_newest`` or
+        ``close`` (with 1013). Returns whether the message was queued.
+        """
+        if self.application_state is not WebSocketState.CONNECTED:
+            return False
+        if len(self._outbox) >= self.send_queue_size:
+            self.dropped += 1
+            if self.send_overflow == 'drop_newest':
+                return False
+            if self.send_overflow == 'close':
+                self._outbox.clear()
+                log.warning(
+                    'closing WebSocket %s with 1013: its send queue of %d '
+                    'messages is full (asgi_ws.send_overflow = close)',
+                    self.path,
+                    self.send_queue_size,
+                )
+                self._outbox.append(
+                    {
+                        'type': 'websocket.close',
+                        'code': 1013,
+                        'reason': 'send queue full',
+                    }
+                )
+                self.application_state = WebSocketState.DISCONNECTED
+                self.close_code = 1013
+                self._start_drain()
+                return False
+            self._outbox.popleft()
+        self._outbox.append(message)
+        self._start_drain()
+        return True
+
+    def _start_drain(self) -> None:
+        if self._drainer is None:
+            self._drainer = asyncio.get_running_loop().create_task(
+                self._drain()
+            )
+
+    async def _drain(self) -> None:
+        try:
+            while self._outbox:
+                await self._send(self._outbox.popleft())
+        except Exception:  # the client is gone; nothing left to tell it
+            self._outbox.clear()
+        finally:
+            self._drainer = None
+
+    @property
+    def pending(self) -> int:
+        """How many pushed messages wait to be sent."""
+        return len(self._outbox)
+
+    async def _finish(self) -> None:
+        """Stop the send queue once the consumer is done."""
+        drainer = self._drainer
+        if drainer is not None:
+            drainer.cancel()
+            try:
+                await drainer
+            except asyncio.CancelledError:
+                pass
+        self._outbox.clear()
+
+
+def json_message(data: Any, mode: str = 'text') -> Message:
+    """Return the ``websocket.send`` message carrying ``data`` as JSON."""
+    if mode not in ('text', 'binary'):
+        raise ValueError(f'mode must be "text" or "binary", not {mode!r}')
+    text = json.dumps(data, separators=(',', ':'), ensure_ascii=False)
+    if mode == 'binary':
+        return {'type': 'websocket.send', 'bytes': text.encode('utf-8')}
+    return {'type': 'websocket.send', 'text': text}
