@@ -40,3 +40,4 @@ def includeme(config):
     config.add_directive('make_asgi_app', make_asgi_app, action_wrap=False)
     config.add_request_method(consumer_url, 'consumer_url')
     register_settings(config)
+    config.include('pyramid_asgi_ws.broadcast')

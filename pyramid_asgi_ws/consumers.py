@@ -35,6 +35,8 @@ class WebSocketConsumer:
 
     async def __call__(self, ws: WebSocket) -> None:
         self.ws = ws
+        if type(self).on_group_message is not WebSocketConsumer.on_group_message:
+            ws.on_group_message = self.on_group_message
         await self.on_connect(ws)
         if ws.application_state is not WebSocketState.CONNECTED:
             return
@@ -58,3 +60,10 @@ class WebSocketConsumer:
 
     async def on_disconnect(self, ws: WebSocket, code: int) -> None:
         """Called once the connection has ended, with its close code."""
+
+    async def on_group_message(self, group: str, message: Any) -> None:
+        """Called with each message published to a group this socket joined.
+
+        Only when overridden: by default group messages go straight to the
+        client.
+        """

@@ -6,9 +6,12 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 import enum
+import inspect
 import json
 import logging
 from typing import TYPE_CHECKING, Any
+
+from pyramid_asgi_ws.interfaces import IBroadcaster
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyramid.request import Request
@@ -106,6 +109,7 @@ class WebSocket:
         #: Called as ``hook(group, message)`` for each group message instead
         #: of sending it to the client; see :meth:`deliver`.
         self.on_group_message: Callable[[str, Any], Any] | None = None
+        self._hook_tasks: set[asyncio.Future[Any]] = set()
 
     # -- what the handshake said ------------------------------------------
 
@@ -367,6 +371,65 @@ class WebSocket:
             {'type': 'websocket.close', 'code': code, 'reason': reason or ''}
         )
 
+    # -- groups -----------------------------------------------------------
+
+    @property
+    def broadcaster(self) -> Any:
+        """The application's broadcaster (groups and publishing)."""
+        registry = self.scope.get('registry')
+        broadcaster = (
+            registry.queryUtility(IBroadcaster) if registry is not None else None
+        )
+        if broadcaster is None:
+            raise RuntimeError(
+                'no broadcaster: serve this WebSocket through an app made by '
+                "config.make_asgi_app() after config.include('pyramid_asgi_ws')"
+            )
+        return broadcaster
+
+    async def join(self, group: str) -> None:
+        """Add this connection to ``group``; it leaves when it closes."""
+        await self.broadcaster.join(self, group)
+
+    async def leave(self, group: str) -> None:
+        """Take this connection out of ``group``."""
+        await self.broadcaster.leave(self, group)
+
+    async def broadcast(self, group: str, message: Any) -> None:
+        """Publish ``message`` (text, bytes or JSON-able) to ``group``."""
+        await self.broadcaster.publish(group, message)
+
+    def deliver(self, group: str, message: Any) -> None:
+        """Hand a group message to this connection without waiting.
+
+        With an ``on_group_message`` hook set, the hook gets the message
+        (a coroutine hook runs as a task); otherwise the message is pushed
+        to the client: text as text, bytes as bytes, anything else as JSON.
+        """
+        hook = self.on_group_message
+        if hook is not None:
+            result = hook(group, message)
+            if inspect.isawaitable(result):
+                task = asyncio.ensure_future(result)
+                self._hook_tasks.add(task)
+                task.add_done_callback(self._hook_done)
+            return
+        if isinstance(message, str):
+            self.push({'type': 'websocket.send', 'text': message})
+        elif isinstance(message, (bytes, bytearray)):
+            self.push({'type': 'websocket.send', 'bytes': bytes(message)})
+        else:
+            self.push(json_message(message))
+
+    def _hook_done(self, task: asyncio.Future[Any]) -> None:
+        self._hook_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                'on_group_message hook failed on WebSocket %s',
+                self.path,
+                exc_info=task.exception(),
+            )
+
     # -- fan-out ----------------------------------------------------------
 
     def push(self, message: Message) -> bool:
@@ -429,6 +492,8 @@ class WebSocket:
 
     async def _finish(self) -> None:
         """Stop the send queue once the consumer is done."""
+        for task in list(self._hook_tasks):
+            task.cancel()
         drainer = self._drainer
         if drainer is not None:
             drainer.cancel()
