@@ -154,8 +154,6 @@ class FileWrapper:
     def __init__(self, filelike: typing.Any, block_size: int = 8192) -> None:
         self.filelike = filelike
         self.block_size = block_size
-        if hasattr(filelike, 'close'):
-            self.close = filelike.close
 
     def __iter__(self) -> typing.Iterator[bytes]:
         read = self.filelike.read
@@ -165,6 +163,12 @@ class FileWrapper:
             if not data:
                 return
             yield data
+
+    def close(self) -> None:
+        """Close the file, if it can be closed."""
+        close = getattr(self.filelike, 'close', None)
+        if close is not None:
+            close()
 
     def fileno(self) -> int | None:
         """The file descriptor, or ``None`` when the file has none."""
@@ -305,9 +309,12 @@ class _Pipe:
             self._loop.call_soon_threadsafe(_wake, waiter)
 
     async def get(self) -> list[typing.Any]:
-        """Take everything queued, waiting for at least one item."""
+        """Take everything queued, waiting for at least one item; raises
+        :exc:`_PipeClosed` once closed."""
         while True:
             with self._cond:
+                if self.closed:
+                    raise _PipeClosed
                 if self._items:
                     items = list(self._items)
                     self._items.clear()
@@ -322,6 +329,9 @@ class _Pipe:
         with self._cond:
             self.closed = True
             self._cond.notify_all()
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            _wake(waiter)
 
 
 def _wake(waiter: 'asyncio.Future[None]') -> None:
@@ -373,6 +383,8 @@ class _Call:
 
     def receive_from_thread(self) -> Message:
         """Wait for the next ASGI message (worker thread)."""
+        if self.pipe.closed:
+            raise ClientDisconnect('Request ended')
         future: Future[Message] = Future()
         self.receive_future = future
         self.loop.call_soon_threadsafe(
@@ -456,7 +468,10 @@ class _Call:
             try:
                 self.pipe.put(_Failure((type(exc), exc, exc.__traceback__)))
             except _PipeClosed:
-                log.exception('Error in WSGI application after disconnect')
+                log.error(
+                    'Error in WSGI application after disconnect',
+                    exc_info=(type(exc), exc, exc.__traceback__),
+                )
             del exc
 
     def _produce(self, iterable: typing.Any) -> list[typing.Any]:
@@ -482,15 +497,17 @@ class _Call:
     # -- event loop ------------------------------------------------------
 
     def _start_receive(self, future: 'Future[Message]') -> None:
+        if future.done():
+            return  # the response already ended
         self.receive_task = self.loop.create_task(self._receive_for(future))
 
     async def _receive_for(self, future: 'Future[Message]') -> None:
         try:
             message = await self.receive()
-        except BaseException as exc:
+        except Exception as exc:
             future.set_exception(exc)
-            raise
-        future.set_result(message)
+        else:
+            future.set_result(message)
 
     async def _watch_disconnect(self) -> None:
         while (await self.receive())['type'] != 'http.disconnect':
@@ -511,6 +528,8 @@ class _Call:
                     watcher = self.loop.create_task(self._watch_disconnect())
                 if await self._send_items(items):
                     return
+        except _PipeClosed:
+            log.debug('Client disconnected during the response')
         except OSError as exc:
             # uvicorn raises ClientDisconnected, an OSError, on send.
             log.debug('Client went away: %r', exc)
@@ -518,19 +537,28 @@ class _Call:
             self.pipe.close()
             if watcher is not None:
                 watcher.cancel()
-            if self.receive_future is not None:
-                if not self.receive_future.done():
-                    self.receive_future.set_exception(ClientDisconnect())
-                if self.receive_task is not None:
-                    self.receive_task.cancel()
+            future = self.receive_future
+            if future is not None and not future.done():
+                future.set_exception(ClientDisconnect('Request ended'))
+            if self.receive_task is not None:
+                self.receive_task.cancel()
 
     async def _send_items(self, items: list[typing.Any]) -> bool:
         send = self.send
-        last = len(items) - 1
-        for index, item in enumerate(items):
+        count = len(items)
+        index = 0
+        while index < count:
+            item = items[index]
+            index += 1
             kind = type(item)
             if kind is bytes:
-                more = index == last or items[index + 1] is not _END
+                # Coalesce the chunks queued while the last send waited.
+                first = index - 1
+                while index < count and type(items[index]) is bytes:
+                    index += 1
+                if index - first > 1:
+                    item = b''.join(items[first:index])
+                more = index == count or items[index] is not _END
                 await send(
                     {
                         'type': 'http.response.body',
@@ -573,9 +601,7 @@ class _Call:
                 message['count'] = self.content_length
             await self.send(message)
         finally:
-            close = getattr(wrapper, 'close', None)
-            if close is not None:
-                close()
+            wrapper.close()
 
     async def _fail(self, exc_info: ExcInfo) -> None:
         exc = exc_info[1]

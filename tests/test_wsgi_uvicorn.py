@@ -1,0 +1,159 @@
+"""The bridge through a real uvicorn process on a loopback port."""
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+APP = textwrap.dedent(
+    '''
+    import contextvars
+
+    from pyramid.config import Configurator
+    from pyramid.response import Response
+
+    from pyramid_asgi_ws.wsgi import WsgiToAsgi
+
+    var = contextvars.ContextVar('var')
+
+
+    def hello(request):
+        var.set(request.path)
+        return Response('Hello')
+
+
+    def stream(request):
+        def chunks():
+            for i in range(5):
+                yield b'chunk%d' % i
+
+        return Response(app_iter=chunks())
+
+
+    def upload(request):
+        size = 0
+        while True:
+            data = request.body_file_raw.read(65536)
+            if not data:
+                break
+            size += len(data)
+        return Response(str(size))
+
+
+    with Configurator() as config:
+        config.add_route('hello', '/')
+        config.add_view(hello, route_name='hello')
+        config.add_route('stream', '/stream')
+        config.add_view(stream, route_name='stream')
+        config.add_route('upload', '/upload')
+        config.add_view(upload, route_name='upload')
+        app = WsgiToAsgi(config.make_wsgi_app(), threads=8)
+    '''
+)
+
+
+@pytest.fixture(scope='module')
+def server(tmp_path_factory):
+    pytest.importorskip('uvicorn')
+    app_dir = tmp_path_factory.mktemp('app')
+    (app_dir / 'keepalive_app.py').write_text(APP)
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env['PYTHONPATH'] = os.pathsep.join(
+        p for p in (root, env.get('PYTHONPATH')) if p
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            '-m',
+            'uvicorn',
+            '--host',
+            '127.0.0.1',
+            '--port',
+            str(port),
+            '--app-dir',
+            str(app_dir),
+            '--log-level',
+            'warning',
+            'keepalive_app:app',
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                conn = http.client.HTTPConnection('127.0.0.1', port, timeout=2)
+                conn.request('GET', '/')
+                conn.getresponse().read()
+                conn.close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            output, _ = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            proc.kill()
+            output, _ = proc.communicate(timeout=10)
+    # Nothing logged: no "Exception in ASGI application", no 500.
+    assert b'Error' not in output and b'Exception' not in output, output
+
+
+def _requests(port, count, statuses):
+    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+    conn.connect()
+    # Without it, delayed ACKs stall each upload by 40 ms.
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        for i in range(count):
+            path = ('/', '/stream', '/upload')[i % 3]
+            body = b'x' * 100000 if path == '/upload' else None
+            conn.request('POST' if body else 'GET', path, body=body)
+            response = conn.getresponse()
+            data = response.read()
+            statuses.append(response.status)
+            if path == '/stream':
+                expected = b''.join(b'chunk%d' % n for n in range(5))
+                if data != expected:  # pragma: no cover
+                    statuses.append(-1)
+            elif path == '/upload' and data != b'100000':  # pragma: no cover
+                statuses.append(-2)
+    finally:
+        conn.close()
+
+
+def test_keep_alive_sequential_no_5xx(server):
+    statuses = []
+    _requests(server, 500, statuses)
+    assert len(statuses) == 500
+    assert set(statuses) == {200}
+
+
+def test_keep_alive_threads_no_5xx(server):
+    statuses = []
+    threads = [
+        threading.Thread(target=_requests, args=(server, 150, statuses))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(statuses) == 8 * 150
+    assert set(statuses) == {200}
