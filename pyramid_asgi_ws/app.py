@@ -76,13 +76,18 @@ class ASGIApp:
         self.connections: set[WebSocket] = set()
         self.started = False
         self.stopping = False
+        self._startup_lock: asyncio.Lock | None = None
         self.registry.asgi_app = self
 
-    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def __call__(
+        self, scope: dict[str, Any], receive: Receive, send: Send
+    ) -> None:
         kind = scope['type']
         if kind == 'lifespan':
             await self.lifespan(receive, send)
             return
+        if not self.started:
+            await self._lazy_startup()
         found = self.consumers.match(kind, path_info(scope))
         if found is None:
             if kind == 'websocket':
@@ -115,7 +120,11 @@ class ASGIApp:
         return request
 
     def _websocket(
-        self, consumer: Consumer, scope: dict[str, Any], receive: Receive, send: Send
+        self,
+        consumer: Consumer,
+        scope: dict[str, Any],
+        receive: Receive,
+        send: Send,
     ) -> WebSocket:
         settings = self.settings
         return WebSocket(
@@ -130,7 +139,9 @@ class ASGIApp:
             send_overflow=consumer.send_overflow or settings['send_overflow'],
         )
 
-    def check_handshake(self, ws: WebSocket, consumer: Consumer) -> Refusal | None:
+    def check_handshake(
+        self, ws: WebSocket, consumer: Consumer
+    ) -> Refusal | None:
         """Run the origin, subprotocol and permission checks in turn."""
         try:
             return (
@@ -144,7 +155,11 @@ class ASGIApp:
             )
 
     async def serve_websocket(
-        self, consumer: Consumer, scope: dict[str, Any], receive: Receive, send: Send
+        self,
+        consumer: Consumer,
+        scope: dict[str, Any],
+        receive: Receive,
+        send: Send,
     ) -> None:
         """Check the handshake, run the consumer, and close what it left."""
         ws = self._websocket(consumer, scope, receive, send)
@@ -171,7 +186,9 @@ class ASGIApp:
         except WebSocketDisconnect:
             return
         except HTTPException as exc:
-            reason = f'consumer {consumer.name!r} raised {exc.code} {exc.title}'
+            reason = (
+                f'consumer {consumer.name!r} raised {exc.code} {exc.title}'
+            )
             if ws.application_state is WebSocketState.CONNECTING:
                 await self.refuse(ws, refusal_from_exception(exc, reason))
             else:
@@ -219,7 +236,9 @@ class ASGIApp:
         except (WebSocketDisconnect, RuntimeError):
             pass
 
-    async def refuse_unknown(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def refuse_unknown(
+        self, scope: dict[str, Any], receive: Receive, send: Send
+    ) -> None:
         """Refuse a handshake to a path no consumer serves with 404."""
         ws = WebSocket(scope, receive, send)
         await self.refuse(
@@ -240,6 +259,18 @@ class ASGIApp:
 
     # -- lifespan ---------------------------------------------------------
 
+    async def _lazy_startup(self) -> None:
+        # daphne (and uvicorn --lifespan off) never send a lifespan scope:
+        # start on the first request instead, once.
+        if self._startup_lock is None:
+            self._startup_lock = asyncio.Lock()
+        async with self._startup_lock:
+            if not self.started:
+                try:
+                    await self.startup()
+                except Exception:
+                    log.exception('application startup failed')
+
     async def startup(self) -> None:
         """Start the broadcaster and run the startup subscribers."""
         if self.started:
@@ -249,7 +280,9 @@ class ASGIApp:
         broadcaster = self.registry.queryUtility(IBroadcaster)
         if broadcaster is not None:
             await broadcaster.start()
-        await notify_async(self.registry, ApplicationStartup(self, self.registry))
+        await notify_async(
+            self.registry, ApplicationStartup(self, self.registry)
+        )
 
     async def close_connections(
         self,
@@ -270,11 +303,13 @@ class ASGIApp:
         if timeout is None:
             timeout = self.settings['shutdown_timeout']
         deadline = asyncio.get_running_loop().time() + timeout
-        while self.connections and asyncio.get_running_loop().time() < deadline:
+        while (
+            self.connections and asyncio.get_running_loop().time() < deadline
+        ):
             await asyncio.sleep(0.02)
 
     async def shutdown(self) -> None:
-        """Close sockets, run the shutdown subscribers, stop the broadcaster."""
+        """Close sockets, run shutdown subscribers, stop the broadcaster."""
         await self.close_connections()
         try:
             await notify_async(

@@ -48,15 +48,16 @@ def _target(consumer: Any, raw: bool) -> Any:
     """Return what runs per connection: classes get an instance each time."""
     if not inspect.isclass(consumer):
         return consumer
+    factory: Any = consumer
     if raw:
 
         async def raw_instance(scope: Any, receive: Any, send: Any) -> None:
-            await consumer()(scope, receive, send)
+            await factory()(scope, receive, send)
 
         return raw_instance
 
     async def instance(ws: Any) -> None:
-        await consumer()(ws)
+        await factory()(ws)
 
     return instance
 

@@ -35,7 +35,10 @@ class WebSocketConsumer:
 
     async def __call__(self, ws: WebSocket) -> None:
         self.ws = ws
-        if type(self).on_group_message is not WebSocketConsumer.on_group_message:
+        if (
+            type(self).on_group_message
+            is not WebSocketConsumer.on_group_message
+        ):
             ws.on_group_message = self.on_group_message
         await self.on_connect(ws)
         if ws.application_state is not WebSocketState.CONNECTED:

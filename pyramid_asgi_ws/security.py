@@ -192,14 +192,14 @@ def check_permission(ws: WebSocket, consumer: Consumer) -> Refusal | None:
     if allowed:
         return None
     anonymous = request.authenticated_userid is None
-    reason = (
-        f'{"anonymous user" if anonymous else repr(request.authenticated_userid)}'
-        f' lacks permission {permission!r}: {allowed}'
-    )
+    who = 'anonymous user' if anonymous else repr(request.authenticated_userid)
+    reason = f'{who} lacks permission {permission!r}: {allowed}'
     return _forbidden_view_refusal(request, anonymous, reason)
 
 
-def _forbidden_view_refusal(request: Any, anonymous: bool, reason: str) -> Refusal:
+def _forbidden_view_refusal(
+    request: Any, anonymous: bool, reason: str
+) -> Refusal:
     exc = HTTPForbidden()
     try:
         raise exc

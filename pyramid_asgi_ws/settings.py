@@ -37,9 +37,14 @@ def as_size(value: Any, name: str = 'size') -> int | None:
 
     ``None``, ``''`` and ``'none'`` mean no limit and return ``None``.
     """
-    if value is None or isinstance(value, str) and value.strip().lower() in (
-        '',
-        'none',
+    if (
+        value is None
+        or isinstance(value, str)
+        and value.strip().lower()
+        in (
+            '',
+            'none',
+        )
     ):
         return None
     if isinstance(value, int) and not isinstance(value, bool):

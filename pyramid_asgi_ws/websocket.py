@@ -27,6 +27,15 @@ log = logging.getLogger(__name__)
 DENIAL_EXTENSION = 'websocket.http.response'
 
 
+class _AppCloseCodes:
+    def __contains__(self, code: object) -> bool:
+        return code == 1000 or isinstance(code, int) and 3000 <= code <= 4999
+
+
+#: Close codes every server lets an application send.
+APP_CLOSE_CODES = _AppCloseCodes()
+
+
 class WebSocketState(enum.Enum):
     """Where one side of a WebSocket connection is in its life."""
 
@@ -49,7 +58,9 @@ class WebSocketDisconnect(Exception):
         self.reason = reason
 
     def __repr__(self) -> str:
-        return f'WebSocketDisconnect(code={self.code!r}, reason={self.reason!r})'
+        return (
+            f'WebSocketDisconnect(code={self.code!r}, reason={self.reason!r})'
+        )
 
 
 def encode_headers(
@@ -144,7 +155,9 @@ class WebSocket:
         for raw_name, raw_value in self.scope.get('headers') or ():
             name = raw_name.decode('latin-1').lower()
             value = raw_value.decode('latin-1')
-            result[name] = f'{result[name]}, {value}' if name in result else value
+            result[name] = (
+                f'{result[name]}, {value}' if name in result else value
+            )
         return result
 
     # -- handshake --------------------------------------------------------
@@ -192,7 +205,9 @@ class WebSocket:
         if isinstance(body, str):
             body = body.encode('utf-8')
         raw_headers = encode_headers(headers)
-        if body and not any(n.lower() == b'content-type' for n, _ in raw_headers):
+        if body and not any(
+            n.lower() == b'content-type' for n, _ in raw_headers
+        ):
             raw_headers.append((b'content-type', b'text/plain; charset=utf-8'))
         raw_headers.append((b'content-length', str(len(body)).encode()))
         await self.send(
@@ -342,12 +357,30 @@ class WebSocket:
         else:
             raise WebSocketDisconnect(self.close_code or 1000)
         try:
-            await self._send(message)
+            await self._transmit(message)
         except OSError:
             # ASGI 2.4: sending on a connection the client closed raises.
             self.application_state = WebSocketState.DISCONNECTED
             self.client_state = WebSocketState.DISCONNECTED
             raise WebSocketDisconnect(1006) from None
+
+    async def _transmit(self, message: Message) -> None:
+        try:
+            await self._send(message)
+        except OSError:
+            raise
+        except Exception:
+            code = message.get('code', 1000)
+            if message['type'] != 'websocket.close' or code in APP_CLOSE_CODES:
+                raise
+            # daphne (autobahn) refuses close codes an application may not
+            # send by RFC 6455's letter (1001-2999): fall back to 1000.
+            log.info(
+                'server refused close code %d on %s; closing with 1000',
+                code,
+                self.path,
+            )
+            await self._send(dict(message, code=1000))
 
     async def send_text(self, data: str) -> None:
         """Send a text message."""
@@ -378,12 +411,15 @@ class WebSocket:
         """The application's broadcaster (groups and publishing)."""
         registry = self.scope.get('registry')
         broadcaster = (
-            registry.queryUtility(IBroadcaster) if registry is not None else None
+            registry.queryUtility(IBroadcaster)
+            if registry is not None
+            else None
         )
         if broadcaster is None:
             raise RuntimeError(
                 'no broadcaster: serve this WebSocket through an app made by '
-                "config.make_asgi_app() after config.include('pyramid_asgi_ws')"
+                'config.make_asgi_app() after '
+                "config.include('pyramid_asgi_ws')"
             )
         return broadcaster
 
@@ -479,7 +515,7 @@ class WebSocket:
     async def _drain(self) -> None:
         try:
             while self._outbox:
-                await self._send(self._outbox.popleft())
+                await self._transmit(self._outbox.popleft())
         except Exception:  # the client is gone; nothing left to tell it
             self._outbox.clear()
         finally:

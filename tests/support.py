@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import contextlib
 import os
 from pathlib import Path
@@ -11,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ('uvicorn', 'hypercorn', 'daphne')
@@ -44,14 +44,17 @@ def server_command(kind: str, target: str, port: int) -> list[str]:
     raise ValueError(f'unknown server {kind!r}')
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+def wait_for_port(
+    port: int, proc: subprocess.Popen, timeout: float = 20.0
+) -> None:
     """Wait until something accepts on ``port``, or fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f'server exited with {proc.returncode}')
-        with contextlib.suppress(OSError), socket.create_connection(
-            ('127.0.0.1', port), timeout=0.5
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(('127.0.0.1', port), timeout=0.5),
         ):
             return
         time.sleep(0.05)
@@ -70,6 +73,8 @@ class ServerProcess:
     ) -> None:
         self.command = command
         self.port = port
+        self.kind = command[2] if len(command) > 2 else ''
+
         self.logfile = tempfile.NamedTemporaryFile(
             prefix='asgi-ws-server-', suffix='.log', delete=False
         )
@@ -105,7 +110,9 @@ class ServerProcess:
             wait_for_port(self.port, self.proc, timeout)
         except Exception:
             self.stop()
-            raise RuntimeError(f'server failed to start:\n{self.log()}') from None
+            raise RuntimeError(
+                f'server failed to start:\n{self.log()}'
+            ) from None
         return self
 
     def log(self) -> str:
@@ -133,8 +140,10 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def serve(kind: str, target: str, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
-    """Serve ``target`` (``module:attr``) with server ``kind`` on a free port."""
+def serve(
+    kind: str, target: str, env: dict[str, str] | None = None
+) -> Iterator[ServerProcess]:
+    """Serve ``target`` (``module:attr``) with ``kind`` on a free port."""
     port = free_port()
     server = ServerProcess(server_command(kind, target, port), port, env)
     server.wait_ready()

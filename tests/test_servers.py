@@ -1,0 +1,269 @@
+"""The core behaviour through real uvicorn, hypercorn and daphne servers."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+import urllib.request
+
+import pytest
+from websockets.sync.client import connect
+
+from tests.wsclient import (
+    TIMEOUT,
+    close_code,
+    open_ws,
+    refused_response,
+    refused_status,
+)
+
+
+def denied(server, status: int) -> int:
+    """The status a refusal shows on ``server``: daphne always says 403."""
+    return 403 if server.kind == 'daphne' else status
+
+
+def closed(server, code: int) -> int:
+    """The close code seen: daphne turns 1001-2999 into 1000."""
+    if server.kind == 'daphne' and 1000 < code < 3000:
+        return 1000
+    return code
+
+
+def get(server, path: str, headers: dict | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(server.url + path, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        return response.status, response.read().decode()
+
+
+def test_http_view(server):
+    assert get(server, '/') == (200, 'Hello')
+
+
+def test_keepalive_requests_have_no_5xx(server):
+    conn = http.client.HTTPConnection(
+        '127.0.0.1', server.port, timeout=TIMEOUT
+    )
+    statuses = []
+    for _ in range(300):
+        conn.request('GET', '/')
+        response = conn.getresponse()
+        response.read()
+        statuses.append(response.status)
+    conn.close()
+    assert statuses == [200] * 300
+
+
+def test_echo_text(server):
+    with open_ws(server.ws_url + '/ws/echo') as ws:
+        for text in ('hello', 'ünïcødé ✓', 'x' * 100_000):
+            ws.send(text)
+            assert ws.recv(timeout=TIMEOUT) == text
+
+
+def test_echo_bytes(server):
+    with open_ws(server.ws_url + '/ws/bytes') as ws:
+        ws.send(b'\x00\x01\xff')
+        assert ws.recv(timeout=TIMEOUT) == b'\x00\x01\xff'
+
+
+def test_echo_json(server):
+    with open_ws(server.ws_url + '/ws/json') as ws:
+        ws.send(json.dumps({'a': [1, 2]}))
+        assert json.loads(ws.recv(timeout=TIMEOUT)) == {'got': {'a': [1, 2]}}
+        ws.send(json.dumps('text').encode())  # a binary JSON message
+        assert json.loads(ws.recv(timeout=TIMEOUT)) == {'got': 'text'}
+
+
+def test_bad_json_closes_with_1007(server):
+    with open_ws(server.ws_url + '/ws/json') as ws:
+        ws.send('{not json')
+        code, _ = close_code(ws)
+    assert code == closed(server, 1007)
+
+
+def test_path_parameters_and_request(server):
+    with open_ws(server.ws_url + '/ws/room/lobby?q=search') as ws:
+        data = json.loads(ws.recv(timeout=TIMEOUT))
+    assert data == {
+        'room': 'lobby',
+        'n': None,
+        'q': 'search',
+        'setting': 'from-settings',
+        'greeting': 'hi there',
+        'user': None,
+    }
+
+
+def test_regex_placeholder(server):
+    with open_ws(server.ws_url + '/ws/num/42') as ws:
+        assert json.loads(ws.recv(timeout=TIMEOUT))['n'] == '42'
+    assert refused_status(server.ws_url + '/ws/num/abc') == denied(server, 404)
+
+
+def test_unknown_path_is_refused_with_404(server):
+    response = refused_response(server.ws_url + '/no/such/socket')
+    assert response.status_code == denied(server, 404)
+    assert b'Traceback' not in (response.body or b'')
+    assert get(server, '/') == (200, 'Hello')
+    log = server.log()
+    assert 'no WebSocket consumer matches this path' in log
+    assert 'Traceback' not in log
+
+
+def test_consumer_raising_before_accept_answers_500(server):
+    response = refused_response(server.ws_url + '/ws/crash')
+    assert response.status_code == denied(server, 500)
+    assert b'secret' not in (response.body or b'')
+    assert b'Traceback' not in (response.body or b'')
+    assert 'secret internal detail' in server.log()  # logged with traceback
+    assert get(server, '/') == (200, 'Hello')
+
+
+def test_consumer_raising_after_accept_closes_1011(server):
+    with open_ws(server.ws_url + '/ws/crash-later') as ws:
+        ws.send('boom')
+        code, reason = close_code(ws)
+    assert code == closed(server, 1011)
+    assert 'secret' not in reason
+    assert 'Traceback' in server.log()
+    with open_ws(server.ws_url + '/ws/echo') as ws:
+        ws.send('still serving')
+        assert ws.recv(timeout=TIMEOUT) == 'still serving'
+
+
+def test_consumer_returning_closes_1000(server):
+    with open_ws(server.ws_url + '/ws/early') as ws:
+        assert ws.recv(timeout=TIMEOUT) == 'bye'
+        assert close_code(ws)[0] == 1000
+
+
+def test_consumer_returning_without_accept_refuses(server):
+    assert refused_status(server.ws_url + '/ws/never') == 403
+
+
+def test_http_exception_before_accept_refuses_with_its_status(server):
+    response = refused_response(server.ws_url + '/ws/notfound')
+    assert response.status_code == denied(server, 404)
+
+
+def test_http_exception_after_accept_closes_4000_plus_status(server):
+    with open_ws(server.ws_url + '/ws/notfound-later') as ws:
+        assert close_code(ws)[0] == 4404
+
+
+def test_class_based_consumer(server):
+    with open_ws(server.ws_url + '/ws/shout') as ws:
+        for n in (1, 2):
+            ws.send(json.dumps({'text': 'hey'}))
+            reply = json.loads(ws.recv(timeout=TIMEOUT))
+            assert reply == {'shout': 'HEY', 'n': n}
+
+
+def test_raw_websocket_consumer_gets_matchdict(server):
+    with open_ws(server.ws_url + '/ws/raw/abc') as ws:
+        ws.send('x')
+        assert ws.recv(timeout=TIMEOUT) == 'abc:x'
+
+
+def test_raw_http_consumer(server):
+    status, body = get(server, '/raw/7')
+    assert (status, body) == (200, "raw {'x': '7'} from-settings")
+
+
+def test_route_prefix(server):
+    with open_ws(server.ws_url + '/api/ws') as ws:
+        ws.send('prefixed')
+        assert ws.recv(timeout=TIMEOUT) == 'prefixed'
+
+
+def test_consumer_url(server):
+    status, body = get(server, '/urls')
+    base = f'127.0.0.1:{server.port}'
+    assert json.loads(body) == {
+        'echo': f'ws://{base}/ws/echo',
+        'room': f'ws://{base}/ws/room/lobby',
+        'raw_http': f'http://{base}/raw/7?a=1',
+    }
+
+
+def test_consumer_url_follows_host(server):
+    status, body = get(server, '/urls', headers={'Host': 'chat.example.com'})
+    assert json.loads(body)['room'] == 'ws://chat.example.com/ws/room/lobby'
+
+
+def test_client_vanishing_is_seen_by_consumer(server):
+    with socket.create_connection(('127.0.0.1', server.port), TIMEOUT) as raw:
+        raw.sendall(
+            b'GET /ws/tracker HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+            b'Upgrade: websocket\r\nConnection: Upgrade\r\n'
+            b'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+            b'Sec-WebSocket-Version: 13\r\n\r\n'
+        )
+        assert b' 101 ' in raw.recv(4096)
+    # the TCP connection dropped without a close frame
+    deadline = time.monotonic() + TIMEOUT
+    events: list = []
+    while time.monotonic() < deadline:
+        with open_ws(server.ws_url + '/ws/events') as ws:
+            events = json.loads(ws.recv(timeout=TIMEOUT))
+        if any(event[0] == 'gone' for event in events):
+            break
+        time.sleep(0.1)
+    assert [e for e in events if e[0] == 'gone'][-1][1] in (1005, 1006)
+    assert get(server, '/') == (200, 'Hello')
+
+
+def test_lifespan_startup_event_ran(server):
+    with open_ws(server.ws_url + '/ws/events') as ws:
+        events = json.loads(ws.recv(timeout=TIMEOUT))
+    assert ['startup', True] in events
+
+
+def test_foreign_origin_refused_by_default(server):
+    url = server.ws_url + '/ws/echo'
+    assert refused_status(url, origin='http://evil.example') == 403
+    assert "Origin 'http://evil.example'" in server.log()
+    with open_ws(url, origin=f'http://127.0.0.1:{server.port}') as ws:
+        ws.send('same origin')
+        assert ws.recv(timeout=TIMEOUT) == 'same origin'
+    with open_ws(server.ws_url + '/ws/open', origin='http://evil.example'):
+        pass
+
+
+def test_subprotocol_negotiation(server):
+    url = server.ws_url + '/ws/proto'
+    with open_ws(url, subprotocols=['v0', 'v1.chat', 'v2.chat']) as ws:
+        assert ws.subprotocol == 'v1.chat'
+    assert refused_status(url, subprotocols=['v0']) == denied(server, 400)
+    assert refused_status(url) == denied(server, 400)
+
+
+def test_protected_consumer(server):
+    url = server.ws_url + '/ws/protected'
+    assert refused_status(url) == denied(server, 401)
+    request = urllib.request.Request(server.url + '/login?user=bob')
+    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        cookie = response.headers['Set-Cookie'].split(';')[0]
+    with open_ws(url, additional_headers={'Cookie': cookie}) as ws:
+        assert ws.recv(timeout=TIMEOUT) == 'hello bob'
+    admin = server.ws_url + '/ws/admin'
+    assert refused_status(
+        admin, additional_headers={'Cookie': cookie}
+    ) == denied(server, 403)
+
+
+@pytest.mark.parametrize('size', [2 * 1024 * 1024])
+def test_oversized_message_closes_1009(server, size):
+    if server.kind == 'daphne':
+        # daphne's own 1 MiB limit drops the TCP connection first.
+        url = server.ws_url + '/ws/echo'
+        with connect(url, open_timeout=TIMEOUT, max_size=None) as ws:
+            ws.send('x' * 1000)
+            assert ws.recv(timeout=TIMEOUT) == 'x' * 1000
+        return
+    with open_ws(server.ws_url + '/ws/echo') as ws:
+        ws.send('x' * size)
+        assert close_code(ws)[0] == 1009
