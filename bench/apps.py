@@ -1,0 +1,178 @@
+"""The applications the benchmark serves, one factory each (uvicorn's
+``--factory``), so that a server imports only what it runs."""
+
+import asyncio
+import time
+import typing
+from urllib.parse import parse_qs
+
+CHUNK = b'x' * 65536
+HELLO = b'Hello, world!'
+
+
+def hello(request: typing.Any) -> typing.Any:
+    from pyramid.response import Response
+
+    return Response(HELLO, content_type='text/plain')
+
+
+def sleep(request: typing.Any) -> typing.Any:
+    from pyramid.response import Response
+
+    time.sleep(0.2)
+    return Response(b'slept', content_type='text/plain')
+
+
+def stream(request: typing.Any) -> typing.Any:
+    from pyramid.response import Response
+
+    size = int(request.params['size'])
+
+    def chunks() -> typing.Iterator[bytes]:
+        for _ in range(size // len(CHUNK)):
+            yield CHUNK
+
+    response = Response(app_iter=chunks(), content_type='text/plain')
+    response.content_length = size // len(CHUNK) * len(CHUNK)
+    return response
+
+
+def upload(request: typing.Any) -> typing.Any:
+    from pyramid.response import Response
+
+    read = request.environ['wsgi.input'].read
+    size = 0
+    while True:
+        data = read(65536)
+        if not data:
+            break
+        size += len(data)
+    return Response(str(size), content_type='text/plain')
+
+
+def make_config(settings: dict[str, str] | None = None) -> typing.Any:
+    from pyramid.config import Configurator
+
+    config = Configurator(settings=settings)
+    for name, view in (
+        ('hello', hello),
+        ('sleep', sleep),
+        ('stream', stream),
+        ('upload', upload),
+    ):
+        config.add_route(name, '/' if name == 'hello' else '/' + name)
+        config.add_view(view, route_name=name)
+    return config
+
+
+def wsgi() -> typing.Any:
+    """The Pyramid app, for waitress."""
+    return make_config().make_wsgi_app()
+
+
+def bridge() -> typing.Any:
+    """The Pyramid app through this add-on's ``make_asgi_app()``."""
+    config = make_config({'asgi_ws.threads': '32'})
+    config.include('pyramid_asgi_ws')
+    return config.make_asgi_app()
+
+
+def asgiref() -> typing.Any:
+    from asgiref.wsgi import WsgiToAsgi
+
+    return WsgiToAsgi(wsgi())
+
+
+def a2wsgi() -> typing.Any:
+    from a2wsgi import WSGIMiddleware
+
+    return WSGIMiddleware(wsgi(), workers=32)
+
+
+async def echo(ws: typing.Any) -> None:
+    await ws.accept()
+    async for message in ws.iter_text():
+        await ws.send_text(message)
+
+
+def websocket() -> typing.Any:
+    """The add-on's :class:`WebSocket` consumer echoing text."""
+    config = make_config()
+    config.include('pyramid_asgi_ws')
+    config.add_asgi_consumer('/ws', echo)
+    return config.make_asgi_app()
+
+
+async def _raw(
+    scope: dict[str, typing.Any],
+    receive: typing.Callable[[], typing.Awaitable[dict[str, typing.Any]]],
+    send: typing.Callable[[dict[str, typing.Any]], typing.Awaitable[None]],
+) -> None:
+    if scope['type'] == 'websocket':
+        await receive()
+        await send({'type': 'websocket.accept'})
+        while True:
+            message = await receive()
+            if message['type'] != 'websocket.receive':
+                return
+            await send(
+                {
+                    'type': 'websocket.send',
+                    'text': message.get('text'),
+                    'bytes': message.get('bytes'),
+                }
+            )
+    if scope['type'] != 'http':
+        return
+    path = scope['path']
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        size += len(message.get('body', b''))
+        more = message.get('more_body', False)
+    body = HELLO
+    if path == '/sleep':
+        await asyncio.sleep(0.2)
+        body = b'slept'
+    elif path == '/upload':
+        body = str(size).encode()
+    elif path == '/stream':
+        query = parse_qs(scope['query_string'].decode())
+        count = int(query['size'][0]) // len(CHUNK)
+        await send(
+            {
+                'type': 'http.response.start',
+                'status': 200,
+                'headers': [
+                    (b'content-type', b'text/plain'),
+                    (b'content-length', b'%d' % (count * len(CHUNK))),
+                ],
+            }
+        )
+        for _ in range(count):
+            await send(
+                {
+                    'type': 'http.response.body',
+                    'body': CHUNK,
+                    'more_body': True,
+                }
+            )
+        await send({'type': 'http.response.body', 'body': b''})
+        return
+    await send(
+        {
+            'type': 'http.response.start',
+            'status': 200,
+            'headers': [
+                (b'content-type', b'text/plain'),
+                (b'content-length', b'%d' % len(body)),
+            ],
+        }
+    )
+    await send({'type': 'http.response.body', 'body': body})
+
+
+def raw() -> typing.Any:
+    """A raw ASGI app serving the same routes: the ceiling."""
+    return _raw
