@@ -1,0 +1,1 @@
+"""Console scripts, siblings of Pyramid's ``pyramid.scripts``."""
