@@ -114,6 +114,20 @@ class Root:
         pass
 
 
+async def room(ws):
+    await ws.accept()
+    group = ws.matchdict['room']
+    await ws.join(group)
+    await ws.send_text('joined')
+    async for text in ws.iter_text():
+        await ws.broadcast(group, text)
+
+
+def announce(request):
+    request.broadcast(request.matchdict['room'], {'from': 'view'})
+    return Response('sent')
+
+
 def login(request):
     response = Response('ok')
     response.set_cookie('user', request.params['user'])
@@ -143,8 +157,11 @@ def make_app(**settings):
         config.add_view(login, route_name='login')
         config.add_route('socket_url', '/socket-url')
         config.add_view(socket_url, route_name='socket_url')
+        config.add_route('announce', '/announce/{room}')
+        config.add_view(announce, route_name='announce')
         add = config.add_asgi_consumer
         add('/echo', echo)
+        add('/room/{room}', room)
         add('/bytes', echo_bytes)
         add('/json', JsonEcho)
         add('/hello/{who}', hello_once, name='hello')
@@ -537,3 +554,20 @@ def test_close_after_the_app_closed_unseen(client):
         with pytest.raises(WebSocketDisconnect) as info:
             ws.receive()
     assert info.value.code == 4002
+
+
+def test_groups_between_sockets_and_from_views(client):
+    with client.websocket_connect('/room/a') as one:
+        assert one.receive_text() == 'joined'
+        with client.websocket_connect('/room/a') as two:
+            assert two.receive_text() == 'joined'
+            with client.websocket_connect('/room/b') as other:
+                assert other.receive_text() == 'joined'
+                one.send_text('hi all')
+                assert two.receive_text() == 'hi all'
+                assert one.receive_text() == 'hi all'
+                assert client.http.get('/announce/a').text == 'sent'
+                assert one.receive_json() == {'from': 'view'}
+                assert two.receive_json() == {'from': 'view'}
+                with pytest.raises(WebSocketTimeout):
+                    other.receive(timeout=0.1)
