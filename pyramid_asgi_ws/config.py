@@ -123,6 +123,8 @@ def add_asgi_consumer(
         options['factory'] = config.maybe_dotted(options['factory'])
     if config.route_prefix:
         pattern = config.route_prefix.rstrip('/') + '/' + pattern.lstrip('/')
+    if not pattern.startswith('/'):
+        pattern = '/' + pattern
     if name is None:
         name = _dotted(consumer)
     discriminator = ('asgi consumer', protocol, pattern)

@@ -74,6 +74,7 @@ class ServerProcess:
         self.command = command
         self.port = port
         self.kind = command[2] if len(command) > 2 else ''
+        self._final_log = ''
 
         self.logfile = tempfile.NamedTemporaryFile(
             prefix='asgi-ws-server-', suffix='.log', delete=False
@@ -117,6 +118,8 @@ class ServerProcess:
 
     def log(self) -> str:
         """Everything the server printed so far."""
+        if self.logfile.closed:
+            return self._final_log
         self.logfile.flush()
         return Path(self.logfile.name).read_text(errors='replace')
 
@@ -136,7 +139,9 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        self.logfile.close()
+        if not self.logfile.closed:
+            self._final_log = self.log()
+            self.logfile.close()
 
 
 @contextlib.contextmanager

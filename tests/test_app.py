@@ -1,0 +1,225 @@
+"""The ASGI application in-process: lifespan, shutdown, edge dispatch."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pyramid.config import Configurator
+from pyramid.httpexceptions import HTTPForbidden
+import pytest
+
+from pyramid_asgi_ws import ApplicationShutdown, ApplicationStartup
+from pyramid_asgi_ws.app import ASGIApp
+from tests.asgi import Channel, run, ws_scope
+
+CONNECT = {'type': 'websocket.connect'}
+
+
+def make_app(*consumers, settings=None, subscribers=()):
+    config = Configurator(settings=settings or {})
+    config.include('pyramid_asgi_ws')
+    for pattern, consumer, kw in consumers:
+        config.add_asgi_consumer(pattern, consumer, **kw)
+    for subscriber, event in subscribers:
+        config.add_subscriber(subscriber, event)
+    return config.make_asgi_app()
+
+
+async def lifespan(app, *phases):
+    channel = Channel(*({'type': f'lifespan.{p}'} for p in phases))
+    await app({'type': 'lifespan', 'asgi': {'version': '3.0'}}, channel.receive, channel.send)
+    return channel.types()
+
+
+def test_lifespan_runs_async_and_sync_subscribers():
+    seen = []
+
+    async def start(event):
+        await asyncio.sleep(0)
+        seen.append(('start', event.registry is event.app.registry))
+
+    def stop(event):
+        seen.append('stop')
+
+    app = make_app(
+        subscribers=[(start, ApplicationStartup), (stop, ApplicationShutdown)]
+    )
+    types = run(lifespan(app, 'startup', 'shutdown'))
+    assert types == ['lifespan.startup.complete', 'lifespan.shutdown.complete']
+    assert seen == [('start', True), 'stop']
+
+
+def test_failing_startup_is_reported_to_the_server():
+    def start(event):
+        raise RuntimeError('no database')
+
+    app = make_app(subscribers=[(start, ApplicationStartup)])
+
+    async def go():
+        channel = Channel({'type': 'lifespan.startup'})
+        task = asyncio.ensure_future(
+            app({'type': 'lifespan'}, channel.receive, channel.send)
+        )
+        while not channel.sent:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        return channel.sent
+
+    sent = run(go())
+    assert sent == [
+        {
+            'type': 'lifespan.startup.failed',
+            'message': 'RuntimeError during startup',
+        }
+    ]
+
+
+def test_failing_shutdown_is_reported():
+    def stop(event):
+        raise RuntimeError('oops')
+
+    app = make_app(subscribers=[(stop, ApplicationShutdown)])
+    types = run(lifespan(app, 'startup', 'shutdown'))
+    assert types[-1] == 'lifespan.shutdown.failed'
+
+
+def test_startup_happens_on_first_scope_without_lifespan():
+    seen = []
+    app = make_app(subscribers=[(seen.append, ApplicationStartup)])
+
+    async def go():
+        channel = Channel(CONNECT)
+        await app(ws_scope('/nowhere'), channel.receive, channel.send)
+        channel = Channel(CONNECT)
+        await app(ws_scope('/nowhere'), channel.receive, channel.send)
+
+    run(go())
+    assert len(seen) == 1
+
+
+def test_failing_lazy_startup_still_serves():
+    def start(event):
+        raise RuntimeError('no database')
+
+    app = make_app(subscribers=[(start, ApplicationStartup)])
+    channel = Channel(CONNECT)
+    run(app(ws_scope('/nowhere'), channel.receive, channel.send))
+    assert channel.sent[0]['status'] == 404
+
+
+def test_close_connections_sends_1001_and_waits():
+    seen = []
+
+    async def consumer(ws):
+        await ws.accept()
+        async for _ in ws.iter_text():
+            pass
+        seen.append(ws.close_code)
+
+    app = make_app(('/ws', consumer, {}))
+
+    async def go():
+        channel = Channel(CONNECT)
+        task = asyncio.ensure_future(
+            app(ws_scope('/ws'), channel.receive, channel.send)
+        )
+        while not app.connections:
+            await asyncio.sleep(0.01)
+
+        async def close_then_disconnect():
+            await app.close_connections(timeout=2)
+
+        closer = asyncio.ensure_future(close_then_disconnect())
+        await asyncio.sleep(0.05)
+        channel.incoming.put_nowait(
+            {'type': 'websocket.disconnect', 'code': 1001}
+        )
+        await closer
+        await task
+        late = Channel(CONNECT)
+        await app(ws_scope('/ws'), late.receive, late.send)
+        return channel.sent, late.sent
+
+    sent, late = run(go())
+    assert sent[-1] == {
+        'type': 'websocket.close',
+        'code': 1001,
+        'reason': 'server shutting down',
+    }
+    assert seen == [1001]
+    assert late[0]['status'] == 503
+
+
+def test_raising_factory_refuses_with_its_status():
+    def factory(request):
+        raise HTTPForbidden()
+
+    async def consumer(ws):  # pragma: no cover - never runs
+        await ws.accept()
+
+    app = make_app(('/ws', consumer, {'factory': factory}))
+    channel = Channel(CONNECT)
+    run(app(ws_scope('/ws'), channel.receive, channel.send))
+    assert channel.sent[0]['status'] == 403
+    assert channel.sent[1]['body'] == b'403 Forbidden'
+
+
+def test_raw_consumer_is_checked_before_it_runs():
+    ran = []
+
+    async def raw(scope, receive, send):
+        ran.append(scope['matchdict'])
+        await receive()
+        await send({'type': 'websocket.close'})
+
+    app = make_app(('/raw/{x}', raw, {'raw': True}))
+    refused = Channel(CONNECT)
+    scope = ws_scope('/raw/1', headers=[(b'origin', b'http://evil')])
+    run(app(scope, refused.receive, refused.send))
+    assert refused.sent[0]['status'] == 403 and ran == []
+    allowed = Channel(CONNECT)
+    run(app(ws_scope('/raw/2'), allowed.receive, allowed.send))
+    assert ran == [{'x': '2'}]
+
+
+def test_client_gone_before_refusal_is_quiet():
+    app = make_app()
+    channel = Channel(CONNECT)
+    channel.fail_on = 'websocket.http.response.start'
+    run(app(ws_scope('/none'), channel.receive, channel.send))
+    assert channel.sent == []
+
+
+def test_app_without_include_still_serves_http():
+    config = Configurator()
+    app = ASGIApp(config.make_wsgi_app())
+    assert len(app.consumers) == 0
+    assert not app.consumers.has('websocket')
+
+
+@pytest.mark.parametrize('status', [200])
+def test_http_goes_to_pyramid(status):
+    config = Configurator()
+    config.include('pyramid_asgi_ws')
+    config.add_route('home', '/')
+    config.add_view(lambda request: {'ok': True}, route_name='home', renderer='json')
+    app = config.make_asgi_app()
+    channel = Channel({'type': 'http.request', 'body': b'', 'more_body': False})
+    scope = {
+        'type': 'http',
+        'asgi': {'version': '3.0'},
+        'http_version': '1.1',
+        'method': 'GET',
+        'scheme': 'http',
+        'path': '/',
+        'raw_path': b'/',
+        'query_string': b'',
+        'root_path': '',
+        'headers': [(b'host', b'testserver')],
+        'client': ('127.0.0.1', 1),
+        'server': ('testserver', 80),
+    }
+    run(app(scope, channel.receive, channel.send))
+    assert channel.sent[0]['status'] == status
+    body = b''.join(m.get('body', b'') for m in channel.sent[1:])
+    assert body == b'{"ok": true}'

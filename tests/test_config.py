@@ -1,0 +1,200 @@
+"""The directives, the decorators' scan and the introspection they leave."""
+
+from __future__ import annotations
+
+from pyramid.config import Configurator
+from pyramid.exceptions import ConfigurationConflictError, ConfigurationError
+from pyramid.interfaces import IRequestExtensions
+import pytest
+
+from pyramid_asgi_ws.interfaces import IASGISettings, IConsumerRouter
+from tests.pkgs.scanned import scanned
+
+
+async def echo(ws):
+    await ws.accept()
+
+
+async def other(ws):
+    await ws.accept()
+
+
+def router(config):
+    return config.registry.getUtility(IConsumerRouter)
+
+
+def test_includeme_adds_directives_and_request_method(config):
+    assert callable(config.add_asgi_consumer)
+    assert callable(config.make_asgi_app)
+    config.commit()
+    extensions = config.registry.getUtility(IRequestExtensions)
+    assert 'consumer_url' in extensions.methods
+    assert config.registry.getUtility(IASGISettings)['max_message_size'] == (
+        1024 * 1024
+    )
+
+
+def test_add_consumer_registers_it(config):
+    config.add_asgi_consumer('/ws/{room}', echo)
+    config.commit()
+    consumer, matchdict = router(config).match('websocket', '/ws/lobby')
+    assert consumer.name == 'tests.test_config.echo'
+    assert consumer.original is echo
+    assert matchdict == {'room': 'lobby'}
+    assert router(config).match('http', '/ws/lobby') is None
+    assert router(config).match('websocket', '/other') is None
+
+
+def test_dotted_name_consumer(config):
+    config.add_asgi_consumer('/ws', 'tests.test_config.echo', name='dotted')
+    config.commit()
+    assert router(config).get('dotted').original is echo
+
+
+def test_route_prefix_applies(config):
+    def include(config):
+        config.add_asgi_consumer('/ws', echo, name='prefixed')
+
+    config.include(include, route_prefix='/chat')
+    config.commit()
+    assert router(config).get('prefixed').pattern == '/chat/ws'
+    assert router(config).match('websocket', '/chat/ws') is not None
+
+
+def test_same_pattern_conflicts(config):
+    config.add_asgi_consumer('/ws', echo, name='a')
+    config.add_asgi_consumer('/ws', other, name='b')
+    with pytest.raises(ConfigurationConflictError):
+        config.commit()
+
+
+def test_same_pattern_other_protocol_does_not_conflict(config):
+    config.add_asgi_consumer('/ws', echo, name='a')
+    config.add_asgi_consumer('/ws', echo, name='b', protocol='http')
+    config.commit()
+    assert router(config).match('http', '/ws')[0].name == 'b'
+
+
+def test_duplicate_name_is_an_error(config):
+    config.add_asgi_consumer('/one', echo)
+    config.add_asgi_consumer('/two', echo)
+    with pytest.raises(ConfigurationError, match='pass name='):
+        config.commit()
+
+
+def test_including_app_overrides_library_consumer(config):
+    def library(config):
+        config.add_asgi_consumer('/ws', echo, name='lib')
+
+    config.include(library)
+    config.add_asgi_consumer('/ws', other, name='app')
+    config.commit()
+    assert router(config).match('websocket', '/ws')[0].name == 'app'
+
+
+def test_introspectable(config):
+    config.add_asgi_consumer('/ws', echo, name='intro', permission='view')
+    config.commit()
+    intr = config.registry.introspector.get(
+        'asgi consumers', ('asgi consumer', 'websocket', '/ws')
+    )
+    assert intr['name'] == 'intro'
+    assert intr['pattern'] == '/ws'
+    assert intr['permission'] == 'view'
+    assert intr['consumer'] is echo
+    assert intr['object'].name == 'intro'
+    assert intr.type_name == 'asgi consumer'
+
+
+@pytest.mark.parametrize(
+    'kwargs, message',
+    [
+        ({'protocol': 'ftp'}, "not 'ftp'"),
+        ({'bogus': 1}, "unknown add_asgi_consumer option 'bogus'"),
+        ({'max_message_size': 'big'}, 'max_message_size must be a byte'),
+        ({'send_overflow': 'explode'}, 'send_overflow must be one of'),
+        ({'send_queue_size': 0}, 'send_queue_size must be positive'),
+    ],
+)
+def test_bad_arguments_name_the_problem(config, kwargs, message):
+    with pytest.raises(ConfigurationError, match=message):
+        config.add_asgi_consumer('/ws', echo, **kwargs)
+
+
+def test_sync_function_consumer_is_refused(config):
+    def sync(ws):
+        pass
+
+    with pytest.raises(ConfigurationError, match='must be an async def'):
+        config.add_asgi_consumer('/ws', sync)
+    config.add_asgi_consumer('/raw', sync, raw=True)  # any ASGI callable
+
+
+def test_uncallable_and_bad_pattern(config):
+    with pytest.raises(ConfigurationError, match='is not callable'):
+        config.add_asgi_consumer('/ws', 42)
+    with pytest.raises(ConfigurationError, match='pattern must be a string'):
+        config.add_asgi_consumer(None, echo)
+
+
+def test_options_are_normalized(config):
+    config.add_asgi_consumer(
+        '/ws',
+        echo,
+        allowed_origins='https://a.example https://b.example',
+        subprotocols=['v1'],
+        max_message_size='64KiB',
+        require_origin='true',
+        factory='tests.apps.core.Root',
+    )
+    config.commit()
+    consumer = router(config).get('tests.test_config.echo')
+    assert consumer.allowed_origins == ('https://a.example', 'https://b.example')
+    assert consumer.subprotocols == ('v1',)
+    assert consumer.max_message_size == 65536
+    assert consumer.require_origin is True
+    assert consumer.factory.__name__ == 'Root'
+    assert consumer.permission is None
+    assert 'websocket' in repr(consumer)
+
+
+def test_scan_registers_decorated_consumers(config):
+    config.scan('tests.pkgs.scanned')
+    config.commit()
+    names = {consumer.name for consumer in router(config)}
+    assert names == {
+        'scanned-func',
+        'tests.pkgs.scanned.ScannedClass',
+        'tests.pkgs.scanned.scanned_http',
+        'raw-ws',
+    }
+    assert router(config).get('scanned-func').original is scanned
+    assert router(config).get('raw-ws').raw is True
+    assert router(config).get('tests.pkgs.scanned.scanned_http').raw is True
+
+
+def test_scan_conflict_names_the_decorator_lines(config):
+    config.scan('tests.pkgs.conflicting')
+    with pytest.raises(ConfigurationConflictError) as excinfo:
+        config.commit()
+    text = str(excinfo.value)
+    assert "@websocket_consumer('/same', name='first')" in text
+    assert "@websocket_consumer('/same', name='second')" in text
+
+
+def test_make_asgi_app_wraps_the_router():
+    config = Configurator(settings={'asgi_ws.threads': '3'})
+    config.include('pyramid_asgi_ws')
+    config.add_asgi_consumer('/ws', echo)
+    app = config.make_asgi_app()
+    assert app.registry is config.registry
+    assert app.wsgi_app.registry is config.registry
+    assert app.settings['threads'] == 3
+    assert app.consumers.get('tests.test_config.echo') is not None
+
+
+def test_bad_setting_fails_at_commit():
+    config = Configurator(settings={'asgi_ws.max_mesage_size': '1'})
+    config.include('pyramid_asgi_ws')
+    with pytest.raises(ConfigurationError, match='asgi_ws.max_mesage_size'):
+        config.commit()

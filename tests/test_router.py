@@ -1,0 +1,80 @@
+"""The consumer router and request.consumer_url."""
+
+from __future__ import annotations
+
+from pyramid.config import Configurator
+from pyramid.request import Request, apply_request_extensions
+import pytest
+
+from pyramid_asgi_ws.router import Consumer, ConsumerRouter, path_info
+
+
+async def consumer(ws):
+    await ws.accept()
+
+
+def make_request(environ=None, **kw):
+    config = Configurator()
+    config.include('pyramid_asgi_ws')
+    config.add_asgi_consumer('/ws/{room}', consumer, name='room')
+    config.add_asgi_consumer(
+        '/files/*rest', consumer, name='files', protocol='http'
+    )
+    config.commit()
+    request = Request.blank('/', environ=environ, **kw)
+    request.registry = config.registry
+    apply_request_extensions(request)
+    return request
+
+
+def test_ws_url_follows_scheme_host_and_script_name():
+    request = make_request(base_url='https://example.com:8443/app')
+    assert (
+        request.consumer_url('room', room='a b')
+        == 'wss://example.com:8443/app/ws/a%20b'
+    )
+    plain = make_request(base_url='http://example.com')
+    assert plain.consumer_url('room', room='x') == 'ws://example.com/ws/x'
+
+
+def test_http_consumer_url_elements_and_query():
+    request = make_request(base_url='http://example.com')
+    assert (
+        request.consumer_url('files', 'a', 'b', rest=('x',), _query='q=1')
+        == 'http://example.com/files/x/a/b?q=1'
+    )
+    assert request.consumer_url(
+        'room', room='r', _query={'token': 't'}
+    ).endswith('/ws/r?token=t')
+
+
+def test_unknown_name():
+    request = make_request()
+    with pytest.raises(KeyError, match="no ASGI consumer named 'nope'"):
+        request.consumer_url('nope')
+
+
+def test_router_order_and_lookup():
+    router = ConsumerRouter()
+    first = Consumer('first', '/a/{x}', consumer)
+    second = Consumer('second', '/a/b', consumer)
+    router.add(first)
+    router.add(second)
+    assert router.match('websocket', '/a/b')[0] is first
+    assert router.get('second') is second
+    assert list(router) == [first, second]
+    assert router.has('websocket') and not router.has('http')
+    assert router.match('lifespan', '/') is None
+    with pytest.raises(ValueError, match='already exists'):
+        router.add(Consumer('first', '/c', consumer))
+    with pytest.raises(AttributeError):
+        first.__wrapped__
+
+
+@pytest.mark.parametrize(
+    'path, root, expected',
+    [('/app/ws', '/app', '/ws'), ('/app', '/app', '/'), ('/ws', '', '/ws'),
+     ('/other', '/app', '/other')],
+)  # fmt: skip
+def test_path_info(path, root, expected):
+    assert path_info({'path': path, 'root_path': root}) == expected

@@ -1,0 +1,170 @@
+"""Handshake checks: origins, trusted proxies, permissions."""
+
+from __future__ import annotations
+
+from pyramid.config import Configurator
+from pyramid.httpexceptions import HTTPFound
+import pytest
+
+from pyramid_asgi_ws.router import Consumer
+from pyramid_asgi_ws.security import (
+    check_origin,
+    is_trusted,
+    negotiate_subprotocol,
+    normalize_origin,
+    own_origin,
+)
+from pyramid_asgi_ws.settings import parse_settings
+from tests.apps.core import Root, SessionSecurityPolicy
+from tests.asgi import Channel, run, ws_scope
+
+
+async def consumer(ws):
+    await ws.accept()
+    await ws.send_text('in')
+
+
+def origin_scope(origin=None, **kw):
+    headers = [(b'host', b'app.example:8080')]
+    if origin is not None:
+        headers.append((b'origin', origin.encode()))
+    headers += kw.pop('headers', [])
+    return ws_scope(headers=headers, **kw)
+
+
+def check(origin, settings=None, **options):
+    return check_origin(
+        origin_scope(origin),
+        Consumer('c', '/ws', consumer, options=options),
+        parse_settings(settings or {}),
+    )
+
+
+@pytest.mark.parametrize(
+    'given, expected',
+    [
+        ('HTTP://Example.COM/', 'http://example.com'),
+        ('https://example.com:443', 'https://example.com'),
+        ('http://example.com:8080', 'http://example.com:8080'),
+        ('http://[::1]:80', 'http://[::1]'),
+        ('null', 'null'),
+    ],
+)
+def test_normalize_origin(given, expected):
+    assert normalize_origin(given) == expected
+
+
+def test_own_origin_allowed_foreign_refused():
+    assert check('http://app.example:8080') is None
+    refusal = check('http://evil.example')
+    assert refusal.status == 403
+    assert "'http://evil.example'" in refusal.reason
+    assert 'asgi_ws.allowed_origins' in refusal.reason
+    assert check('null').status == 403
+
+
+def test_allowed_origins_setting_and_option():
+    settings = {'asgi_ws.allowed_origins': 'https://Other.example'}
+    assert check('https://other.example', settings) is None
+    assert check('https://evil.example', settings).status == 403
+    assert check('https://evil.example', allowed_origins=('*',)) is None
+    # the consumer's list replaces the setting
+    assert check('https://other.example', settings, allowed_origins=()) is not None
+
+
+def test_missing_origin_allowed_unless_required():
+    assert check(None) is None
+    assert check(None, {'asgi_ws.require_origin': 'true'}).status == 403
+    assert check(None, require_origin=True).status == 403
+
+
+def test_check_origin_can_be_turned_off():
+    assert check('http://evil.example', {'asgi_ws.check_origin': 'false'}) is None
+
+
+def test_forwarded_headers_count_only_from_trusted_proxies():
+    forwarded = [
+        (b'x-forwarded-proto', b'https'),
+        (b'x-forwarded-host', b'public.example'),
+    ]
+    scope = origin_scope(headers=forwarded, client=('10.0.0.5', 1))
+    assert own_origin(scope) == 'http://app.example:8080'
+    assert own_origin(scope, ('10.0.0.0/8',)) == 'https://public.example'
+    assert own_origin(scope, ('*',)) == 'https://public.example'
+    scope = origin_scope(headers=[(b'x-forwarded-proto', b'wss')])
+    assert own_origin(scope, ('127.0.0.1',)) == 'https://app.example:8080'
+
+
+def test_own_origin_without_host_uses_server():
+    scope = ws_scope(headers=[], scheme='wss', server=('10.1.1.1', 8443))
+    assert own_origin(scope) == 'https://10.1.1.1:8443'
+    scope = ws_scope(headers=[], server=('sock', None))
+    assert own_origin(scope) == 'http://sock'
+
+
+@pytest.mark.parametrize(
+    'client, trusted, expected',
+    [
+        (('127.0.0.1', 1), (), False),
+        (('127.0.0.1', 1), ('127.0.0.1',), True),
+        (('192.168.1.9', 1), ('192.168.0.0/16',), True),
+        (('192.168.1.9', 1), ('bogus', '10.0.0.0/8'), False),
+        (None, ('127.0.0.1',), False),
+        (('/tmp/app.sock', None), ('unix',), True),
+        (('not-an-ip', 1), ('127.0.0.1',), False),
+    ],
+)
+def test_is_trusted(client, trusted, expected):
+    assert is_trusted(client, trusted) is expected
+
+
+def test_negotiate_subprotocol():
+    assert negotiate_subprotocol(['a', 'b'], ('b', 'a')) == 'a'
+    assert negotiate_subprotocol(['c'], ('b',)) is None
+    assert negotiate_subprotocol(['c'], None) is None
+
+
+def protected_app(forbidden_view=None, **options):
+    config = Configurator(
+        root_factory=Root, security_policy=SessionSecurityPolicy()
+    )
+    config.set_session_factory(
+        __import__('pyramid.session', fromlist=['x']).SignedCookieSessionFactory(
+            'secret'
+        )
+    )
+    config.include('pyramid_asgi_ws')
+    if forbidden_view is not None:
+        config.add_forbidden_view(forbidden_view)
+    config.add_asgi_consumer('/ws', consumer, **options)
+    return config.make_asgi_app()
+
+
+def handshake(app, headers=()):
+    channel = Channel({'type': 'websocket.connect'})
+    scope = ws_scope('/ws', headers=[(b'host', b'testserver'), *headers])
+    run(app(scope, channel.receive, channel.send))
+    return channel.sent
+
+
+def test_anonymous_gets_401_and_no_policy_means_no_check():
+    sent = handshake(protected_app(permission='chat'))
+    assert sent[0]['status'] == 401
+    assert sent[1]['body'] == b'401 Unauthorized'
+
+
+def test_app_forbidden_view_answers_the_refusal():
+    def to_login(request):
+        return HTTPFound(location='/login')
+
+    sent = handshake(protected_app(to_login, permission='chat'))
+    assert sent[0]['status'] == 302
+    assert (b'Location', b'/login') in sent[0]['headers']
+
+
+def test_permission_without_security_policy_allows():
+    config = Configurator()
+    config.include('pyramid_asgi_ws')
+    config.add_asgi_consumer('/ws', consumer, permission='chat')
+    sent = handshake(config.make_asgi_app())
+    assert sent[0] == {'type': 'websocket.accept'}

@@ -1,0 +1,385 @@
+"""The WebSocket object, driven by in-memory ASGI channels."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pyramid_asgi_ws.websocket import (
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketState,
+    encode_headers,
+    json_message,
+)
+from tests.asgi import Channel, run, ws_scope
+
+CONNECT = {'type': 'websocket.connect'}
+
+
+def make(*incoming, scope=None, **kw):
+    channel = Channel(*incoming)
+    ws = WebSocket(scope or ws_scope(), channel.receive, channel.send, **kw)
+    return ws, channel
+
+
+def test_accept_with_subprotocol_and_headers():
+    async def go():
+        ws, channel = make(CONNECT)
+        await ws.accept('chat', headers={'X-A': 'é'})
+        return ws, channel
+
+    ws, channel = run(go())
+    assert channel.sent == [
+        {
+            'type': 'websocket.accept',
+            'subprotocol': 'chat',
+            'headers': [(b'X-A', 'é'.encode('latin-1'))],
+        }
+    ]
+    assert ws.application_state is WebSocketState.CONNECTED
+    assert ws.client_state is WebSocketState.CONNECTED
+
+
+def test_receive_and_send_each_kind():
+    async def go():
+        ws, channel = make(
+            CONNECT,
+            {'type': 'websocket.receive', 'text': 'hi'},
+            {'type': 'websocket.receive', 'bytes': b'\x00'},
+            {'type': 'websocket.receive', 'text': '{"a": 1}'},
+            {'type': 'websocket.receive', 'bytes': b'[1]'},
+        )
+        await ws.accept()
+        got = [
+            await ws.receive_text(),
+            await ws.receive_bytes(),
+            await ws.receive_json(),
+            await ws.receive_json(),
+        ]
+        await ws.send_text('t')
+        await ws.send_bytes(b'b')
+        await ws.send_json({'k': 'é'})
+        await ws.send_json([1], mode='binary')
+        return got, channel.sent[1:]
+
+    got, sent = run(go())
+    assert got == ['hi', b'\x00', {'a': 1}, [1]]
+    assert sent == [
+        {'type': 'websocket.send', 'text': 't'},
+        {'type': 'websocket.send', 'bytes': b'b'},
+        {'type': 'websocket.send', 'text': '{"k":"é"}'},
+        {'type': 'websocket.send', 'bytes': b'[1]'},
+    ]
+
+
+def test_iterators_stop_at_disconnect():
+    async def go(kind, frames):
+        ws, _ = make(
+            CONNECT, *frames, {'type': 'websocket.disconnect', 'code': 1001}
+        )
+        await ws.accept()
+        return [item async for item in getattr(ws, f'iter_{kind}')()], ws
+
+    texts, ws = run(go('text', [{'type': 'websocket.receive', 'text': 'a'}]))
+    assert texts == ['a']
+    assert ws.close_code == 1001
+    assert run(go('bytes', [{'type': 'websocket.receive', 'bytes': b'a'}]))[
+        0
+    ] == [b'a']
+    assert run(go('json', [{'type': 'websocket.receive', 'text': '1'}]))[
+        0
+    ] == [1]
+
+
+def test_disconnect_raises_with_code_and_reason():
+    async def go():
+        ws, _ = make(
+            CONNECT,
+            {'type': 'websocket.disconnect', 'code': 4001, 'reason': 'bye'},
+        )
+        await ws.accept()
+        with pytest.raises(WebSocketDisconnect) as excinfo:
+            await ws.receive_text()
+        # once gone, further receives keep saying so
+        with pytest.raises(WebSocketDisconnect):
+            await ws.receive_text()
+        with pytest.raises(RuntimeError, match='disconnect message'):
+            await ws.receive()
+        return excinfo.value
+
+    exc = run(go())
+    assert (exc.code, exc.reason) == (4001, 'bye')
+    assert 'code=4001' in repr(exc)
+
+
+@pytest.mark.parametrize(
+    'frame, method, code',
+    [
+        ({'bytes': b'x'}, 'receive_text', 1003),
+        ({'text': 'x'}, 'receive_bytes', 1003),
+        ({'text': '{bad'}, 'receive_json', 1007),
+        ({'text': 'x' * 11}, 'receive_text', 1009),
+    ],
+)
+def test_bad_messages_close_with_a_code(frame, method, code):
+    async def go():
+        ws, channel = make(
+            CONNECT,
+            dict(frame, type='websocket.receive'),
+            max_message_size=10,
+        )
+        await ws.accept()
+        with pytest.raises(WebSocketDisconnect) as excinfo:
+            await getattr(ws, method)()
+        return excinfo.value, channel.sent[-1]
+
+    exc, last = run(go())
+    assert exc.code == code
+    assert last['type'] == 'websocket.close'
+    assert last['code'] == code
+
+
+def test_receive_before_accept_is_an_error():
+    async def go():
+        ws, _ = make(CONNECT)
+        with pytest.raises(RuntimeError, match='call "accept" first'):
+            await ws.receive_text()
+
+    run(go())
+
+
+def test_first_message_must_be_connect():
+    async def go():
+        ws, _ = make({'type': 'websocket.receive', 'text': 'x'})
+        with pytest.raises(RuntimeError, match='websocket.connect'):
+            await ws.receive()
+
+    run(go())
+
+
+def test_deny_with_the_extension_sends_an_http_response():
+    async def go():
+        ws, channel = make(CONNECT)
+        await ws.deny(404, 'nope', headers=[('X-Why', 'because')])
+        return ws, channel.sent
+
+    ws, sent = run(go())
+    assert sent[0]['status'] == 404
+    assert (b'content-type', b'text/plain; charset=utf-8') in sent[0][
+        'headers'
+    ]
+    assert (b'content-length', b'4') in sent[0]['headers']
+    assert sent[1] == {'type': 'websocket.http.response.body', 'body': b'nope'}
+    assert ws.application_state is WebSocketState.DISCONNECTED
+
+
+def test_deny_without_the_extension_closes():
+    async def go():
+        ws, channel = make(CONNECT, scope=ws_scope(extensions={}))
+        await ws.deny(401)
+        return channel.sent
+
+    assert run(go()) == [{'type': 'websocket.close', 'code': 1008}]
+
+
+def test_deny_after_accept_is_an_error():
+    async def go():
+        ws, _ = make(CONNECT)
+        await ws.accept()
+        with pytest.raises(RuntimeError, match='before accept'):
+            await ws.deny()
+
+    run(go())
+
+
+def test_send_state_checks():
+    async def go():
+        ws, _ = make(CONNECT)
+        with pytest.raises(RuntimeError, match='websocket.accept'):
+            await ws.send({'type': 'websocket.send', 'text': 'x'})
+        await ws.accept()
+        with pytest.raises(RuntimeError, match='websocket.send'):
+            await ws.send({'type': 'websocket.accept'})
+        await ws.close(4000, 'done')
+        await ws.close()  # twice is fine
+        with pytest.raises(WebSocketDisconnect):
+            await ws.send_text('late')
+        ws2, _ = make(CONNECT)
+        await ws2.send(
+            {'type': 'websocket.http.response.start', 'status': 400}
+        )
+        with pytest.raises(RuntimeError, match='response.body'):
+            await ws2.send({'type': 'websocket.send', 'text': 'x'})
+        await ws2.send(
+            {'type': 'websocket.http.response.body', 'more_body': True}
+        )
+        assert ws2.application_state is WebSocketState.RESPONSE
+
+    run(go())
+
+
+def test_close_before_accept_refuses():
+    async def go():
+        ws, channel = make(CONNECT)
+        await ws.close()
+        return channel.types(), ws.close_code
+
+    assert run(go()) == (['websocket.close'], 1000)
+
+
+def test_send_to_a_vanished_client_raises_disconnect():
+    async def go():
+        ws, channel = make(CONNECT)
+        await ws.accept()
+        channel.fail_on = 'websocket.send'
+        with pytest.raises(WebSocketDisconnect) as excinfo:
+            await ws.send_text('x')
+        return excinfo.value.code, ws.application_state
+
+    assert run(go()) == (1006, WebSocketState.DISCONNECTED)
+
+
+def test_refused_close_code_falls_back_to_1000():
+    async def go():
+        sent = []
+
+        async def send(message):
+            if message['type'] == 'websocket.close' and message['code'] > 1000:
+                raise ValueError('invalid close code')
+            sent.append(message)
+
+        ws = WebSocket(ws_scope(), Channel(CONNECT).receive, send)
+        await ws.accept()
+        await ws.close(1011)
+        ws2 = WebSocket(ws_scope(), Channel(CONNECT).receive, send)
+        await ws2.accept()
+        with pytest.raises(ValueError):
+            await ws2.close(4000)
+        return sent
+
+    closes = [m for m in run(go()) if m['type'] == 'websocket.close']
+    assert [m['code'] for m in closes] == [1000]
+
+
+def test_request_is_built_once_on_demand():
+    built = []
+
+    def factory(ws):
+        built.append(ws)
+        return object()
+
+    ws, _ = make(request_factory=factory)
+    assert ws.request is ws.request
+    assert built == [ws]
+    bare, _ = make()
+    with pytest.raises(RuntimeError, match='no request factory'):
+        bare.request
+
+
+def test_scope_descriptors():
+    scope = ws_scope(
+        '/room/1',
+        headers=[(b'Cookie', b'a=1'), (b'cookie', b'b=2')],
+        subprotocols=['x'],
+        matchdict={'room': '1'},
+    )
+    ws, _ = make(scope=scope)
+    assert ws.path == '/room/1'
+    assert ws.headers == {'cookie': 'a=1, b=2'}
+    assert ws.subprotocols == ['x']
+    assert ws.matchdict == {'room': '1'}
+
+
+def test_push_policies():
+    async def go(policy):
+        release = asyncio.Event()
+        sent = []
+
+        async def slow_send(message):
+            if message['type'] == 'websocket.send':
+                await release.wait()
+            sent.append(message)
+
+        ws = WebSocket(
+            ws_scope(),
+            Channel(CONNECT).receive,
+            slow_send,
+            send_queue_size=2,
+            send_overflow=policy,
+        )
+        await ws.accept()
+        results = [ws.push({'type': 'websocket.send', 'text': '0'})]
+        await asyncio.sleep(0)  # the sender takes '0' and waits on it
+        results += [
+            ws.push({'type': 'websocket.send', 'text': str(n)})
+            for n in range(1, 5)
+        ]
+        release.set()
+        for _ in range(50):
+            await asyncio.sleep(0)
+        await ws._finish()
+        texts = [m.get('text') for m in sent if m['type'] == 'websocket.send']
+        closes = [m['code'] for m in sent if m['type'] == 'websocket.close']
+        return results, texts, closes, ws.dropped
+
+    results, texts, closes, dropped = run(go('drop_oldest'))
+    assert texts == ['0', '3', '4'] and dropped == 2 and not closes
+    results, texts, closes, dropped = run(go('drop_newest'))
+    assert texts == ['0', '1', '2'] and results[3:] == [False, False]
+    results, texts, closes, dropped = run(go('close'))
+    assert closes == [1013] and texts == ['0']
+
+
+def test_push_when_not_connected_is_ignored():
+    ws, _ = make()
+    assert ws.push({'type': 'websocket.send', 'text': 'x'}) is False
+
+
+def test_deliver_pushes_or_calls_the_hook():
+    async def go():
+        ws, channel = make(CONNECT)
+        await ws.accept()
+        ws.deliver('g', 'text')
+        ws.deliver('g', b'bytes')
+        ws.deliver('g', {'json': True})
+        for _ in range(5):
+            await asyncio.sleep(0)
+        seen = []
+
+        async def hook(group, message):
+            seen.append((group, message))
+            if message == 'boom':
+                raise ValueError('hook failed')
+
+        ws.on_group_message = hook
+        ws.deliver('g', 'to hook')
+        ws.deliver('g', 'boom')
+        for _ in range(5):
+            await asyncio.sleep(0)
+        ws.on_group_message = seen.append and (lambda g, m: seen.append(m))
+        ws.deliver('g', 'sync hook')
+        await ws._finish()
+        return channel.sent[1:], seen
+
+    sent, seen = run(go())
+    assert sent == [
+        {'type': 'websocket.send', 'text': 'text'},
+        {'type': 'websocket.send', 'bytes': b'bytes'},
+        {'type': 'websocket.send', 'text': '{"json":true}'},
+    ]
+    assert seen == [('g', 'to hook'), ('g', 'boom'), 'sync hook']
+
+
+def test_groups_need_a_broadcaster():
+    ws, _ = make()
+    with pytest.raises(RuntimeError, match='no broadcaster'):
+        run(ws.join('g'))
+
+
+def test_helpers():
+    assert encode_headers(None) == []
+    assert encode_headers([(b'a', 'b')]) == [(b'a', b'b')]
+    with pytest.raises(ValueError, match='mode must be'):
+        json_message(1, mode='yaml')
