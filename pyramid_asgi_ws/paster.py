@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import os
 import signal
@@ -82,7 +83,7 @@ def asgi_app_for(app: Any) -> ASGIApp:
     """Return the ASGI application serving the WSGI application ``app``.
 
     ``app`` is what an ini file's app factory returned: a Pyramid
-    :term:`router`, an ASGI application made by ``config.make_asgi_app()``
+    router, an ASGI application made by ``config.make_asgi_app()``
     (returned as is), or a pipeline of WSGI filters around a router. For a
     pipeline, HTTP requests go through the whole pipeline while WebSocket
     and ASGI consumers, which WSGI filters cannot serve, come from the
@@ -510,9 +511,15 @@ def hypercorn_runner(
     asgi = asgi_app_for(wsgi_app)
     config = Config()
     config.bind = opts['listen']
-    config.loglevel = opts.get('log_level', 'info').upper()
-    config.errorlog = '-'
-    config.accesslog = '-' if opts.get('access_log', True) else None
+    # hypercorn logs through the ini's [loggers], as uvicorn does
+    level = opts.get('log_level', 'info')
+    level = 'debug' if level == 'trace' else level
+    config.errorlog = logging.getLogger('hypercorn.error')
+    config.errorlog.setLevel(level.upper())
+    config.accesslog = None
+    if opts.get('access_log', True):
+        config.accesslog = logging.getLogger('hypercorn.access')
+        config.accesslog.setLevel(level.upper())
     max_size = opts.get('ws_max_size', default_ws_max_size(asgi))
     config.websocket_max_message_size = max_size or 2**31
     config.websocket_ping_interval = opts.get('ws_ping_interval')

@@ -1,0 +1,92 @@
+"""Graceful shutdown: pserve, real clients, SIGTERM, close code 1001."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+
+import pytest
+
+from tests.fixtures.deploy import (
+    close_frame,
+    echo_once,
+    myproject_ini,
+    pserve,
+    websocket,
+)
+from tests.support import free_port
+
+CLIENTS = 3
+#: What must never appear in the log of a clean shutdown.
+BAD_LINES = (
+    'Task was destroyed',
+    'was never awaited',
+    'Traceback',
+    'Exception in ASGI',
+    'Cancel',
+    'ERROR',
+)
+
+
+@pytest.mark.parametrize(
+    ('server', 'signum', 'options'),
+    [
+        ('uvicorn', signal.SIGTERM, {}),
+        ('uvicorn', signal.SIGINT, {}),
+        ('uvicorn', signal.SIGTERM, {'workers': '2'}),
+        ('hypercorn', signal.SIGTERM, {}),
+    ],
+    ids=['uvicorn-term', 'uvicorn-int', 'uvicorn-workers', 'hypercorn-term'],
+)
+def test_signal_closes_every_websocket_with_1001(
+    tmp_path, server, signum, options
+):
+    port = free_port()
+    ini = myproject_ini(
+        tmp_path,
+        server,
+        listen=f'127.0.0.1:{port}',
+        shutdown_timeout='4',
+        **options,
+    )
+    proc = pserve(ini, port=port).wait_ready()
+    url = f'ws://127.0.0.1:{port}/ws/echo'
+    try:
+        with contextlib.ExitStack() as stack:
+            clients = [stack.enter_context(websocket(url)) for _ in range(3)]
+            for ws in clients:
+                echo_once(ws)
+            started = time.monotonic()
+            proc.signal(signum)
+            frames = [close_frame(ws, timeout=4) for ws in clients]
+            elapsed = time.monotonic() - started
+        proc.wait(15)
+    finally:
+        proc.stop()
+    log = proc.log()
+    assert [(f.code, f.reason) for f in frames] == [
+        (1001, 'server shutting down')
+    ] * CLIENTS, log
+    assert elapsed < 3, log
+    # every consumer noticed and finished before the shutdown hooks ran;
+    # hypercorn reports the client's echo of 1001 as 1000
+    code = 1000 if server == 'hypercorn' else 1001
+    assert log.count(f'echo consumer finished with code {code}') == 3, log
+    finished = log.rindex('echo consumer finished')
+    assert log.index('shutdown hook ran with 0 sockets open') > finished, log
+    assert not [bad for bad in BAD_LINES if bad in log], log
+
+
+def test_idle_server_stops_at_once(tmp_path):
+    port = free_port()
+    ini = myproject_ini(tmp_path, listen=f'127.0.0.1:{port}')
+    proc = pserve(ini, port=port).wait_ready()
+    try:
+        started = time.monotonic()
+        proc.signal(signal.SIGTERM)
+        proc.wait(10)
+        assert time.monotonic() - started < 2, proc.log()
+    finally:
+        proc.stop()
+    assert 'shutdown hook ran with 0 sockets open' in proc.log()
