@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -48,3 +49,26 @@ def close_code(ws: ClientConnection) -> tuple[int | None, str]:
         if received is None:
             return None, ''
         return received.code, received.reason
+
+
+def stalled_socket(port: int, path: str) -> socket.socket:
+    """Complete a handshake, then never read: the slowest client there is.
+
+    The receive buffer is made small so the kernel holds little for it.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(TIMEOUT)
+    sock.connect(('127.0.0.1', port))
+    sock.sendall(
+        f'GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n'
+        'Upgrade: websocket\r\nConnection: Upgrade\r\n'
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+        'Sec-WebSocket-Version: 13\r\n\r\n'.encode()
+    )
+    head = b''
+    while b'\r\n\r\n' not in head:
+        head += sock.recv(1)
+    if b' 101 ' not in head.split(b'\r\n')[0]:
+        raise AssertionError(f'handshake refused: {head!r}')
+    return sock

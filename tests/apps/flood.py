@@ -1,0 +1,66 @@
+"""Consumers that send far more than a slow client reads."""
+
+import asyncio
+import json
+import os
+
+from pyramid.config import Configurator
+
+CHUNK = 'x' * 10_000
+COUNT = 5_000  # 50 MB in all
+
+
+def rss_kib() -> int:
+    with open(f'/proc/{os.getpid()}/status') as status:
+        for line in status:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+    raise RuntimeError('no VmRSS')  # pragma: no cover
+
+
+def report(data: dict) -> None:
+    print('REPORT', json.dumps(data), flush=True)
+
+
+async def pushed(ws):
+    """Fan-out style: push() never waits; the queue policy decides."""
+    await ws.accept()
+    before = rss_kib()
+    for n in range(COUNT):
+        ws.push({'type': 'websocket.send', 'text': CHUNK})
+        if n % 100 == 0:
+            await asyncio.sleep(0)
+    await asyncio.sleep(0.5)
+    report({'grown_kib': rss_kib() - before, 'dropped': ws.dropped})
+    await ws.receive_text()
+
+
+async def sent(ws):
+    """Direct sends wait for the client: the consumer is slowed down."""
+    await ws.accept()
+    before = rss_kib()
+    n = 0
+    try:
+        for n in range(COUNT):
+            await asyncio.wait_for(ws.send_text(CHUNK), 1)
+    except asyncio.TimeoutError:
+        pass
+    report({'grown_kib': rss_kib() - before, 'sent': n})
+    await ws.receive_text()
+
+
+def make_app(overflow):
+    config = Configurator(
+        settings={
+            'asgi_ws.send_queue_size': '64',
+            'asgi_ws.send_overflow': overflow,
+        }
+    )
+    config.include('pyramid_asgi_ws')
+    config.add_asgi_consumer('/pushed', pushed)
+    config.add_asgi_consumer('/sent', sent)
+    return config.make_asgi_app()
+
+
+drop_oldest = make_app('drop_oldest')
+close = make_app('close')
