@@ -27,7 +27,11 @@ def make_app(*consumers, settings=None, subscribers=()):
 
 async def lifespan(app, *phases):
     channel = Channel(*({'type': f'lifespan.{p}'} for p in phases))
-    await app({'type': 'lifespan', 'asgi': {'version': '3.0'}}, channel.receive, channel.send)
+    await app(
+        {'type': 'lifespan', 'asgi': {'version': '3.0'}},
+        channel.receive,
+        channel.send,
+    )
     return channel.types()
 
 
@@ -202,9 +206,13 @@ def test_http_goes_to_pyramid(status):
     config = Configurator()
     config.include('pyramid_asgi_ws')
     config.add_route('home', '/')
-    config.add_view(lambda request: {'ok': True}, route_name='home', renderer='json')
+    config.add_view(
+        lambda request: {'ok': True}, route_name='home', renderer='json'
+    )
     app = config.make_asgi_app()
-    channel = Channel({'type': 'http.request', 'body': b'', 'more_body': False})
+    channel = Channel(
+        {'type': 'http.request', 'body': b'', 'more_body': False}
+    )
     scope = {
         'type': 'http',
         'asgi': {'version': '3.0'},

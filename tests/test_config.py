@@ -149,7 +149,10 @@ def test_options_are_normalized(config):
     )
     config.commit()
     consumer = router(config).get('tests.test_config.echo')
-    assert consumer.allowed_origins == ('https://a.example', 'https://b.example')
+    assert consumer.allowed_origins == (
+        'https://a.example',
+        'https://b.example',
+    )
     assert consumer.subprotocols == ('v1',)
     assert consumer.max_message_size == 65536
     assert consumer.require_origin is True

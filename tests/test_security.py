@@ -69,7 +69,10 @@ def test_allowed_origins_setting_and_option():
     assert check('https://evil.example', settings).status == 403
     assert check('https://evil.example', allowed_origins=('*',)) is None
     # the consumer's list replaces the setting
-    assert check('https://other.example', settings, allowed_origins=()) is not None
+    assert (
+        check('https://other.example', settings, allowed_origins=())
+        is not None
+    )
 
 
 def test_missing_origin_allowed_unless_required():
@@ -79,7 +82,9 @@ def test_missing_origin_allowed_unless_required():
 
 
 def test_check_origin_can_be_turned_off():
-    assert check('http://evil.example', {'asgi_ws.check_origin': 'false'}) is None
+    assert (
+        check('http://evil.example', {'asgi_ws.check_origin': 'false'}) is None
+    )
 
 
 def test_forwarded_headers_count_only_from_trusted_proxies():
@@ -129,9 +134,9 @@ def protected_app(forbidden_view=None, **options):
         root_factory=Root, security_policy=SessionSecurityPolicy()
     )
     config.set_session_factory(
-        __import__('pyramid.session', fromlist=['x']).SignedCookieSessionFactory(
-            'secret'
-        )
+        __import__(
+            'pyramid.session', fromlist=['x']
+        ).SignedCookieSessionFactory('secret')
     )
     config.include('pyramid_asgi_ws')
     if forbidden_view is not None:

@@ -275,7 +275,7 @@ def test_request_is_built_once_on_demand():
     assert built == [ws]
     bare, _ = make()
     with pytest.raises(RuntimeError, match='no request factory'):
-        bare.request
+        getattr(bare, 'request')  # noqa: B009
 
 
 def test_scope_descriptors():

@@ -1,6 +1,10 @@
 """A package whose consumers ``config.scan()`` registers."""
 
-from pyramid_asgi_ws import WebSocketConsumer, asgi_consumer, websocket_consumer
+from pyramid_asgi_ws import (
+    WebSocketConsumer,
+    asgi_consumer,
+    websocket_consumer,
+)
 
 
 @websocket_consumer('/scanned/{name}', name='scanned-func')
