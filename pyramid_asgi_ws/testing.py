@@ -454,6 +454,8 @@ class WebSocketTestSession:
     # -- the test's side --------------------------------------------------
 
     def __enter__(self) -> WebSocketTestSession:
+        if self._task is not None:
+            raise RuntimeError('this WebSocket session was already opened')
         loop = self.client.loop
         assert loop is not None
         self._to_app = self.client.call(_make_queue)
@@ -534,7 +536,8 @@ class WebSocketTestSession:
             # Re-raise what the app raised, if anything, once.
             assert self._task is not None
             self._app_error_seen = True
-            self._task.result(0)
+            # _ENDED is queued just before the task completes.
+            self._task.result(self.timeout)
         return message
 
     def send(self, message: Message) -> None:

@@ -207,6 +207,8 @@ def test_text_echo(client):
 
 def test_bytes(client):
     with client.websocket_connect('/bytes') as ws:
+        with pytest.raises(RuntimeError, match='already opened'):
+            ws.__enter__()
         ws.send_bytes(b'abc')
         assert ws.receive_bytes() == b'abc'
 
