@@ -18,11 +18,11 @@ from tests.wsclient import TIMEOUT, open_ws
 EXAMPLES = ROOT / 'docs' / 'examples'
 
 
-def load(name: str):
+def load(name: str, folder=EXAMPLES):
     """Import ``docs/examples/<name>.py`` under a name of its own."""
     module_name = f'docs_example_{name}'
     spec = importlib.util.spec_from_file_location(
-        module_name, EXAMPLES / f'{name}.py'
+        module_name, folder / f'{name}.py'
     )
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # config.scan() looks it up
@@ -223,8 +223,9 @@ def test_recipe_before_fails_unknown_paths():
 
 
 def test_recipe_after():
-    after = load('recipe_after')
+    # migrating.rst shows the rewritten recipe from examples/recipe/
+    after = load('echo', ROOT / 'examples' / 'recipe')
     with TestClient(after.app) as client:
         assert echo_works(client)
-        assert client.http.get('/').text == 'Hello'
+        assert 'ws://testserver/ws' in client.http.get('/').text
         assert refused(client, '/wss').status == 404
