@@ -56,7 +56,7 @@ def describe(ob: Any) -> str:
 
 
 def origins(consumer: Any, settings: dict[str, Any]) -> str:
-    """Return which page origins the consumer's handshake accepts."""
+    """Return which page origins a WebSocket consumer's handshake accepts."""
     allowed = consumer.allowed_origins
     if allowed is None:
         if not settings['check_origin']:
@@ -90,7 +90,9 @@ def consumer_rows(registry: Any, glob: str = '') -> list[tuple[str, ...]]:
                 consumer.name,
                 describe(consumer.original),
                 str(consumer.permission or '-'),
-                origins(consumer, settings),
+                origins(consumer, settings)
+                if consumer.protocol == 'websocket'
+                else '-',
             )
         )
     return rows

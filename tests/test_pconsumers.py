@@ -1,0 +1,76 @@
+"""The ``pconsumers`` console script."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+
+from pyramid_asgi_ws.scripts import pconsumers
+from tests.fixtures.deploy import FIXTURES, PYTHONPATH, script
+
+INI = str(FIXTURES / 'apps.ini')
+TABLE = """\
+Protocol          Pattern           Name                         Callable                     Permission   Origins
+--------          -------           ----                         --------                     ----------   -------
+websocket         /ws/echo          echo                         tests.fixtures.apps.echo     -            same-origin https://www.example.com
+websocket         /ws/chat/{room}   chat                         tests.fixtures.apps.Chat     chat         same-origin https://chat.example.com
+http              /health           tests.fixtures.apps.health   tests.fixtures.apps.health   -            -
+websocket (raw)   /ws/raw           raw                          tests.fixtures.apps.health   -            *
+"""  # noqa: E501
+
+
+def run(*args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    status = pconsumers.main(['pconsumers', *args], out=out)
+    return status, out.getvalue()
+
+
+def test_prints_every_consumer():
+    status, output = run(INI)
+    assert status == 0
+    assert output == TABLE
+
+
+def test_glob_matches_names_and_patterns():
+    status, output = run('-g', '/ws/c*', INI)
+    assert status == 0
+    assert [line.split()[2] for line in output.splitlines()] == [
+        'Name',
+        '----',
+        'chat',
+    ]
+    status, output = run('--glob', 'ech?', INI)
+    assert [line.split()[1] for line in output.splitlines()[2:]] == [
+        '/ws/echo'
+    ]
+
+
+def test_no_consumers():
+    assert run(INI + '#included') == (0, 'No consumers.\n')
+
+
+def test_app_without_the_include():
+    status, output = run(INI + '#plain')
+    assert status == 2
+    assert 'pyramid.includes = pyramid_asgi_ws' in output
+
+
+def test_requires_a_config_file():
+    assert run() == (2, 'requires a config file argument\n')
+
+
+def test_console_script(tmp_path):
+    ini = tmp_path / 'vars.ini'
+    ini.write_text(
+        '[app:main]\nuse = call:tests.fixtures.apps:main\n'
+        'asgi_ws.allowed_origins = %(origin)s\n'
+    )
+    result = subprocess.run(
+        [script('pconsumers'), str(ini), 'origin=https://www.example.com'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={'PYTHONPATH': PYTHONPATH, 'PATH': '/usr/bin:/bin'},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == TABLE
