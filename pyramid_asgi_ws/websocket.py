@@ -248,12 +248,15 @@ class WebSocket:
                     'WebSocket is not connected: call "accept" first'
                 )
             raise WebSocketDisconnect(self.close_code or 1000)
-        message = await self.receive()
+        if self.client_state is WebSocketState.CONNECTED:
+            message = await self._receive()  # the hot path
+        else:
+            message = await self.receive()
         if message['type'] == 'websocket.disconnect':
+            self.client_state = WebSocketState.DISCONNECTED
             self.application_state = WebSocketState.DISCONNECTED
-            raise WebSocketDisconnect(
-                message.get('code', 1005), message.get('reason') or ''
-            )
+            self.close_code = code = message.get('code', 1005)
+            raise WebSocketDisconnect(code, message.get('reason') or '')
         data = message.get('text')
         if data is None:
             data = message.get('bytes') or b''
@@ -322,6 +325,15 @@ class WebSocket:
     async def send(self, message: Message) -> None:
         """Send a raw ASGI message, keeping track of the connection state."""
         kind = message['type']
+        if (
+            kind == 'websocket.send'
+            and self.application_state is WebSocketState.CONNECTED
+        ):
+            try:  # the hot path
+                await self._send(message)
+            except OSError:
+                self._vanished()
+            return
         state = self.application_state
         if state is WebSocketState.CONNECTING:
             if kind == 'websocket.accept':
@@ -359,10 +371,13 @@ class WebSocket:
         try:
             await self._transmit(message)
         except OSError:
-            # ASGI 2.4: sending on a connection the client closed raises.
-            self.application_state = WebSocketState.DISCONNECTED
-            self.client_state = WebSocketState.DISCONNECTED
-            raise WebSocketDisconnect(1006) from None
+            self._vanished()
+
+    def _vanished(self) -> None:
+        # ASGI 2.4: sending on a connection the client closed raises OSError.
+        self.application_state = WebSocketState.DISCONNECTED
+        self.client_state = WebSocketState.DISCONNECTED
+        raise WebSocketDisconnect(1006)
 
     async def _transmit(self, message: Message) -> None:
         try:
