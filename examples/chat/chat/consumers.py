@@ -1,32 +1,27 @@
 """The chat socket: one connection per open room page."""
 
-import inspect
 import logging
 import re
 
 from pyramid_asgi_ws import websocket_consumer
+from pyramid_asgi_ws.broadcast import PRESENCE_KEY
 
 from .messages import chat_message, clean_text, presence_message
 from .routes import ROOM
 
 log = logging.getLogger(__name__)
 
-#: Where each connection keeps its user's name, for the presence list.
-NAME_KEY = 'chat.name'
-
 
 async def online(ws, room):
-    """Return the names of everyone connected to ``room``."""
-    members = ws.broadcaster.members(room)
-    if inspect.isawaitable(members):
-        members = await members
-    names = []
-    for member in members:
-        scope = getattr(member, 'scope', None)
-        name = scope.get(NAME_KEY) if scope is not None else member
-        if isinstance(name, str):
-            names.append(name)
-    return names
+    """Return the names of everyone connected to ``room``.
+
+    The broadcaster's members span every process sharing its backend, so
+    with Redis the list holds the users of all workers.
+    """
+    members = await ws.broadcaster.members(room)
+    return [
+        info['name'] for info in members.values() if isinstance(info, dict)
+    ]
 
 
 async def announce(ws, room):
@@ -50,7 +45,8 @@ async def chat(ws):
         await ws.deny(403, 'pick a name first')
         return
     await ws.accept()
-    ws.scope[NAME_KEY] = name
+    # what the broadcaster's members() reports for this connection
+    ws.scope[PRESENCE_KEY] = {'name': name}
     await ws.join(room)
     await ws.send_json({'type': 'welcome', 'room': room, 'name': name})
     await announce(ws, room)
@@ -64,8 +60,8 @@ async def chat(ws):
                 message = chat_message(room, name, text, 'socket')
                 await ws.broadcast(room, message)
     finally:
-        await ws.leave(room)
         try:
+            await ws.leave(room)
             await announce(ws, room)
         except Exception:  # the broker may be gone while shutting down
             log.debug('could not announce %s leaving %s', name, room)
