@@ -25,6 +25,7 @@ ASGI server can serve an ini file from its own command line::
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 import contextlib
 import json
 import logging
@@ -339,6 +340,16 @@ else:
         shutdown_timeout: float | None = None
         _loop: asyncio.AbstractEventLoop | None = None
         _closing: asyncio.Future[None] | None = None
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn raises the signal again once stopped, which kills the
+            # process before pserve can clean up; a graceful stop exits 0
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self._captured_signals.clear()
 
         async def startup(self, sockets: Any = None) -> None:
             self._loop = asyncio.get_running_loop()

@@ -124,3 +124,6 @@ def test_http_and_websocket_through_nginx(tmp_path, transport):
         '"GET /ws/echo HTTP/1.1" 101' in (tmp_path / 'access.log').read_text()
     )
     assert 'WebSocket /ws/echo' in app.log()
+    assert app.proc.returncode == 0, app.log()
+    if transport == 'unix':
+        assert not sock.exists()

@@ -61,7 +61,7 @@ def test_signal_closes_every_websocket_with_1001(
             proc.signal(signum)
             frames = [close_frame(ws, timeout=4) for ws in clients]
             elapsed = time.monotonic() - started
-        proc.wait(15)
+        status = proc.wait(15)
     finally:
         proc.stop()
     log = proc.log()
@@ -69,6 +69,7 @@ def test_signal_closes_every_websocket_with_1001(
         (1001, 'server shutting down')
     ] * CLIENTS, log
     assert elapsed < 3, log
+    assert status == 0, log
     # every consumer noticed and finished before the shutdown hooks ran;
     # hypercorn reports the client's echo of 1001 as 1000
     code = 1000 if server == 'hypercorn' else 1001
@@ -85,7 +86,7 @@ def test_idle_server_stops_at_once(tmp_path):
     try:
         started = time.monotonic()
         proc.signal(signal.SIGTERM)
-        proc.wait(10)
+        assert proc.wait(10) == 0, proc.log()
         assert time.monotonic() - started < 2, proc.log()
     finally:
         proc.stop()
