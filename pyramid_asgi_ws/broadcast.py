@@ -64,14 +64,18 @@ def encode(message: Any) -> bytes:
         return _TEXT + message.encode('utf-8')
     if isinstance(message, (bytes, bytearray, memoryview)):
         return _BYTES + bytes(message)
+    return _JSON + to_json(message, 'a group message must be text, bytes or')
+
+
+def to_json(value: Any, what: str = 'presence info must be') -> bytes:
+    """Return ``value`` as compact UTF-8 JSON, or raise :exc:`TypeError`."""
     try:
-        text = json.dumps(message, separators=(',', ':'), ensure_ascii=False)
+        text = json.dumps(value, separators=(',', ':'), ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(
-            'a group message must be text, bytes or JSON-serialisable, '
-            f'not {type(message).__name__}: {exc}'
+            f'{what} JSON-serialisable, not {type(value).__name__}: {exc}'
         ) from None
-    return _JSON + text.encode('utf-8')
+    return text.encode('utf-8')
 
 
 def decode(payload: bytes) -> tuple[Any, dict[str, Any]]:
@@ -166,6 +170,9 @@ class MemoryBackend(Backend):
     async def publish(self, channel: str, payload: bytes) -> None:
         if self.on_message is not None and channel in self.channels:
             self.on_message(channel, payload)
+        # Let the send queues drain between two publishes, as they do
+        # while a network backend waits for its server.
+        await asyncio.sleep(0)
 
     async def add_member(self, channel: str, member: str, info: bytes) -> None:
         self.presence.setdefault(channel, {})[member] = info
@@ -601,7 +608,7 @@ class Broadcaster:
         ws.groups.add(group)
         if first:
             await backend.subscribe(group)
-        await backend.add_member(group, member, encode(info)[1:])
+        await backend.add_member(group, member, to_json(info))
 
     async def leave(self, ws: Any, group: str) -> None:
         """Take ``ws`` out of ``group``; leaving twice does nothing."""

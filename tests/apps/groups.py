@@ -48,6 +48,11 @@ async def run_command(ws: WebSocket, command: dict[str, Any]) -> Any:
     elif op == 'publish':
         message = as_message(command.get('kind', 'json'), command['message'])
         await ws.broadcast(group, message)
+    elif op == 'flood':
+        # ``count`` text messages of ``size`` characters, numbered.
+        for number in range(command['count']):
+            head = f'{number:06d}:'
+            await ws.broadcast(group, head.ljust(command['size'], 'x'))
     elif op == 'members':
         return {'ok': op, 'members': await broadcaster.members(group)}
     elif op == 'stats':
