@@ -35,9 +35,19 @@ class RedisServer:
         """Start the server and wait until it answers ``PING``."""
         self.proc = subprocess.Popen(
             [
-                'redis-server', '--port', str(self.port),
-                '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-                '--dir', self.dir, '--daemonize', 'no',
+                'redis-server',
+                '--port',
+                str(self.port),
+                '--bind',
+                '127.0.0.1',
+                '--save',
+                '',
+                '--appendonly',
+                'no',
+                '--dir',
+                self.dir,
+                '--daemonize',
+                'no',
             ],  # fmt: skip
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -45,7 +55,9 @@ class RedisServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f'redis-server exited with {self.proc.returncode}')
+                raise RuntimeError(
+                    f'redis-server exited with {self.proc.returncode}'
+                )
             if self.ping():
                 return self
             time.sleep(0.02)

@@ -14,8 +14,8 @@ import urllib.request
 from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
 import pytest
-import webtest
 import websockets
+import webtest
 
 from pyramid_asgi_ws import WebSocket, WebSocketState
 from pyramid_asgi_ws import broadcast as bc
@@ -212,7 +212,9 @@ def test_groups_members_and_counters():
         await broadcaster.publish('room', {'n': 1})
         await broadcaster.publish('nobody', 'lost')
         await asyncio.sleep(0)
-        assert sent_a == sent_b == [{'type': 'websocket.send', 'text': '{"n":1}'}]
+        assert (
+            sent_a == sent_b == [{'type': 'websocket.send', 'text': '{"n":1}'}]
+        )
         assert calls == [('room', {'n': 1})]
         await broadcaster.leave(a, 'room')
         await broadcaster.leave(a, 'room')  # twice does nothing
@@ -405,7 +407,7 @@ def test_join_leave_and_auto_leave(app):
             async with websockets.connect(app.ws_url + '/listen/jl') as b:
                 await command(a, op='join', group='jl')
                 me = (await command(a, op='stats'))['id']
-                members = (await command(a, op='members', group='jl'))
+                members = await command(a, op='members', group='jl')
                 assert members['members'][me] == {'name': 'ann'}
                 assert len(members['members']) == 2
                 await command(a, op='leave', group='jl')
@@ -456,7 +458,11 @@ def test_publish_from_async_code(app):
                     ('json', {'k': 'v'}, '{"k":"v"}'),
                 ):
                     await command(
-                        a, op='publish', group='async', message=value, kind=kind
+                        a,
+                        op='publish',
+                        group='async',
+                        message=value,
+                        kind=kind,
                     )
                     assert await recv(b) == expected
 
@@ -513,9 +519,12 @@ def test_slow_socket_does_not_delay_the_others(app):
     async def scenario() -> None:
         slow = await stalled_client(app.ws_url + '/slow/flood')
         try:
-            async with websockets.connect(
-                app.ws_url + '/listen/flood', max_size=None
-            ) as fast, websockets.connect(app.ws_url + '/groups') as pub:
+            async with (
+                websockets.connect(
+                    app.ws_url + '/listen/flood', max_size=None
+                ) as fast,
+                websockets.connect(app.ws_url + '/groups') as pub,
+            ):
                 await asyncio.sleep(0.05)
                 started = time.monotonic()
                 await command(
@@ -562,9 +571,10 @@ def test_memory_backend_on_each_server(kind):
                 200,
                 b'published',
             )
-            async with websockets.connect(
-                server.ws_url + '/listen/s'
-            ) as listener, websockets.connect(server.ws_url + '/groups') as a:
+            async with (
+                websockets.connect(server.ws_url + '/listen/s') as listener,
+                websockets.connect(server.ws_url + '/groups') as a,
+            ):
                 await command(a, op='join', group='s')
                 await apost(server.url + '/publish/s', b'from view')
                 assert await recv(listener) == 'from view'
