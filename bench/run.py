@@ -26,6 +26,7 @@ import time
 import typing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, PYTHONPATH=ROOT)
 CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
 MiB = 1024 * 1024
 
@@ -119,12 +120,11 @@ class Server:
                 '--log-level=warning',
                 '--no-access-log',
             ]
-        env = dict(os.environ, PYTHONPATH=ROOT)
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             SERVER_CORE + [sys.executable] + argv,
             cwd=ROOT,
-            env=env,
+            env=ENV,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             preexec_fn=raise_nofile,
@@ -350,35 +350,25 @@ def upload(server: Server, size: int) -> dict:
 # -- WebSocket scenarios -----------------------------------------------------
 
 
-def _wsclient(*args: object) -> list[str]:
-    return (
-        CLIENT_CORE
-        + [sys.executable, '-m', 'bench.wsclient']
-        + [str(a) for a in args]
-    )
-
-
-def ws_echo(server: Server, connections: int, seconds: float) -> dict:
-    url = f'ws://127.0.0.1:{server.port}/ws'
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    subprocess.run(
-        _wsclient('echo', url, 2, 0.5),
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    before = server.cpu()
-    out = subprocess.run(
-        _wsclient('echo', url, connections, seconds),
-        env=env,
+def _wsclient(*args: object, seconds: float = 60) -> str:
+    """Run :mod:`bench.wsclient` on the client core; its output."""
+    argv = [sys.executable, '-m', 'bench.wsclient'] + [str(a) for a in args]
+    return subprocess.run(
+        CLIENT_CORE + argv,
+        env=ENV,
         check=True,
         capture_output=True,
         text=True,
         timeout=seconds + 120,
     ).stdout
+
+
+def ws_echo(server: Server, connections: int, seconds: float) -> dict:
+    url = f'ws://127.0.0.1:{server.port}/ws'
+    _wsclient('echo', url, 2, 0.5)  # warm up
+    before = server.cpu()
+    result = json.loads(_wsclient('echo', url, connections, seconds))
     cpu = server.cpu() - before
-    result = json.loads(out)
     return {
         'msg_s': result['messages'] / result['seconds'],
         'p99_ms': result['p99_ms'],
@@ -389,19 +379,14 @@ def ws_echo(server: Server, connections: int, seconds: float) -> dict:
 
 def ws_idle(server: Server, connections: int) -> dict:
     url = f'ws://127.0.0.1:{server.port}/ws'
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    subprocess.run(
-        _wsclient('echo', url, 1, 0.2),
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    _wsclient('echo', url, 1, 0.2)  # warm up
     time.sleep(0.5)
     base = server.rss()
     client = subprocess.Popen(
-        _wsclient('idle', url, connections),
-        env=env,
+        CLIENT_CORE
+        + [sys.executable, '-m', 'bench.wsclient', 'idle', url]
+        + [str(connections)],
+        env=ENV,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -468,10 +468,11 @@ class _Call:
             try:
                 self.pipe.put(_Failure((type(exc), exc, exc.__traceback__)))
             except _PipeClosed:
-                log.error(
-                    'Error in WSGI application after disconnect',
-                    exc_info=(type(exc), exc, exc.__traceback__),
-                )
+                if not isinstance(exc, ClientDisconnect):
+                    log.error(
+                        'Error in WSGI application after disconnect',
+                        exc_info=(type(exc), exc, exc.__traceback__),
+                    )
             del exc
 
     def _produce(self, iterable: typing.Any) -> list[typing.Any]:

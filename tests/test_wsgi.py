@@ -661,7 +661,7 @@ class Test_WsgiToAsgi_body:
         assert client.sent == []
         assert called == []
 
-    def test_cancelled_while_reading(self, make_bridge):
+    def test_cancelled_while_reading(self, make_bridge, caplog):
         from pyramid_asgi_ws.wsgi import ClientDisconnect
 
         reads = []
@@ -692,6 +692,8 @@ class Test_WsgiToAsgi_body:
 
         asyncio.run(main())
         assert isinstance(reads[0], ClientDisconnect)
+        time.sleep(0.05)
+        assert 'after disconnect' not in caplog.text
 
 
 class Test_WsgiToAsgi_streaming:
