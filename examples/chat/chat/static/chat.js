@@ -24,6 +24,7 @@
 
   function setStatus(state, text) {
     status.dataset.state = state;
+    root.dataset.state = state;
     status.textContent = text;
   }
 
