@@ -101,13 +101,16 @@ def visitor(base: str, name: str) -> requests.Session:
     return session
 
 
+def cookie_header(session: requests.Session) -> str:
+    return '; '.join(f'{k}={v}' for k, v in session.cookies.items())
+
+
 def socket(server: ServerProcess, session: requests.Session, room: str):
     """Open the room's socket as the page would: cookie and own Origin."""
-    cookie = '; '.join(f'{k}={v}' for k, v in session.cookies.items())
     return open_ws(
         f'{server.ws_url}/ws/{room}',
         origin=server.url,
-        additional_headers={'Cookie': cookie},
+        additional_headers={'Cookie': cookie_header(session)},
         open_timeout=TIMEOUT,
     )
 
@@ -200,19 +203,19 @@ def test_join_form_redirects_to_the_room(chat):
 # -- the socket -------------------------------------------------------------
 
 
-def test_socket_needs_a_name_and_the_own_origin(chat):
+def test_socket_needs_a_name_the_own_origin_and_a_room_name(chat):
     url = f'{chat.ws_url}/ws/lobby'
     assert refused_status(url, origin=chat.url) == 403
-    session = visitor(chat.url, 'eve')
-    cookie = '; '.join(f'{k}={v}' for k, v in session.cookies.items())
+    headers = {'Cookie': cookie_header(visitor(chat.url, 'eve'))}
+    evil = 'http://evil.example'
+    assert refused_status(url, origin=evil, additional_headers=headers) == 403
+    too_long = f'{chat.ws_url}/ws/{"x" * 33}'
     assert (
-        refused_status(
-            url,
-            origin='http://evil.example',
-            additional_headers={'Cookie': cookie},
-        )
-        == 403
+        refused_status(too_long, origin=chat.url, additional_headers=headers)
+        == 404
     )
+    with open_ws(url, origin=chat.url, additional_headers=headers) as ws:
+        assert next_of(ws, 'welcome')['name'] == 'eve'
 
 
 def test_room_join_presence_and_fan_out(chat):

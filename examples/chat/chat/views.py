@@ -52,7 +52,9 @@ def set_name(request):
 def join(request):
     room = request.params.get('room', '').strip().lower()
     if not re.fullmatch(ROOM, room):
-        request.session.flash('Room names use letters, digits, - and _.')
+        request.session.flash(
+            'Room names use letters, digits, - and _.', 'error'
+        )
         return HTTPSeeOther(request.route_url('home'))
     return HTTPSeeOther(request.route_url('room', room=room))
 
