@@ -22,7 +22,6 @@ nitpicky = False
 
 autodoc_member_order = 'bysource'
 autodoc_typehints = 'none'
-autodoc_default_options = {'members': True}
 
 try:
     import pylons_sphinx_themes
