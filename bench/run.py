@@ -53,6 +53,7 @@ FULL = {
     'ws_connections': 64,
     'ws_seconds': 10,
     'idle_connections': 10000,
+    'warm': True,
 }
 SMOKE = {
     'wrk_seconds': 1,
@@ -63,6 +64,7 @@ SMOKE = {
     'ws_connections': 8,
     'ws_seconds': 1,
     'idle_connections': 200,
+    'warm': False,
 }
 
 
@@ -231,7 +233,7 @@ def wrk(server: Server, seconds: float, connections: int) -> dict:
     }
 
 
-def burst(server: Server, count: int) -> dict:
+def burst(server: Server, count: int, warm: bool) -> dict:
     """``count`` concurrent requests to a view that sleeps 200 ms."""
 
     def one(conn: http.client.HTTPConnection, statuses: list) -> None:
@@ -260,7 +262,8 @@ def burst(server: Server, count: int) -> dict:
             conn.close()
         return elapsed, statuses
 
-    run()  # warm the thread pools
+    if warm:
+        run()  # start the thread pools' threads
     elapsed, statuses = run()
     return {
         'wall_s': elapsed,
@@ -413,42 +416,56 @@ def ws_idle(server: Server, connections: int) -> dict:
 # -- the run -----------------------------------------------------------------
 
 
-def run_http(kind: str, factory: str, p: dict) -> dict:
+def run_scenarios(
+    kind: str,
+    factory: str,
+    scenarios: list[tuple[str, typing.Callable[..., dict], tuple]],
+    fresh: bool,
+) -> dict:
+    """Run ``scenarios`` against one variant, on a fresh server each when
+    ``fresh`` (it keeps RSS and CPU figures apart)."""
     results: dict[str, typing.Any] = {}
-    for name, scenario, args in (
-        ('hello', wrk, (p['wrk_seconds'], p['wrk_connections'])),
-        ('burst', burst, (p['burst'],)),
-        ('stream', stream, (p['stream_bytes'],)),
-        ('upload', upload, (p['upload_bytes'],)),
-    ):
-        # A fresh server per scenario keeps RSS and CPU figures apart.
-        server = Server(kind, factory)
+    server = None
+    for name, scenario, args in scenarios:
+        if server is None:
+            server = Server(kind, factory)
         try:
             results[name] = scenario(server, *args)
         except Exception as exc:
             results[name] = {'error': repr(exc), 'ok': False}
-        finally:
+        if fresh or name == scenarios[-1][0]:
             server.stop()
-        log = server.errors()
-        if log:
-            results[name]['server_log'] = log[-2000:]
+            log = server.errors()
+            if log:
+                results[name]['server_log'] = log[-2000:]
+            server = None
     return results
 
 
-def run_ws(factory: str, p: dict) -> dict:
-    results: dict[str, typing.Any] = {}
-    for name, scenario, args in (
-        ('echo', ws_echo, (p['ws_connections'], p['ws_seconds'])),
-        ('idle', ws_idle, (p['idle_connections'],)),
-    ):
-        server = Server('uvicorn', factory)
-        try:
-            results[name] = scenario(server, *args)
-        except Exception as exc:
-            results[name] = {'error': repr(exc), 'ok': False}
-        finally:
-            server.stop()
-    return results
+def run_http(kind: str, factory: str, p: dict, fresh: bool) -> dict:
+    return run_scenarios(
+        kind,
+        factory,
+        [
+            ('hello', wrk, (p['wrk_seconds'], p['wrk_connections'])),
+            ('burst', burst, (p['burst'], p['warm'])),
+            ('stream', stream, (p['stream_bytes'],)),
+            ('upload', upload, (p['upload_bytes'],)),
+        ],
+        fresh,
+    )
+
+
+def run_ws(factory: str, p: dict, fresh: bool) -> dict:
+    return run_scenarios(
+        'uvicorn',
+        factory,
+        [
+            ('echo', ws_echo, (p['ws_connections'], p['ws_seconds'])),
+            ('idle', ws_idle, (p['idle_connections'],)),
+        ],
+        fresh,
+    )
 
 
 ROWS = [
@@ -595,11 +612,13 @@ def main(argv: list[str] | None = None) -> None:
     for column, kind, factory in HTTP_VARIANTS:
         if only is None or column in only:
             print(f'.. {column} (HTTP)', file=sys.stderr, flush=True)
-            results[column] = run_http(kind, factory, p)
+            results[column] = run_http(kind, factory, p, not args.smoke)
     for column, factory in WS_VARIANTS:
         if only is None or column in only:
             print(f'.. {column} (WebSocket)', file=sys.stderr, flush=True)
-            results.setdefault(column, {}).update(run_ws(factory, p))
+            results.setdefault(column, {}).update(
+                run_ws(factory, p, not args.smoke)
+            )
     print(machine())
     print('mode:', 'smoke' if args.smoke else 'full', json.dumps(p))
     print(table(results))

@@ -667,8 +667,9 @@ class WsgiToAsgi:
         )
 
     def close(self) -> None:
-        """Shut the thread pool down, cancelling queued calls."""
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        """Shut the thread pool down: calls already queued still run, new
+        ones raise :exc:`RuntimeError`."""
+        self.executor.shutdown(wait=False)
 
     async def __call__(
         self, scope: Scope, receive: Receive, send: Send
