@@ -11,7 +11,8 @@ import urllib.request
 import pytest
 
 from pyramid_asgi_ws import WebSocketDisconnect
-from pyramid_asgi_ws.testing import HandshakeRefused, TestClient
+from pyramid_asgi_ws.testing import TestClient
+from tests import test_testing
 from tests.support import ROOT, serve
 from tests.wsclient import TIMEOUT, open_ws
 
@@ -28,13 +29,6 @@ def load(name: str, folder=EXAMPLES):
     sys.modules[module_name] = module  # config.scan() looks it up
     spec.loader.exec_module(module)
     return module
-
-
-def refused(client, *args, **kw) -> HandshakeRefused:
-    with pytest.raises(HandshakeRefused) as info:
-        with client.websocket_connect(*args, **kw):
-            pass  # pragma: no cover
-    return info.value
 
 
 def http_get(client: TestClient, path: str) -> tuple[int, bytes]:
@@ -127,7 +121,7 @@ def test_class_consumer(consumers, capsys):
 
 def test_deny_and_close(consumers):
     with TestClient(consumers.make_app()) as client:
-        refusal = refused(client, '/vip/bob')
+        refusal = test_testing.refused(client, '/vip/bob')
         assert (refusal.status, refusal.body) == (403, b'members only')
         with client.websocket_connect('/vip/alice') as ws:
             assert ws.receive_text() == 'welcome'
@@ -157,8 +151,8 @@ def test_routing(capsys):
         ]:
             with client.websocket_connect(path) as ws:
                 assert ws.receive_json() == expected
-        assert refused(client, '/items/abc').status == 404
-        assert refused(client, '/live').status == 404
+        assert test_testing.refused(client, '/items/abc').status == 404
+        assert test_testing.refused(client, '/live').status == 404
         with client.websocket_connect('/api/live') as ws:
             assert ws.receive_text() == '/api/live'
         assert client.http.get('/links').json == {
@@ -174,7 +168,7 @@ def test_routing(capsys):
 def test_security():
     security = load('security')
     with TestClient(security.make_app()) as client:
-        assert refused(client, '/private').status == 401
+        assert test_testing.refused(client, '/private').status == 401
         client.http.post('/login', {'user': 'ann'})
         with client.websocket_connect('/private') as ws:
             assert ws.receive_text() == 'hello ann'
@@ -185,11 +179,17 @@ def test_security():
         with client.websocket_connect('/private', settings_origin):
             pass
         evil = {'Origin': 'http://evil'}
-        assert refused(client, '/private', evil).status == 403
+        assert test_testing.refused(client, '/private', evil).status == 403
         # the consumer's allowed_origins replace the setting's
-        assert refused(client, '/feed', settings_origin).status == 403
+        assert (
+            test_testing.refused(client, '/feed', settings_origin).status
+            == 403
+        )
         partner = {'Origin': 'https://partner.example'}
-        assert refused(client, '/feed', partner, ['feed.v0']).status == 400
+        assert (
+            test_testing.refused(client, '/feed', partner, ['feed.v0']).status
+            == 400
+        )
         with client.websocket_connect(
             '/feed', partner, ['feed.v1', 'feed.v2']
         ) as ws:
@@ -219,7 +219,7 @@ def test_recipe_before_fails_unknown_paths():
     with TestClient(before.app) as client:
         assert echo_works(client)
         # The old recipe never answers a socket it has no consumer for.
-        assert refused(client, '/wss').status == 500
+        assert test_testing.refused(client, '/wss').status == 500
 
 
 def test_recipe_after():
@@ -228,4 +228,4 @@ def test_recipe_after():
     with TestClient(after.app) as client:
         assert echo_works(client)
         assert 'ws://testserver/ws' in client.http.get('/').text
-        assert refused(client, '/wss').status == 404
+        assert test_testing.refused(client, '/wss').status == 404
