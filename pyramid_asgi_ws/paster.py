@@ -14,9 +14,10 @@
     use = egg:pyramid_asgi_ws#uvicorn
     listen = localhost:6543
 
-The module attribute ``application`` is loaded on first access from the
-config URI in the ``PYRAMID_ASGI_WS_CONFIG`` environment variable, so any
-ASGI server can serve an ini file from its own command line::
+The module attribute ``application`` is an ASGI application that loads,
+when first called, the config URI in the ``PYRAMID_ASGI_WS_CONFIG``
+environment variable, so any ASGI server can serve an ini file from its
+own command line::
 
     PYRAMID_ASGI_WS_CONFIG=development.ini \
         uvicorn pyramid_asgi_ws.paster:application
@@ -152,10 +153,29 @@ def load_from_environ() -> ASGIApp:
     return _loaded[uri]
 
 
-def __getattr__(name: str) -> Any:
-    if name == 'application':
-        return load_from_environ()
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+class LazyApplication:
+    """An ASGI application loading :func:`load_from_environ` when called.
+
+    The module attribute ``application`` is one: importing this module
+    loads nothing, and each server process loads the ini file once, on its
+    first scope (lifespan startup, where the server has one).
+    """
+
+    def __init__(self) -> None:
+        self.app: ASGIApp | None = None
+
+    def load(self) -> ASGIApp:
+        """Load the application now, if not yet done, and return it."""
+        if self.app is None:
+            self.app = load_from_environ()
+        return self.app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.load()(scope, receive, send)
+
+
+#: The application of the ini file named by :data:`CONFIG_ENV`.
+application = LazyApplication()
 
 
 # -- server options ---------------------------------------------------------
@@ -163,6 +183,18 @@ def __getattr__(name: str) -> Any:
 _TRUE = ('true', 'yes', 'on', '1')
 _FALSE = ('false', 'no', 'off', '0')
 LOG_LEVELS = ('critical', 'error', 'warning', 'info', 'debug', 'trace')
+
+
+def _checked(check: Any) -> Any:
+    # the settings helpers raise ConfigurationError; the runners raise
+    # ServerOptionError for every bad option
+    def convert(value: Any, name: str) -> Any:
+        try:
+            return check(value, name)
+        except ConfigurationError as exc:
+            raise ServerOptionError(str(exc)) from None
+
+    return convert
 
 
 def _bool(value: Any, name: str) -> bool:
@@ -175,7 +207,7 @@ def _bool(value: Any, name: str) -> bool:
 
 
 def _port(value: Any, name: str) -> int:
-    port = as_positive_int(value, name)
+    port = _checked(as_positive_int)(value, name)
     if port is None or port > 65535:
         raise ServerOptionError(f'{name} must be a port number, not {value!r}')
     return port
@@ -214,18 +246,6 @@ def _listen(value: Any, name: str) -> list[str]:
 
 def _text(value: Any, name: str) -> str:
     return str(value).strip()
-
-
-def _checked(check: Any) -> Any:
-    # the settings helpers raise ConfigurationError; the runners raise
-    # ServerOptionError for every bad option
-    def convert(value: Any, name: str) -> Any:
-        try:
-            return check(value, name)
-        except ConfigurationError as exc:
-            raise ServerOptionError(str(exc)) from None
-
-    return convert
 
 
 #: Every ``[server:...]`` option the runners take, with its parser.

@@ -1,0 +1,378 @@
+"""``pyramid_asgi_ws.paster``: loading ini files and the server runners."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
+
+from pyramid.config import Configurator
+from pyramid.exceptions import ConfigurationError
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from pyramid_asgi_ws import paster
+from pyramid_asgi_ws.app import ASGIApp
+from pyramid_asgi_ws.paster import ServerOptionError, parse_server_options
+from tests.fixtures.apps import HeaderFilter
+from tests.fixtures.deploy import (
+    FIXTURES,
+    PYTHONPATH,
+    connect_retrying,
+    echo_once,
+    myproject_ini,
+    pserve,
+    websocket,
+)
+from tests.support import free_port, serve
+
+INI = str(FIXTURES / 'apps.ini')
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+# -- server options ---------------------------------------------------------
+
+
+def test_default_address():
+    assert parse_server_options({}, 'uvicorn') == {
+        'listen': ['127.0.0.1:6543']
+    }
+
+
+def test_host_port_and_unix_socket_become_listen():
+    parsed = parse_server_options({'host': '::1', 'port': '80'}, 'uvicorn')
+    assert parsed['listen'] == ['::1:80']
+    parsed = parse_server_options({'unix_socket': '/run/a.sock'}, 'uvicorn')
+    assert parsed['listen'] == ['unix:/run/a.sock']
+
+
+def test_values_are_converted():
+    parsed = parse_server_options(
+        {
+            'listen': '*:80 [::1]:81 unix:/tmp/x.sock',
+            'workers': '3',
+            'proxy_headers': 'off',
+            'forwarded_allow_ips': ' 10.0.0.1,10.0.0.2 ',
+            'ws_max_size': '2MiB',
+            'ws_ping_interval': '2.5',
+            'log_level': 'WARNING',
+            'access_log': 'yes',
+            'shutdown_timeout': '1.5',
+            'app_name': 'api',
+        },
+        'uvicorn',
+    )
+    assert parsed == {
+        'listen': ['*:80', '[::1]:81', 'unix:/tmp/x.sock'],
+        'workers': 3,
+        'proxy_headers': False,
+        'forwarded_allow_ips': '10.0.0.1,10.0.0.2',
+        'ws_max_size': 2 * 1024 * 1024,
+        'ws_ping_interval': 2.5,
+        'log_level': 'warning',
+        'access_log': True,
+        'shutdown_timeout': 1.5,
+        'app_name': 'api',
+    }
+    for off in ('0', 'none', 'off'):
+        options = {'ws_ping_interval': off}
+        assert parse_server_options(options, 'x')['ws_ping_interval'] is None
+
+
+def test_unknown_option_is_named():
+    with pytest.raises(ServerOptionError) as info:
+        parse_server_options({'prot': '80'}, 'uvicorn')
+    message = str(info.value)
+    assert "unknown option 'prot'" in message
+    assert 'egg:pyramid_asgi_ws#uvicorn' in message
+    assert 'known options are: host, port, listen' in message
+
+
+def test_option_unsupported_by_the_server():
+    with pytest.raises(ServerOptionError, match="'forwarded_allow_ips'"):
+        parse_server_options(
+            {'forwarded_allow_ips': '*'},
+            'hypercorn',
+            unsupported=('forwarded_allow_ips',),
+        )
+
+
+@pytest.mark.parametrize(
+    ('name', 'value', 'message'),
+    [
+        ('port', 'http', "port must be a whole number, not 'http'"),
+        ('port', '70000', "port must be a port number, not '70000'"),
+        ('workers', '0', "workers must be positive, not '0'"),
+        ('proxy_headers', 'maybe', "must be true or false, not 'maybe'"),
+        ('ws_max_size', 'big', "ws_max_size must be a byte count"),
+        ('ws_ping_interval', 'soon', 'ws_ping_interval must be a number'),
+        ('log_level', 'loud', "log_level must be one of critical"),
+        ('shutdown_timeout', '-1', 'shutdown_timeout must not be negative'),
+        ('listen', 'nowhere', "host:port or unix:/path addresses, not 'now"),
+        ('listen', ':80', "not ':80'"),
+        ('listen', 'a:0', "the port of listen 'a:0' must be positive"),
+        ('listen', ' ', 'listen must name an address'),
+    ],
+)
+def test_malformed_option_is_named(name, value, message):
+    with pytest.raises(ServerOptionError) as info:
+        parse_server_options({name: value}, 'uvicorn')
+    assert message in str(info.value)
+
+
+def test_listen_excludes_host_and_port():
+    with pytest.raises(ServerOptionError, match='either listen or host/port'):
+        parse_server_options(
+            {'listen': 'a:1', 'host': 'b', 'port': '2'}, 'uvicorn'
+        )
+
+
+# -- finding the application ------------------------------------------------
+
+
+def test_get_app_wraps_the_router():
+    app = paster.get_app(INI)
+    assert isinstance(app, ASGIApp)
+    assert app.wsgi_app.registry is app.registry
+    assert [c.name for c in app.consumers][:2] == ['echo', 'chat']
+    # building it again for the same router gives the same application
+    assert paster.asgi_app_for(app.wsgi_app) is app
+
+
+def test_get_app_returns_an_asgi_app_factory_result():
+    app = paster.get_app(INI, 'asgi')
+    assert isinstance(app, ASGIApp)
+    assert paster.asgi_app_for(app) is app
+
+
+def test_pipeline_keeps_filters_for_http():
+    app = paster.get_app(INI, 'filtered')
+    assert isinstance(app.wsgi_app, HeaderFilter)
+    assert app.consumers.get('echo') is not None
+
+
+def test_pipeline_without_a_reachable_router_is_refused():
+    with pytest.raises(ConfigurationError, match='not a Pyramid router'):
+        paster.get_app(INI, 'opaque')
+
+
+def test_app_without_the_include_is_refused():
+    with pytest.raises(ConfigurationError) as info:
+        paster.get_app(INI, 'plain')
+    assert '"pyramid.includes = pyramid_asgi_ws"' in str(info.value)
+
+
+def test_find_router_stops_on_cycles_and_depth():
+    class Loop:
+        pass
+
+    loop = Loop()
+    loop.app = loop
+    assert paster.find_router(loop) is None
+    router = Configurator().make_wsgi_app()
+    deep = router
+    for _ in range(3):
+        deep = HeaderFilter(deep)
+    assert paster.find_router(deep) is router
+    assert paster.find_router(deep, depth=2) is None
+
+
+def test_find_asgi_app_under_middleware():
+    app = paster.get_app(INI)
+    assert paster.find_asgi_app(HeaderFilter(HeaderFilter(app))) is app
+    assert paster.find_asgi_app(object()) is None
+
+
+def test_default_ws_max_size():
+    def app(**settings):
+        with Configurator(settings=settings) as config:
+            config.include('pyramid_asgi_ws')
+            config.add_asgi_consumer(
+                '/big', 'tests.fixtures.apps.echo', max_message_size='2MiB'
+            )
+            return config.make_asgi_app()
+
+    big = 4 * 2 * 1024 * 1024 + 4096
+    assert paster.default_ws_max_size(app()) == big
+    larger = app(**{'asgi_ws.max_message_size': '4MiB'})
+    assert paster.default_ws_max_size(larger) == 4 * 4 * 1024 * 1024 + 4096
+    unlimited = app(**{'asgi_ws.max_message_size': 'none'})
+    assert paster.default_ws_max_size(unlimited) is None
+
+
+def test_uvicorn_config():
+    app = paster.get_app(INI)
+    options = parse_server_options(
+        {
+            'listen': '*:8080',
+            'ws_ping_interval': '0',
+            'shutdown_timeout': '2.5',
+        },
+        'uvicorn',
+    )
+    config = paster.uvicorn_config(app, options, app)
+    assert (config.host, config.port, config.uds) == ('0.0.0.0', 8080, None)
+    assert config.ws_ping_interval is None
+    assert config.ws_max_size == 4 * 1024 * 1024 + 4096
+    assert config.timeout_graceful_shutdown == 3
+    assert config.shutdown_timeout == 2.5
+    options = parse_server_options({'unix_socket': '/tmp/u.sock'}, 'uvicorn')
+    config = paster.uvicorn_config(app, options, app)
+    assert config.uds == '/tmp/u.sock'
+    assert config.shutdown_timeout == 5.0
+    options = parse_server_options({'listen': 'a:1 b:2'}, 'uvicorn')
+    with pytest.raises(ServerOptionError, match='serves one address'):
+        paster.uvicorn_config(app, options, app)
+
+
+def test_hypercorn_runner_refuses_workers():
+    with pytest.raises(ServerOptionError, match='runs one process'):
+        paster.hypercorn_runner(object(), {}, workers='2')
+
+
+def test_application_from_the_environment(monkeypatch):
+    monkeypatch.setattr(paster, '_loaded', {})
+    monkeypatch.setenv(paster.CONFIG_ENV, INI + '#filtered')
+    monkeypatch.setenv(paster.VARS_ENV, json.dumps({'unused': 'x'}))
+    assert paster.application.app is None
+    app = paster.application.load()
+    assert isinstance(app.wsgi_app, HeaderFilter)
+    assert paster.application.app is app
+    assert paster.application.load() is app
+    assert paster.find_asgi_app(paster.application) is app
+
+
+def test_application_needs_the_environment(monkeypatch):
+    monkeypatch.delenv(paster.CONFIG_ENV, raising=False)
+    lazy = paster.LazyApplication()
+    with pytest.raises(RuntimeError, match='set PYRAMID_ASGI_WS_CONFIG'):
+        asyncio.run(lazy({'type': 'lifespan'}, None, None))
+
+
+# -- pserve and the servers' own command lines ------------------------------
+
+
+def check_myproject(base: str) -> None:
+    status, body = get(f'http://{base}/')
+    assert status == 200
+    assert json.loads(body)['project'] == 'myproject'
+    assert get(f'http://{base}/nowhere') == (404, b'Not Found')
+    with websocket(f'ws://{base}/ws/echo') as ws:
+        echo_once(ws, 'hello')
+
+
+@pytest.mark.parametrize('server', ['uvicorn', 'hypercorn'])
+def test_cookiecutter_project_after_two_ini_edits(tmp_path, server):
+    port = free_port()
+    ini = myproject_ini(tmp_path, server, listen=f'localhost:{port}')
+    proc = pserve(ini, port=port).wait_ready()
+    try:
+        check_myproject(f'127.0.0.1:{port}')
+    finally:
+        proc.stop()
+    assert proc.proc.returncode == 0, proc.log()
+
+
+def test_hypercorn_listens_on_several_addresses(tmp_path):
+    ports = [free_port(), free_port()]
+    listen = ' '.join(f'127.0.0.1:{port}' for port in ports)
+    ini = myproject_ini(tmp_path, 'hypercorn', listen=listen)
+    proc = pserve(ini, port=ports[0]).wait_ready()
+    try:
+        proc.port = ports[1]
+        proc.wait_ready()
+        for port in ports:
+            check_myproject(f'127.0.0.1:{port}')
+    finally:
+        proc.stop()
+
+
+@pytest.mark.parametrize(
+    ('options', 'message'),
+    [
+        ({'prot': '80'}, "unknown option 'prot'"),
+        ({'port': 'http'}, "port must be a whole number, not 'http'"),
+        ({'ws_max_size': 'lots'}, "ws_max_size must be a byte count"),
+    ],
+)
+def test_pserve_stops_on_a_bad_option(tmp_path, options, message):
+    ini = myproject_ini(tmp_path, **options)
+    proc = pserve(ini)
+    try:
+        status = proc.wait(30)
+    finally:
+        proc.stop()
+    assert status != 0
+    assert 'ServerOptionError: ' + message in proc.log()
+
+
+def test_pserve_without_the_include(tmp_path):
+    ini = tmp_path / 'development.ini'
+    ini.write_text(
+        '[app:main]\nuse = call:tests.fixtures.apps:plain\n\n'
+        '[server:main]\nuse = egg:pyramid_asgi_ws#uvicorn\n'
+    )
+    proc = pserve(ini)
+    try:
+        assert proc.wait(30) != 0
+    finally:
+        proc.stop()
+    assert 'add "pyramid.includes = pyramid_asgi_ws"' in proc.log()
+
+
+def touch_until_closed(path, ws, timeout: float = 15.0):
+    """Change ``path``'s mtime until the server closes ``ws``.
+
+    hupper notes a file's first mtime on its first poll, so one early
+    change could go unseen: keep changing it until the reload happens.
+    """
+    deadline = time.monotonic() + timeout
+    stamp = time.time()
+    while time.monotonic() < deadline:
+        stamp += 10
+        os.utime(path, (stamp, stamp))
+        try:
+            message = ws.recv(timeout=0.5)
+        except TimeoutError:
+            continue
+        except ConnectionClosed as exc:
+            return exc.rcvd
+        raise AssertionError(f'expected a close, got {message!r}')
+    raise AssertionError(f'no reload in {timeout} s')
+
+
+def test_pserve_reload_restarts_with_1001(tmp_path):
+    port = free_port()
+    ini = myproject_ini(tmp_path, listen=f'127.0.0.1:{port}')
+    proc = pserve(ini, '--reload', port=port).wait_ready()
+    url = f'ws://127.0.0.1:{port}/ws/echo'
+    try:
+        with websocket(url) as ws:
+            echo_once(ws)
+            frame = touch_until_closed(ini, ws)
+        assert (frame.code, frame.reason) == (1001, 'server shutting down')
+        with connect_retrying(url) as ws:
+            echo_once(ws, 'after the reload')
+    finally:
+        proc.signal(signal.SIGTERM)
+        proc.stop()
+    assert proc.log().count('Started server process') >= 2, proc.log()
+
+
+@pytest.mark.parametrize('server', ['uvicorn', 'hypercorn', 'daphne'])
+def test_server_command_line_with_an_ini(tmp_path, server):
+    ini = myproject_ini(tmp_path)
+    env = {paster.CONFIG_ENV: str(ini), 'PYTHONPATH': PYTHONPATH}
+    with serve(server, paster.APPLICATION, env) as proc:
+        check_myproject(f'127.0.0.1:{proc.port}')
