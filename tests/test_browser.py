@@ -128,6 +128,8 @@ def shot(page: Page, name: str) -> None:
 def pages(browser: Browser, chat: Chat) -> Iterator[tuple[Page, Page]]:
     alice = open_room(browser, chat, 'alice')
     bob = open_room(browser, chat, 'bob')
+    for page in (alice, bob):
+        online(page)
     yield alice, bob
     for page in (alice, bob):
         assert PAGE_ERRORS[page] == []
