@@ -20,12 +20,12 @@ def _next_url(request, fallback):
 
 
 @view_config(route_name='home', renderer='templates/home.jinja2')
-def home(request):
+def home(request, error=None):
     return {
         'name': request.session.get('name'),
         'rooms': SUGGESTED_ROOMS,
         'next': request.params.get('next', ''),
-        'error': None,
+        'error': error,
     }
 
 
@@ -38,12 +38,7 @@ def set_name(request):
     name = clean_name(request.POST.get('name'))
     if name is None:
         request.response.status = 400
-        return {
-            'name': request.session.get('name'),
-            'rooms': SUGGESTED_ROOMS,
-            'next': request.params.get('next', ''),
-            'error': 'Pick a name of 1 to 32 printable characters.',
-        }
+        return home(request, 'Pick a name of 1 to 32 printable characters.')
     request.session['name'] = name
     return HTTPSeeOther(_next_url(request, request.route_url('home')))
 
