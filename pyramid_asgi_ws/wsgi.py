@@ -9,9 +9,10 @@ worker thread to the event loop in one handoff.
 
 import asyncio
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 import contextvars
 import logging
+import queue
 import sys
 import threading
 from types import TracebackType
@@ -286,7 +287,10 @@ class _Pipe:
     def __init__(self, loop: asyncio.AbstractEventLoop, limit: int) -> None:
         self._loop = loop
         self._limit = limit
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        # Made when the worker first waits for room: most responses never
+        # fill the pipe.
+        self._room: threading.Condition | None = None
         self._items: deque[typing.Any] = deque()
         self._size = 0
         self._waiter: asyncio.Future[None] | None = None
@@ -295,9 +299,12 @@ class _Pipe:
     def put(self, *items: typing.Any) -> None:
         """Queue ``items`` (worker thread); blocks while the pipe is full
         and raises :exc:`_PipeClosed` once the loop has stopped."""
-        with self._cond:
-            while self._size >= self._limit and not self.closed:
-                self._cond.wait()
+        with self._lock:
+            if self._size >= self._limit and not self.closed:
+                if self._room is None:
+                    self._room = threading.Condition(self._lock)
+                while self._size >= self._limit and not self.closed:
+                    self._room.wait()
             if self.closed:
                 raise _PipeClosed
             for item in items:
@@ -312,23 +319,25 @@ class _Pipe:
         """Take everything queued, waiting for at least one item; raises
         :exc:`_PipeClosed` once closed."""
         while True:
-            with self._cond:
+            with self._lock:
                 if self.closed:
                     raise _PipeClosed
                 if self._items:
                     items = list(self._items)
                     self._items.clear()
                     self._size = 0
-                    self._cond.notify()
+                    if self._room is not None:
+                        self._room.notify()
                     return items
                 waiter = self._waiter = self._loop.create_future()
             await waiter
 
     def close(self) -> None:
         """Stop consuming (event loop): wakes and fails the worker."""
-        with self._cond:
+        with self._lock:
             self.closed = True
-            self._cond.notify_all()
+            if self._room is not None:
+                self._room.notify_all()
             waiter, self._waiter = self._waiter, None
         if waiter is not None:
             _wake(waiter)
@@ -623,6 +632,65 @@ class _Call:
         await _send_error(self.send, 500, b'Internal Server Error')
 
 
+class _Pool:
+    """At most ``size`` daemon threads running calls from a queue; a
+    thread starts only when no idle one can take the call."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.threads: list[threading.Thread] = []
+        self._queue: queue.SimpleQueue[typing.Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._pending = 0
+        self.closed = False
+
+    def submit(self, fn: typing.Callable[..., object], *args: object) -> None:
+        """Run ``fn(*args)`` in a pool thread."""
+        with self._lock:
+            if self.closed:
+                raise RuntimeError('The thread pool is closed')
+            self._pending += 1
+            start = (
+                self._pending > self._idle and len(self.threads) < self.size
+            )
+            if start:
+                thread = threading.Thread(
+                    target=self._work,
+                    name=f'asgi_ws-wsgi-{len(self.threads)}',
+                    daemon=True,
+                )
+                self.threads.append(thread)
+        self._queue.put((fn, args))
+        if start:
+            thread.start()
+
+    def _work(self) -> None:
+        get = self._queue.get
+        lock = self._lock
+        while True:
+            with lock:
+                self._idle += 1
+            job = get()
+            with lock:
+                self._idle -= 1
+                self._pending -= 1
+            if job is None:
+                return
+            job[0](*job[1])
+            del job
+
+    def close(self) -> None:
+        """Let queued calls finish, then end the threads."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            for _ in self.threads:
+                self._pending += 1
+                self._queue.put(None)
+
+
 async def _send_error(send: Send, status: int, text: bytes) -> None:
     await send(
         {
@@ -662,14 +730,12 @@ class WsgiToAsgi:
         self.duplicate_header_limit = duplicate_header_limit
         self.threads = threads or DEFAULT_THREADS
         self.max_body_size = max_body_size
-        self.executor = ThreadPoolExecutor(
-            self.threads, thread_name_prefix='asgi_ws-wsgi'
-        )
+        self.pool = _Pool(self.threads)
 
     def close(self) -> None:
         """Shut the thread pool down: calls already queued still run, new
         ones raise :exc:`RuntimeError`."""
-        self.executor.shutdown(wait=False)
+        self.pool.close()
 
     async def __call__(
         self, scope: Scope, receive: Receive, send: Send
@@ -735,5 +801,5 @@ class WsgiToAsgi:
             )
             return
         context = contextvars.copy_context()
-        self.executor.submit(context.run, call.run, environ)
+        self.pool.submit(context.run, call.run, environ)
         await call.respond(body)

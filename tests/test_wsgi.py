@@ -354,7 +354,7 @@ class Test_WsgiToAsgi_responses:
         try:
             assert bridge.threads == DEFAULT_THREADS
             assert bridge.duplicate_header_limit == 100
-            assert bridge.executor._max_workers == DEFAULT_THREADS
+            assert bridge.pool.size == DEFAULT_THREADS
         finally:
             bridge.close()
 
@@ -836,6 +836,8 @@ class Test_FileWrapper:
 class Test_other_scopes:
     def test_lifespan(self, make_bridge):
         bridge = make_bridge(hello_app)
+        assert Client(bridge).run().status == 200
+        assert len(bridge.pool.threads) == 1
         messages = [
             {'type': 'lifespan.startup'},
             {'type': 'lifespan.other'},
@@ -847,7 +849,11 @@ class Test_other_scopes:
             {'type': 'lifespan.shutdown.complete'},
         ]
         with pytest.raises(RuntimeError):
-            bridge.executor.submit(print)
+            bridge.pool.submit(print)
+        bridge.close()  # twice is fine
+        for thread in bridge.pool.threads:
+            thread.join(TIMEOUT)
+            assert not thread.is_alive()
 
     def test_websocket_refused(self, make_bridge):
         scope = _scope('/ws', type='websocket')
