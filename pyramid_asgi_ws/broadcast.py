@@ -225,13 +225,16 @@ class RedisBackend(Backend):
         parts = urlsplit(redis_url)
         self.address = parts.hostname and f'{parts.hostname}:{parts.port}'
         self.address = self.address or parts.path
-        # One retry at once: a pooled connection that Redis closed while it
-        # was away fails once, then reconnects.
+        # One retry at once, on a broken connection only: a pooled
+        # connection that Redis closed while it was away fails once, then
+        # reconnects; a Redis that does not answer fails after one timeout.
         self.client = redis.asyncio.Redis.from_url(
             redis_url,
             socket_connect_timeout=self.timeout,
             socket_timeout=self.timeout,
-            retry=Retry(NoBackoff(), 1),
+            retry=Retry(
+                NoBackoff(), 1, supported_errors=(redis.ConnectionError,)
+            ),
         )
         self.errors = (redis.RedisError, OSError)
         self.on_message: OnMessage | None = None

@@ -27,6 +27,14 @@ TIMEOUT = 5.0
 # -- helpers shared with test_redis -------------------------------------------
 
 
+def connect(url: str, **options: Any) -> Any:
+    """A ``websockets`` client that buffers every message it is sent (so
+    an unread backlog never stalls its closing handshake)."""
+    options.setdefault('max_queue', None)
+    options.setdefault('close_timeout', 2)
+    return websockets.connect(url, **options)
+
+
 async def recv(ws: Any, timeout: float = TIMEOUT) -> Any:
     """The next message from a ``websockets`` client, within ``timeout``."""
     return await asyncio.wait_for(ws.recv(), timeout)
@@ -403,8 +411,8 @@ def app():
 
 def test_join_leave_and_auto_leave(app):
     async def scenario() -> None:
-        async with websockets.connect(app.ws_url + '/groups?name=ann') as a:
-            async with websockets.connect(app.ws_url + '/listen/jl') as b:
+        async with connect(app.ws_url + '/groups?name=ann') as a:
+            async with connect(app.ws_url + '/listen/jl') as b:
                 await command(a, op='join', group='jl')
                 me = (await command(a, op='stats'))['id']
                 members = await command(a, op='members', group='jl')
@@ -431,7 +439,7 @@ def test_join_leave_and_auto_leave(app):
 
 def test_publish_from_a_sync_view(app):
     async def scenario() -> None:
-        async with websockets.connect(app.ws_url + '/listen/view') as ws:
+        async with connect(app.ws_url + '/listen/view') as ws:
             await asyncio.sleep(0.05)
             url = app.url + '/publish/view'
             assert await apost(url + '?kind=text', 'héllo'.encode()) == (
@@ -449,8 +457,8 @@ def test_publish_from_a_sync_view(app):
 
 def test_publish_from_async_code(app):
     async def scenario() -> None:
-        async with websockets.connect(app.ws_url + '/groups') as a:
-            async with websockets.connect(app.ws_url + '/listen/async') as b:
+        async with connect(app.ws_url + '/groups') as a:
+            async with connect(app.ws_url + '/listen/async') as b:
                 await asyncio.sleep(0.05)
                 for kind, value, expected in (
                     ('text', 'hi', 'hi'),
@@ -471,7 +479,7 @@ def test_publish_from_async_code(app):
 
 def test_on_group_message_hook(app):
     async def scenario() -> None:
-        async with websockets.connect(app.ws_url + '/hooked/hk') as ws:
+        async with connect(app.ws_url + '/hooked/hk') as ws:
             await asyncio.sleep(0.05)
             await apost(app.url + '/publish/hk?kind=bytes', b'raw')
             assert json.loads(await recv(ws)) == {
@@ -484,7 +492,7 @@ def test_on_group_message_hook(app):
 
 def test_background_task_publishes(app):
     async def scenario() -> None:
-        async with websockets.connect(app.ws_url + '/listen/ticker') as ws:
+        async with connect(app.ws_url + '/listen/ticker') as ws:
             first = json.loads(await recv(ws))
             second = json.loads(await recv(ws))
             assert second['tick'] > first['tick']
@@ -520,10 +528,8 @@ def test_slow_socket_does_not_delay_the_others(app):
         slow = await stalled_client(app.ws_url + '/slow/flood')
         try:
             async with (
-                websockets.connect(
-                    app.ws_url + '/listen/flood', max_size=None
-                ) as fast,
-                websockets.connect(app.ws_url + '/groups') as pub,
+                connect(app.ws_url + '/listen/flood', max_size=None) as fast,
+                connect(app.ws_url + '/groups') as pub,
             ):
                 await asyncio.sleep(0.05)
                 started = time.monotonic()
@@ -548,7 +554,7 @@ def test_slow_socket_does_not_delay_the_others(app):
 def test_full_queue_with_close_policy_closes_with_1013(app):
     async def scenario() -> None:
         slow = await stalled_client(app.ws_url + '/closing/cl')
-        async with websockets.connect(app.ws_url + '/groups') as pub:
+        async with connect(app.ws_url + '/groups') as pub:
             await asyncio.sleep(0.05)
             await command(pub, op='flood', group='cl', count=300, size=32768)
         with pytest.raises(websockets.ConnectionClosed) as info:
@@ -572,8 +578,8 @@ def test_memory_backend_on_each_server(kind):
                 b'published',
             )
             async with (
-                websockets.connect(server.ws_url + '/listen/s') as listener,
-                websockets.connect(server.ws_url + '/groups') as a,
+                connect(server.ws_url + '/listen/s') as listener,
+                connect(server.ws_url + '/groups') as a,
             ):
                 await command(a, op='join', group='s')
                 await apost(server.url + '/publish/s', b'from view')

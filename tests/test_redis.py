@@ -1,0 +1,313 @@
+"""The Redis backend against a real ``redis-server`` this suite starts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+import contextlib
+import json
+import signal
+import time
+from typing import Any
+
+from pyramid.config import Configurator
+import pytest
+import webtest
+
+from pyramid_asgi_ws import broadcast as bc
+from tests.redis_support import RedisServer
+from tests.support import ServerProcess, serve
+from tests.test_broadcast import (
+    TIMEOUT,
+    apost,
+    collect,
+    command,
+    connect,
+    http,
+    recv,
+)
+
+APP = 'tests.apps.groups:app'
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@contextlib.contextmanager
+def two_servers(url: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two uvicorn processes sharing the Redis at ``url``."""
+    env = {'BROADCAST_URL': url}
+    with serve('uvicorn', APP, env) as one, serve('uvicorn', APP, env) as two:
+        yield one, two
+
+
+async def until(check: Any, timeout: float = 10.0, every: float = 0.1) -> Any:
+    """Await ``check()`` until it returns something true, or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, 'gave up waiting'
+        await asyncio.sleep(every)
+
+
+# -- the backend alone ------------------------------------------------------
+
+
+def test_backend_publish_subscribe_presence(redis):
+    async def scenario() -> None:
+        got: list[tuple[str, bytes]] = []
+        backend = bc.RedisBackend(redis.url + '?prefix=t1:&presence_ttl=5')
+        assert backend.prefix == 't1:' and backend.presence_ttl == 5
+        await backend.connect(lambda channel, p: got.append((channel, p)))
+        await backend.subscribe('room')
+        await asyncio.wait_for(backend.connected.wait(), TIMEOUT)
+        await backend.subscribe('other')
+        await backend.add_member('room', 'm.1', b'{"name":"ann"}')
+        await backend.publish('room', b'thello')
+        await backend.publish('other', b'bbytes')
+        await until(lambda: asyncio.sleep(0, len(got) == 2))
+        assert got == [('room', b'thello'), ('other', b'bbytes')]
+        assert await backend.members('room') == {'m.1': b'{"name":"ann"}'}
+        await backend.unsubscribe('other')
+        await backend.remove_member('room', 'm.1')
+        await backend.remove_member('room', 'm.1')  # twice: nothing
+        assert await backend.members('room') == {}
+        await backend.add_member('room', 'm.2', b'null')
+        await backend.disconnect()  # takes its members out
+        other = bc.RedisBackend(redis.url + '?prefix=t1:')
+        assert await other.members('room') == {}
+        await other.disconnect()
+
+    asyncio.run(scenario())
+
+
+def test_backend_survives_redis_going_away(redis, caplog):
+    """Publishing fails fast and clearly; the subscription comes back by
+    itself, with the channels joined meanwhile, and presence rewritten."""
+
+    async def scenario() -> None:
+        got: list[bytes] = []
+        backend = bc.RedisBackend(redis.url)
+        backend.reconnect_max = 0.5
+        await backend.connect(lambda channel, payload: got.append(payload))
+        await backend.subscribe('a')
+        await backend.add_member('a', 'm.1', b'1')
+        await asyncio.wait_for(backend.connected.wait(), TIMEOUT)
+        await asyncio.to_thread(redis.stop)
+        await until(lambda: asyncio.sleep(0, not backend.connected.is_set()))
+        started = time.monotonic()
+        with pytest.raises(bc.BroadcastError, match='unreachable'):
+            await backend.publish('a', b'tx')
+        with pytest.raises(bc.BroadcastError, match='cannot list'):
+            await backend.members('a')
+        assert time.monotonic() - started < 2
+        await backend.subscribe('b')  # while down: on reconnection
+        await backend.add_member('b', 'm.2', b'2')  # logged, kept
+        await backend.remove_member('a', 'm.1')  # logged
+        await backend.add_member('a', 'm.1', b'1')
+        await asyncio.to_thread(redis.start)
+        await asyncio.wait_for(backend.connected.wait(), TIMEOUT)
+        await backend.publish('b', b'tback')
+        await until(lambda: asyncio.sleep(0, got == [b'tback']))
+        assert await backend.members('a') == {'m.1': b'1'}
+        assert await backend.members('b') == {'m.2': b'2'}
+        assert backend.reconnects >= 1
+        await backend.disconnect()
+
+    asyncio.run(scenario())
+    assert 'Redis subscription at 127.0.0.1' in caplog.text
+    assert 'restored' in caplog.text
+
+
+def test_backend_with_a_hung_redis(redis):
+    """A Redis that stops answering (SIGSTOP) makes publishing fail within
+    the command timeout, and the silent subscription is dropped and
+    remade once it answers again."""
+
+    async def scenario() -> None:
+        backend = bc.RedisBackend(redis.url)
+        backend.ping_after, backend.dead_after = 0.2, 0.8
+        backend.reconnect_max = 0.3
+        got: list[bytes] = []
+        await backend.connect(lambda channel, payload: got.append(payload))
+        await backend.subscribe('h')
+        await asyncio.wait_for(backend.connected.wait(), TIMEOUT)
+        assert redis.proc is not None
+        redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(bc.BroadcastError, match='TimeoutError'):
+                await backend.publish('h', b'tx')
+            assert time.monotonic() - started < backend.timeout + 1
+            await until(lambda: asyncio.sleep(0, backend.reconnects > 0))
+        finally:
+            redis.proc.send_signal(signal.SIGCONT)
+        await asyncio.wait_for(backend.connected.wait(), 3 * TIMEOUT)
+        await backend.publish('h', b'tok')
+        await until(lambda: asyncio.sleep(0, b'tok' in got))
+        await backend.disconnect()
+
+    asyncio.run(scenario())
+
+
+def test_request_broadcast_with_no_loop_reaches_a_server(redis):
+    """A WSGI app served without any event loop (WebTest) publishes
+    through a short-lived connection; a socket on a real server gets it."""
+
+    def view(request: Any) -> Any:
+        request.broadcast('noloop', b'from webtest')
+        return request.response
+
+    settings = {'asgi_ws.broadcast_url': redis.url}
+    with Configurator(settings=settings) as config:
+        config.include('pyramid_asgi_ws')
+        config.add_route('pub', '/pub')
+        config.add_view(view, route_name='pub')
+        wsgi = config.make_wsgi_app()
+    with serve('uvicorn', APP, {'BROADCAST_URL': redis.url}) as server:
+
+        async def scenario() -> None:
+            async with connect(server.ws_url + '/groups') as ws:
+                await command(ws, op='join', group='noloop')
+                await asyncio.to_thread(webtest.TestApp(wsgi).get, '/pub')
+                assert await recv(ws) == b'from webtest'
+
+        asyncio.run(scenario())
+
+
+# -- two server processes on one Redis --------------------------------------
+
+
+def test_cross_process_groups_and_presence(redis):
+    with two_servers(redis.url) as (one, two):
+
+        async def scenario() -> None:
+            async with (
+                connect(one.ws_url + '/groups?name=ann') as ann,
+                connect(two.ws_url + '/groups?name=bob') as bob,
+                connect(one.ws_url + '/listen/room') as local,
+            ):
+                for ws in (ann, bob):
+                    await command(ws, op='join', group='room')
+                # From a sync view on one: both processes deliver.
+                assert await apost(one.url + '/publish/room', b'hi') == (
+                    200,
+                    b'published',
+                )
+                assert await recv(bob) == 'hi'
+                assert await recv(local) == 'hi'
+                # From async code on two: bytes and JSON keep their kind.
+                await command(
+                    bob, op='publish', group='room', message='b', kind='bytes'
+                )
+                assert await recv(local) == b'b'
+                await command(bob, op='publish', group='room', message=[1])
+                assert await recv(local) == '[1]'
+                # Ordering per publisher and group, across processes.
+                await command(ann, op='flood', group='room', count=50, size=8)
+                got = await collect(bob, 0.5)
+                floods = [m for m in got if m[:1] == '0']
+                assert [int(m[:6]) for m in floods] == list(range(50))
+                # Presence, seen from either process.
+                ids = {}
+                for ws in (ann, bob):
+                    ids[ws] = (await command(ws, op='stats'))['id']
+                members = (await command(bob, op='members', group='room'))[
+                    'members'
+                ]
+                assert members[ids[ann]] == {'name': 'ann'}
+                assert members[ids[bob]] == {'name': 'bob'}
+                assert len(members) == 3
+                await command(ann, op='leave', group='room')
+                members = (await command(bob, op='members', group='room'))[
+                    'members'
+                ]
+                assert ids[ann] not in members
+            # Sockets that closed left; stats show the counters.
+            first, second = (
+                json.loads(http(server.url + '/stats')[1])
+                for server in (one, two)
+            )
+            assert first['backend'] == 'redis'
+            assert first['published'] == 51  # hi, then the flood
+            assert second['delivered'] == 53  # to bob, including his own
+            assert first['groups'] == second['groups'] == {}
+
+        asyncio.run(scenario())
+
+
+def test_redis_restart_mid_test(redis):
+    """Redis goes away: local sockets keep working, publishing answers an
+    error at once, and both processes resubscribe when it returns."""
+    with two_servers(redis.url) as (one, two):
+
+        async def scenario() -> None:
+            async with (
+                connect(one.ws_url + '/groups?name=ann') as ann,
+                connect(two.ws_url + '/groups?name=bob') as bob,
+            ):
+                for ws in (ann, bob):
+                    await command(ws, op='join', group='r')
+                await asyncio.to_thread(redis.stop)
+                started = time.monotonic()
+                status, body = await apost(one.url + '/publish/r', b'x')
+                assert status == 503 and b'unreachable' in body, body
+                reply = await command(ann, op='publish', group='r', message=1)
+                assert 'unreachable' in reply['error']
+                reply = await command(bob, op='members', group='r')
+                assert 'cannot list' in reply['error']
+                assert time.monotonic() - started < 3
+                # The sockets themselves still work.
+                assert (await command(bob, op='stats'))['groups'] == ['r']
+                await asyncio.to_thread(redis.start)
+
+                async def delivered() -> bool:
+                    status, _ = await apost(one.url + '/publish/r', b'back')
+                    if status != 200:
+                        return False
+                    return 'back' in await collect(bob, 0.3)
+
+                await until(delivered, timeout=15)
+
+                async def published() -> bool:
+                    reply = await command(
+                        bob, op='publish', group='r', message='2'
+                    )
+                    return 'ok' in reply
+
+                await until(published)
+                assert '2' in await collect(ann, 0.5)
+                members = await command(ann, op='members', group='r')
+                assert len(members['members']) == 2
+
+        asyncio.run(scenario())
+        assert 'restored' in one.log() and 'restored' in two.log()
+        assert 'Traceback' not in one.log() + two.log()
+
+
+def test_members_of_a_crashed_process_vanish(redis):
+    url = redis.url + '?presence_ttl=1'
+    with two_servers(url) as (one, two):
+
+        async def scenario() -> None:
+            async with connect(one.ws_url + '/groups') as ann:
+                bob = await connect(two.ws_url + '/groups')
+                await command(ann, op='join', group='p')
+                await command(bob, op='join', group='p')
+                found = await command(ann, op='members', group='p')
+                assert len(found['members']) == 2
+                two.signal(signal.SIGKILL)
+                await asyncio.to_thread(two.wait, TIMEOUT)
+
+                async def one_left() -> bool:
+                    found = await command(ann, op='members', group='p')
+                    return len(found['members']) == 1
+
+                await until(one_left, timeout=5)
+
+        asyncio.run(scenario())
