@@ -37,6 +37,7 @@ from pyramid_asgi_ws.security import (
 )
 from pyramid_asgi_ws.settings import parse_settings
 from pyramid_asgi_ws.websocket import (
+    DENIED,
     Receive,
     Send,
     WebSocket,
@@ -49,6 +50,23 @@ log = logging.getLogger('pyramid_asgi_ws')
 
 #: Close code sent to every open WebSocket when the server stops.
 GOING_AWAY = 1001
+
+class _DenialFilter(logging.Filter):
+    """Drop uvicorn's error line after a handshake this app refused.
+
+    uvicorn (0.30 and later) logs "ASGI callable returned without completing
+    handshake" even when the app answered with a denial response; the
+    refusal's own log line already says what happened.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            DENIED.get()
+            and 'without completing handshake' in str(record.msg)
+        )
+
+
+_DENIAL_FILTER = _DenialFilter()
 
 
 class ASGIApp:
@@ -78,6 +96,7 @@ class ASGIApp:
         self.stopping = False
         self._startup_lock: asyncio.Lock | None = None
         self.registry.asgi_app = self
+        logging.getLogger('uvicorn.error').addFilter(_DENIAL_FILTER)
 
     async def __call__(
         self, scope: dict[str, Any], receive: Receive, send: Send

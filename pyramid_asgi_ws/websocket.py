@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+import contextvars
 import enum
 import inspect
 import json
@@ -25,6 +26,11 @@ log = logging.getLogger(__name__)
 #: The ASGI extension that lets an application refuse a handshake with a
 #: full HTTP response instead of the server's bare 403.
 DENIAL_EXTENSION = 'websocket.http.response'
+
+#: Set in the task that refused a handshake (see ``app._DenialFilter``).
+DENIED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    'pyramid_asgi_ws.denied', default=False
+)
 
 
 class _AppCloseCodes:
@@ -199,6 +205,7 @@ class WebSocket:
         if self.application_state is not WebSocketState.CONNECTING:
             raise RuntimeError('deny() must be called before accept()')
         await self._connect()
+        DENIED.set(True)
         if DENIAL_EXTENSION not in (self.scope.get('extensions') or {}):
             await self.send({'type': 'websocket.close', 'code': 1008})
             return

@@ -111,6 +111,7 @@ def test_unknown_path_is_refused_with_404(server):
     log = server.log()
     assert 'no WebSocket consumer matches this path' in log
     assert 'Traceback' not in log
+    assert 'without completing handshake' not in log
 
 
 def test_consumer_raising_before_accept_answers_500(server):
