@@ -293,14 +293,14 @@ class RedisBackend(Backend):
         while True:
             pubsub = self._pubsub = self.client.pubsub()
             try:
-                wanted = set(self.channels)
-                await pubsub.subscribe(
-                    self.control, *[self.prefix + c for c in wanted]
-                )
-                missing = self.channels - wanted
+                await pubsub.subscribe(self.control)
+                # From here on subscribe() talks to Redis itself; the
+                # channels joined so far are subscribed to in one go.
                 self.connected.set()
-                if missing:
-                    await pubsub.subscribe(*[self.prefix + c for c in missing])
+                if self.channels:
+                    await pubsub.subscribe(
+                        *[self.prefix + c for c in self.channels]
+                    )
                 if lost:
                     log.warning(
                         'Redis subscription at %s restored', self.address
