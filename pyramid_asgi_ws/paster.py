@@ -128,11 +128,8 @@ def get_app(
     return asgi_app_for(get_wsgi_app(config_uri, name, options))
 
 
-_loaded: dict[str, ASGIApp] = {}
-
-
 def load_from_environ() -> ASGIApp:
-    """Return the application named by :data:`CONFIG_ENV`, loaded once.
+    """Return the application of the config URI in :data:`CONFIG_ENV`.
 
     ``PYRAMID_ASGI_WS_CONFIG`` is ``development.ini`` or
     ``development.ini#name``; the file's logging is set up first.
@@ -145,12 +142,10 @@ def load_from_environ() -> ASGIApp:
             f'set {CONFIG_ENV} to an ini file (e.g. {CONFIG_ENV}='
             f'development.ini) to serve {APPLICATION}'
         )
-    if uri not in _loaded:
-        path, _, name = uri.partition('#')
-        options = json.loads(os.environ.get(VARS_ENV) or '{}')
-        setup_logging(path, options)
-        _loaded[uri] = get_app(path, name or 'main', options)
-    return _loaded[uri]
+    path, _, name = uri.partition('#')
+    options = json.loads(os.environ.get(VARS_ENV) or '{}')
+    setup_logging(path, options)
+    return get_app(path, name or 'main', options)
 
 
 class LazyApplication:
@@ -354,12 +349,13 @@ else:
         :meth:`~pyramid_asgi_ws.app.ASGIApp.close_connections` (1001,
         ``'server shutting down'``) in its own loop, so consumers see a
         :class:`~pyramid_asgi_ws.WebSocketDisconnect` and can finish, and
-        only then lets uvicorn stop. A second signal stops at once.
+        only then lets uvicorn stop. A second signal skips that wait.
         """
 
         shutdown_timeout: float | None = None
         _loop: asyncio.AbstractEventLoop | None = None
         _closing: asyncio.Future[None] | None = None
+        _signalled = False
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -377,14 +373,14 @@ else:
 
         def handle_exit(self, sig: int, frame: Any) -> None:
             app = find_asgi_app(getattr(self.config, 'loaded_app', None))
-            if self._closing is not None or app is None or self._loop is None:
+            if self._signalled or app is None or self._loop is None:
                 super().handle_exit(sig, frame)
                 return
+            self._signalled = True
             self._loop.call_soon_threadsafe(self._begin_close, app, sig)
 
         def _begin_close(self, app: ASGIApp, sig: int) -> None:
-            if self._closing is None:
-                self._closing = asyncio.ensure_future(self._close(app, sig))
+            self._closing = asyncio.ensure_future(self._close(app, sig))
 
         async def _close(self, app: ASGIApp, sig: int) -> None:
             try:

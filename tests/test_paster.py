@@ -90,6 +90,12 @@ def test_values_are_converted():
         assert parse_server_options(options, 'x')['ws_ping_interval'] is None
 
 
+def test_python_booleans_pass():
+    options = {'proxy_headers': True, 'access_log': False}
+    parsed = parse_server_options(options, 'uvicorn')
+    assert (parsed['proxy_headers'], parsed['access_log']) == (True, False)
+
+
 def test_unknown_option_is_named():
     with pytest.raises(ServerOptionError) as info:
         parse_server_options({'prot': '80'}, 'uvicorn')
@@ -242,7 +248,7 @@ def test_hypercorn_runner_refuses_workers():
 
 
 def test_application_from_the_environment(monkeypatch):
-    monkeypatch.setattr(paster, '_loaded', {})
+    monkeypatch.setattr(paster, 'application', paster.LazyApplication())
     monkeypatch.setenv(paster.CONFIG_ENV, INI + '#filtered')
     monkeypatch.setenv(paster.VARS_ENV, json.dumps({'unused': 'x'}))
     assert paster.application.app is None
@@ -287,15 +293,29 @@ def test_cookiecutter_project_after_two_ini_edits(tmp_path, server):
 def test_hypercorn_listens_on_several_addresses(tmp_path):
     ports = [free_port(), free_port()]
     listen = ' '.join(f'127.0.0.1:{port}' for port in ports)
-    ini = myproject_ini(tmp_path, 'hypercorn', listen=listen)
+    ini = myproject_ini(
+        tmp_path,
+        'hypercorn',
+        listen=listen,
+        proxy_headers='true',
+        access_log='false',
+        log_level='warning',
+    )
     proc = pserve(ini, port=ports[0]).wait_ready()
     try:
         proc.port = ports[1]
         proc.wait_ready()
         for port in ports:
             check_myproject(f'127.0.0.1:{port}')
+        request = urllib.request.Request(
+            f'http://127.0.0.1:{ports[1]}/',
+            headers={'X-Forwarded-For': '203.0.113.7'},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.load(response)['client_addr'] == '203.0.113.7'
     finally:
         proc.stop()
+    assert 'GET /' not in proc.log()
 
 
 @pytest.mark.parametrize(

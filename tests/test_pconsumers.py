@@ -6,6 +6,7 @@ import io
 import subprocess
 
 from pyramid_asgi_ws.scripts import pconsumers
+from tests.fixtures.apps import Chat
 from tests.fixtures.deploy import FIXTURES, PYTHONPATH, script
 
 INI = str(FIXTURES / 'apps.ini')
@@ -57,6 +58,22 @@ def test_app_without_the_include():
 
 def test_requires_a_config_file():
     assert run() == (2, 'requires a config file argument\n')
+
+
+def test_describe_instances_by_class():
+    assert pconsumers.describe(Chat()) == 'tests.fixtures.apps.Chat'
+
+
+def test_origins_without_the_check():
+    class Consumer:
+        allowed_origins = None
+
+    settings = {'check_origin': False, 'allowed_origins': ('https://a.b',)}
+    assert pconsumers.origins(Consumer(), settings) == '*'
+    settings['check_origin'] = True
+    assert (
+        pconsumers.origins(Consumer(), settings) == 'same-origin https://a.b'
+    )
 
 
 def test_console_script(tmp_path):

@@ -91,3 +91,37 @@ def test_idle_server_stops_at_once(tmp_path):
     finally:
         proc.stop()
     assert 'shutdown hook ran with 0 sockets open' in proc.log()
+
+
+@pytest.mark.parametrize('second', [None, signal.SIGINT])
+def test_stubborn_consumer_delays_the_stop_at_most_the_timeout(
+    tmp_path, second
+):
+    port = free_port()
+    ini = tmp_path / 'stubborn.ini'
+    ini.write_text(
+        '[app:main]\nuse = call:tests.fixtures.apps:stubborn_app\n\n'
+        '[server:main]\nuse = egg:pyramid_asgi_ws#uvicorn\n'
+        f'listen = 127.0.0.1:{port}\nshutdown_timeout = 2\n'
+    )
+    proc = pserve(ini, port=port).wait_ready()
+    try:
+        with websocket(f'ws://127.0.0.1:{port}/ws/stubborn') as ws:
+            started = time.monotonic()
+            proc.signal(signal.SIGTERM)
+            assert close_frame(ws, timeout=4).code == 1001
+            if second is not None:
+                # a second signal stops waiting for the consumer to finish
+                proc.signal(second)
+            proc.wait(10)
+            elapsed = time.monotonic() - started
+    finally:
+        proc.stop()
+    log = proc.log()
+    # 2 s for the consumers to finish, then 2 s before uvicorn cancels it;
+    # a second signal skips the first wait
+    if second is None:
+        assert 3.5 < elapsed < 6, log
+    else:
+        assert elapsed < 3.5, log
+    assert 'Task was destroyed' not in log

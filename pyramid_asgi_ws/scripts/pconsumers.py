@@ -69,10 +69,8 @@ def origins(consumer: Any, settings: dict[str, Any]) -> str:
 
 def consumer_rows(registry: Any, glob: str = '') -> list[tuple[str, ...]]:
     """Return one table row per consumer registered in ``registry``."""
-    router = registry.queryUtility(IConsumerRouter)
-    settings = registry.queryUtility(IASGISettings)
-    if router is None or settings is None:
-        return []
+    router = registry.getUtility(IConsumerRouter)
+    settings = registry.getUtility(IASGISettings)
     rows: list[tuple[str, ...]] = []
     for consumer in router:
         if glob and not (
