@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 
 from pyramid_asgi_ws.scripts import pconsumers
@@ -87,7 +88,7 @@ def test_console_script(tmp_path):
         capture_output=True,
         text=True,
         timeout=60,
-        env={'PYTHONPATH': PYTHONPATH, 'PATH': '/usr/bin:/bin'},
+        env=dict(os.environ, PYTHONPATH=PYTHONPATH),
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == TABLE
