@@ -301,14 +301,17 @@ def _read_response(sock: socket.socket) -> tuple[bytes, int]:
 
 def stream(server: Server, size: int) -> dict:
     """Read a streamed response of ``size`` bytes."""
-    head = (
-        f'GET /stream?size={size} HTTP/1.1\r\nHost: bench\r\n'
-        'Connection: close\r\n\r\n'
-    ).encode()
-    _read_response(_request(server.port, head.replace(b'size', b'size=1', 0)))
+
+    def head(size: int) -> bytes:
+        return (
+            f'GET /stream?size={size} HTTP/1.1\r\nHost: bench\r\n'
+            'Connection: close\r\n\r\n'
+        ).encode()
+
+    _read_response(_request(server.port, head(4 * MiB)))  # warm up
     with server.peak_rss() as rss:
         start = time.perf_counter()
-        status, received = _read_response(_request(server.port, head))
+        status, received = _read_response(_request(server.port, head(size)))
         elapsed = time.perf_counter() - start
     return {
         'mb_s': received / elapsed / 1e6,
