@@ -6,6 +6,7 @@ import inspect
 import sys
 from typing import Any, TypeVar
 
+from pyramid.exceptions import ConfigurationError
 import venusian
 
 T = TypeVar('T')
@@ -57,7 +58,13 @@ class websocket_consumer:
 
         def callback(context: Any, name: str, ob: Any) -> None:
             config = context.config.with_package(info.module)
-            config.add_asgi_consumer(pattern, ob, **settings)
+            directive = getattr(config, 'add_asgi_consumer', None)
+            if directive is None:
+                raise ConfigurationError(
+                    f'{self._info[3]} in {self._info[0]} needs '
+                    "config.include('pyramid_asgi_ws') before config.scan()"
+                )
+            directive(pattern, ob, **settings)
 
         info = self.venusian.attach(
             wrapped, callback, category=self.category, depth=self.depth + 1

@@ -261,6 +261,10 @@ class WebSocket:
             message = await self.receive()
         if message['type'] == 'websocket.disconnect':
             self.client_state = WebSocketState.DISCONNECTED
+            if self.application_state is WebSocketState.DISCONNECTED:
+                # we closed first (e.g. shutdown's 1001): servers differ in
+                # what they report for the client's echo, so report ours.
+                raise WebSocketDisconnect(self.close_code or 1000)
             self.application_state = WebSocketState.DISCONNECTED
             self.close_code = code = message.get('code', 1005)
             raise WebSocketDisconnect(code, message.get('reason') or '')

@@ -185,6 +185,12 @@ def test_scan_conflict_names_the_decorator_lines(config):
     assert "@websocket_consumer('/same', name='second')" in text
 
 
+def test_scan_without_include_says_what_is_missing():
+    config = Configurator()
+    with pytest.raises(ConfigurationError, match=r"config.include\('pyramid"):
+        config.scan('tests.pkgs.conflicting')
+
+
 def test_make_asgi_app_wraps_the_router():
     config = Configurator(settings={'asgi_ws.threads': '3'})
     config.include('pyramid_asgi_ws')
