@@ -599,9 +599,10 @@ class Broadcaster:
         value, such as a user name.
         """
         _check_group(group)
-        backend = await self._backend()
         if info is None:
             info = ws.scope.get(PRESENCE_KEY)
+        presence = to_json(info)
+        backend = await self._backend()
         member = self.connection_id(ws)
         sockets = self._groups.get(group)
         first = sockets is None
@@ -611,7 +612,7 @@ class Broadcaster:
         ws.groups.add(group)
         if first:
             await backend.subscribe(group)
-        await backend.add_member(group, member, to_json(info))
+        await backend.add_member(group, member, presence)
 
     async def leave(self, ws: Any, group: str) -> None:
         """Take ``ws`` out of ``group``; leaving twice does nothing."""
@@ -717,7 +718,7 @@ class Broadcaster:
         self.received += 1
         if not sockets:
             return
-        message, event = decode(payload)
+        event = decode(payload)[1]
         delivered = dropped = 0
         for ws in list(sockets):
             before = ws.dropped
@@ -726,7 +727,8 @@ class Broadcaster:
                 # once per socket; WebSocket.deliver does the same work.
                 delivered += ws.push(event)
             else:
-                ws.deliver(group, message)
+                # A hook gets a value of its own, free to change it.
+                ws.deliver(group, decode(payload)[0])
                 delivered += 1
             dropped += ws.dropped - before
         self.delivered += delivered

@@ -279,6 +279,36 @@ def test_group_names_are_checked():
     asyncio.run(scenario())
 
 
+def test_bad_presence_info_changes_nothing():
+    async def scenario() -> None:
+        broadcaster = bc.Broadcaster()
+        ws, _ = make_socket()
+        with pytest.raises(TypeError, match='presence info'):
+            await broadcaster.join(ws, 'g', info=object())
+        assert ws.groups == set() and broadcaster.groups == {}
+
+    asyncio.run(scenario())
+
+
+def test_each_hook_gets_its_own_value():
+    async def scenario() -> None:
+        broadcaster = bc.Broadcaster()
+        seen: list[Any] = []
+
+        def hook(group: str, message: Any) -> None:
+            seen.append(dict(message))
+            message['changed'] = True
+
+        for _ in range(2):
+            ws, _ = make_socket()
+            ws.on_group_message = hook
+            await broadcaster.join(ws, 'g')
+        await broadcaster.publish('g', {'n': 1})
+        assert seen == [{'n': 1}, {'n': 1}]
+
+    asyncio.run(scenario())
+
+
 def test_a_leave_that_fails_does_not_stop_discard(caplog):
     class Failing(bc.MemoryBackend):
         async def remove_member(self, channel: str, member: str) -> None:
