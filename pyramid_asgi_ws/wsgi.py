@@ -9,7 +9,6 @@ worker thread to the event loop in one handoff.
 
 import asyncio
 from collections import deque
-from concurrent.futures import Future
 import contextvars
 import logging
 import queue
@@ -50,6 +49,10 @@ DEFAULT_THREADS = 32
 #: Bytes a streaming response may queue between the worker thread and the
 #: event loop before the worker blocks (on top of one chunk in flight).
 STREAM_BUFFER_SIZE = 65536
+
+#: Bytes of request body the event loop may receive ahead of the
+#: application's reads of ``wsgi.input`` (on top of one message).
+BODY_BUFFER_SIZE = 262144
 
 ZEROCOPY = 'http.response.zerocopysend'
 
@@ -280,6 +283,63 @@ class _Body:
             yield line
 
 
+class _Feed:
+    """Request body messages from the event loop to a worker thread,
+    received ahead of the reads by at most ``limit`` bytes."""
+
+    task: 'asyncio.Task[None] | None' = None
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int) -> None:
+        self._loop = loop
+        self._limit = limit
+        self._queue: queue.SimpleQueue[typing.Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._size = 0
+        self._room: asyncio.Future[None] | None = None
+
+    async def run(self, receive: Receive) -> None:
+        """Receive until the body ends (event loop)."""
+        while True:
+            try:
+                message = await receive()
+            except Exception as exc:
+                self._queue.put(exc)
+                return
+            self._queue.put(message)
+            if message['type'] != 'http.request' or not message.get(
+                'more_body'
+            ):
+                return
+            with self._lock:
+                self._size += len(message.get('body', b''))
+                if self._size < self._limit:
+                    continue
+                room = self._room = self._loop.create_future()
+            await room
+
+    def close(self, exc: Exception) -> None:
+        """Stop receiving (event loop); reads past what was received
+        raise ``exc``."""
+        if self.task is not None:
+            self.task.cancel()
+        self._queue.put(exc)
+
+    def get(self) -> Message:
+        """The next message, waiting for it (worker thread)."""
+        item = self._queue.get()
+        if isinstance(item, Exception):
+            self._queue.put(item)  # and for every later read
+            raise item
+        with self._lock:
+            self._size -= len(item.get('body', b''))
+            room = None
+            if self._room is not None and self._size < self._limit:
+                room, self._room = self._room, None
+        if room is not None:
+            self._loop.call_soon_threadsafe(_wake, room)
+        return item
+
+
 class _Pipe:
     """Response items from a worker thread to the event loop, at most
     ``limit`` queued bytes: a full pipe blocks the worker."""
@@ -370,8 +430,7 @@ class _Call:
     headers: list[tuple[str, str]] = []
     content_length: int | None = None
     remaining: int | None = None
-    receive_future: 'Future[Message] | None' = None
-    receive_task: 'asyncio.Task[None] | None' = None
+    feed: _Feed | None = None
 
     def __init__(
         self,
@@ -392,14 +451,15 @@ class _Call:
 
     def receive_from_thread(self) -> Message:
         """Wait for the next ASGI message (worker thread)."""
-        if self.pipe.closed:
-            raise ClientDisconnect('Request ended')
-        future: Future[Message] = Future()
-        self.receive_future = future
-        self.loop.call_soon_threadsafe(
-            self._start_receive, future, context=self.loop_context
-        )
-        return future.result()
+        feed = self.feed
+        if feed is None:
+            if self.pipe.closed:
+                raise ClientDisconnect('Request ended')
+            feed = self.feed = _Feed(self.loop, BODY_BUFFER_SIZE)
+            self.loop.call_soon_threadsafe(
+                self._start_feed, feed, context=self.loop_context
+            )
+        return feed.get()
 
     def start_response(
         self,
@@ -506,18 +566,11 @@ class _Call:
 
     # -- event loop ------------------------------------------------------
 
-    def _start_receive(self, future: 'Future[Message]') -> None:
-        if future.done():
-            return  # the response already ended
-        self.receive_task = self.loop.create_task(self._receive_for(future))
-
-    async def _receive_for(self, future: 'Future[Message]') -> None:
-        try:
-            message = await self.receive()
-        except Exception as exc:
-            future.set_exception(exc)
+    def _start_feed(self, feed: _Feed) -> None:
+        if self.pipe.closed:
+            feed.close(ClientDisconnect('Request ended'))
         else:
-            future.set_result(message)
+            feed.task = self.loop.create_task(feed.run(self.receive))
 
     async def _watch_disconnect(self) -> None:
         while (await self.receive())['type'] != 'http.disconnect':
@@ -547,11 +600,8 @@ class _Call:
             self.pipe.close()
             if watcher is not None:
                 watcher.cancel()
-            future = self.receive_future
-            if future is not None and not future.done():
-                future.set_exception(ClientDisconnect('Request ended'))
-            if self.receive_task is not None:
-                self.receive_task.cancel()
+            if self.feed is not None:
+                self.feed.close(ClientDisconnect('Request ended'))
 
     async def _send_items(self, items: list[typing.Any]) -> bool:
         send = self.send

@@ -630,18 +630,23 @@ class Test_WsgiToAsgi_body:
         assert client.status == 200
 
     def test_streamed_body_over_limit_413(self, make_bridge):
-        from pyramid_asgi_ws.wsgi import RequestEntityTooLarge
+        from pyramid_asgi_ws.wsgi import (
+            BODY_BUFFER_SIZE,
+            RequestEntityTooLarge,
+        )
 
         reads = []
-        chunks = [b'x' * 4] * 5 + [b'']
+        chunk = b'x' * 65536
+        count = 4 * BODY_BUFFER_SIZE // len(chunk)
         client = Client(
-            make_bridge(reader_app(reads), max_body_size=10),
+            make_bridge(reader_app(reads), max_body_size=100000),
             _scope(method='POST'),
-            body_messages(*chunks),
+            body_messages(*[chunk] * count),
         ).run()
         assert isinstance(reads[0], RequestEntityTooLarge)
         assert client.status == 413
-        assert client.receives == 3
+        # Not read to the end: two chunks read, the rest at most read ahead.
+        assert client.receives <= 3 + BODY_BUFFER_SIZE // len(chunk)
 
     def test_first_chunk_over_limit_413(self, make_bridge):
         reads = []
@@ -898,18 +903,50 @@ class Test_edge_cases:
         assert reads == [b'abc']
 
     def test_receive_after_the_request_ended(self, make_bridge):
-        from concurrent.futures import Future
-
-        from pyramid_asgi_ws.wsgi import ClientDisconnect, _Call
+        from pyramid_asgi_ws.wsgi import ClientDisconnect, _Call, _Feed
 
         async def main():
             call = _Call(make_bridge(hello_app), _scope(), None, None)
-            future = Future()
-            future.set_result(None)
-            call._start_receive(future)
-            assert call.receive_task is None
             call.pipe.close()
             with pytest.raises(ClientDisconnect):
                 call.receive_from_thread()
+            feed = _Feed(call.loop, 10)
+            call._start_feed(feed)
+            assert feed.task is None
+            with pytest.raises(ClientDisconnect):
+                feed.get()
+            with pytest.raises(ClientDisconnect):
+                feed.get()
 
         asyncio.run(main())
+
+    def test_body_read_ahead_is_bounded(self, make_bridge):
+        from pyramid_asgi_ws.wsgi import BODY_BUFFER_SIZE
+
+        chunk = b'x' * 65536
+        count = 3 * BODY_BUFFER_SIZE // len(chunk)
+        go = threading.Event()
+        reads = []
+
+        def read(f):
+            first = f.read(1)
+            go.wait(TIMEOUT)
+            return first + f.read()
+
+        async def main():
+            client = Client(
+                make_bridge(reader_app(reads, read)),
+                _scope(method='POST'),
+                body_messages(*[chunk] * count),
+            )
+            task = asyncio.create_task(client.arun())
+            await asyncio.sleep(0.2)
+            received = client.receives
+            go.set()
+            await task
+            return received, client
+
+        received, client = asyncio.run(main())
+        assert received <= 2 + BODY_BUFFER_SIZE // len(chunk)
+        assert client.body == b'%d' % (count * len(chunk))
+        assert client.receives == count
