@@ -112,7 +112,9 @@ def path_info(scope: dict[str, Any]) -> str:
     return path
 
 
-def consumer_url(request: Any, name: str, *elements: Any, **kw: Any) -> str:
+def consumer_url(
+    request: Any, name: str, /, *elements: Any, **kw: Any
+) -> str:
     """Return the absolute URL of the consumer named ``name``.
 
     Added to requests as ``request.consumer_url``. Keyword arguments fill

@@ -8,7 +8,7 @@ PYTHON="${PYTHON:-python3}"
 bash scripts/setup.sh
 
 echo '== ruff'
-"$PYTHON" -m ruff check pyramid_asgi_ws tests bench examples
+"$PYTHON" -m ruff check pyramid_asgi_ws tests bench examples docs
 echo '== mypy'
 "$PYTHON" -m mypy
 echo '== pytest'

@@ -48,6 +48,20 @@ def test_http_consumer_url_elements_and_query():
     ).endswith('/ws/r?token=t')
 
 
+def test_placeholder_called_name():
+    request = make_request(base_url='http://example.com')
+    config = request.registry
+    from pyramid_asgi_ws.interfaces import IConsumerRouter
+    from pyramid_asgi_ws.router import Consumer
+
+    config.getUtility(IConsumerRouter).add(
+        Consumer('profile', '/u/{name}', consumer)
+    )
+    assert (
+        request.consumer_url('profile', name='al') == 'ws://example.com/u/al'
+    )
+
+
 def test_unknown_name():
     request = make_request()
     with pytest.raises(KeyError, match="no ASGI consumer named 'nope'"):
