@@ -573,8 +573,11 @@ class _Call:
             feed.task = self.loop.create_task(feed.run(self.receive))
 
     async def _watch_disconnect(self) -> None:
-        while (await self.receive())['type'] != 'http.disconnect':
-            pass
+        try:
+            while (await self.receive())['type'] != 'http.disconnect':
+                pass
+        except Exception as exc:
+            log.debug('receive() failed during the response: %r', exc)
         self.pipe.close()
 
     async def respond(self, body: _Body) -> None:

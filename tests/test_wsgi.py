@@ -780,6 +780,26 @@ class Test_WsgiToAsgi_streaming:
         asyncio.run(main())
         assert iterable.closed.is_set()
 
+    def test_watcher_receive_error_ends_stream(self, make_bridge):
+        iterable = ClosingIter(iter(lambda: b'x', None))
+
+        async def broken():
+            raise OSError('receive failed')
+
+        async def main():
+            client = Client(
+                make_bridge(iter_app(iterable)),
+                None,
+                [{'type': 'http.request'}, broken],
+            )
+            client.send_delay = 0.001
+            await client.arun()
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, iterable.closed.wait, TIMEOUT)
+
+        asyncio.run(main())
+        assert iterable.closed.is_set()
+
 
 class Test_FileWrapper:
     def _app(self, filelike, length=None, block_size=3):
