@@ -6,7 +6,8 @@ publishes to the moment the client's event loop reads the frame (both
 read ``time.monotonic()``, one clock for the whole machine). Two
 scenarios: one worker with the ``memory://`` backend, and two worker
 processes sharing a ``redis-server`` (half the sockets on each; the
-publisher on the first).
+publisher on the first). Each runs as the servers are, then again after
+the servers called ``gc.freeze()``, to tell the collector's pauses apart.
 
 The servers (and Redis) run on one core, the clients on the other, as in
 :mod:`bench.run`. :func:`run` returns one dict a scenario, for the runner.
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 from collections.abc import Iterator
 import contextlib
+import gc
 import json
 import os
 import shutil
@@ -35,6 +37,10 @@ from tests.support import ServerProcess, free_port  # noqa: E402
 GROUP = 'bench'
 FULL = {'sockets': 1000, 'messages': 30}
 SMOKE = {'sockets': 50, 'messages': 3}
+SCENARIOS = [
+    ('memory', 'one worker, memory://'),
+    ('redis', 'two workers, redis://'),
+]
 #: p99 aims on a 2-core machine, in milliseconds.
 TARGETS = {'memory': 50.0, 'redis': 100.0}
 
@@ -56,7 +62,14 @@ def make_app() -> Any:
     async def pub(ws: Any) -> None:
         await ws.accept()
         async for text in ws.iter_text():
-            await ws.broadcast(GROUP, {'n': text, 't': time.monotonic()})
+            if text == 'gc.freeze':
+                # Move every object alive now out of the collector's reach:
+                # its full passes over 1,000 connections' objects are
+                # what delays the slowest rounds.
+                gc.collect()
+                gc.freeze()
+            else:
+                await ws.broadcast(GROUP, {'n': text, 't': time.monotonic()})
             await ws.send_text(text)
 
     settings = {
@@ -143,10 +156,11 @@ async def subscribe(port: int, count: int) -> list[Subscriber]:
 
 
 async def measure(
-    ports: list[int], sockets: int, messages: int
+    ports: list[int], sockets: int, messages: int, freeze: bool = False
 ) -> dict[str, Any]:
     """Open ``sockets`` subscribers spread over ``ports``, publish
-    ``messages`` times through the first port, and sum up latencies."""
+    ``messages`` times through the first port, and sum up latencies.
+    With ``freeze``, every server first calls ``gc.freeze()``."""
     from websockets.asyncio.client import connect
 
     subscribers: list[Subscriber] = []
@@ -155,6 +169,10 @@ async def measure(
         subscribers += await subscribe(port, share)
     # Joining happens right after the handshake: give it a moment.
     await asyncio.sleep(0.5)
+    for port in ports if freeze else ():
+        async with connect(f'ws://127.0.0.1:{port}/pub') as control:
+            await control.send('gc.freeze')
+            await asyncio.wait_for(control.recv(), 10)
     latencies: list[float] = []
     received = 0
     async with connect(
@@ -243,10 +261,12 @@ def redis_on_server_core() -> Iterator[RedisServer]:
         yield redis
 
 
-def run_client(ports: list[int], p: dict[str, int]) -> dict[str, Any]:
+def run_client(
+    ports: list[int], p: dict[str, int], freeze: bool
+) -> dict[str, Any]:
     """Measure on uvloop when installed: the client must not be what is
     slow (asyncio's own loop adds tens of milliseconds at 1,000 sockets)."""
-    coroutine = measure(ports, p['sockets'], p['messages'])
+    coroutine = measure(ports, p['sockets'], p['messages'], freeze)
     try:
         import uvloop
     except ImportError:  # pragma: no cover
@@ -254,34 +274,53 @@ def run_client(ports: list[int], p: dict[str, int]) -> dict[str, Any]:
     return uvloop.run(coroutine)
 
 
+@contextlib.contextmanager
+def servers(backend: str) -> Iterator[list[int]]:
+    """One worker on ``memory://``, or two sharing a new Redis."""
+    if backend == 'memory':
+        with workers(1, 'memory://') as ports:
+            yield ports
+        return
+    with redis_on_server_core() as redis, workers(2, redis.url) as ports:
+        yield ports
+
+
 def run(smoke: bool = False) -> list[dict[str, Any]]:
-    """Run both scenarios; return one row each."""
+    """Run every scenario, each on fresh servers; return one row each.
+
+    Each scenario runs twice: as the servers are, and after they called
+    ``gc.freeze()`` (see ``docs/groups.rst``), which shows how much of the
+    tail is the garbage collector's.
+    """
     p = SMOKE if smoke else FULL
     _, client_cpus = cores()
     if client_cpus:
         os.sched_setaffinity(0, client_cpus)
     rows = []
-    with workers(1, 'memory://') as ports:
-        result = run_client(ports, p)
-    rows.append(row('one worker, memory://', 'memory', 1, result))
-    if shutil.which('redis-server'):
-        with redis_on_server_core() as redis, workers(2, redis.url) as ports:
-            result = run_client(ports, p)
-        rows.append(row('two workers, redis://', 'redis', 2, result))
-    else:
-        rows.append(
-            {'name': 'two workers, redis://', 'error': 'no redis-server'}
-        )
+    for backend, name in SCENARIOS:
+        for freeze in (False, True):
+            label = f'{name}{", gc.freeze()" if freeze else ""}'
+            if backend == 'redis' and not shutil.which('redis-server'):
+                rows.append({'name': label, 'error': 'no redis-server'})
+                continue
+            with servers(backend) as ports:
+                result = run_client(ports, p, freeze)
+            rows.append(row(label, backend, len(ports), result, freeze))
     return rows
 
 
 def row(
-    name: str, backend: str, count: int, result: dict[str, Any]
+    name: str,
+    backend: str,
+    count: int,
+    result: dict[str, Any],
+    freeze: bool,
 ) -> dict[str, Any]:
     target = TARGETS[backend]
     return {
         'name': f'broadcast: {name}',
         'workers': count,
+        'gc_freeze': freeze,
         **result,
         'target_p99_ms': target,
         'met': result['p99_ms'] < target,
