@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 import concurrent.futures
+import contextlib
 import importlib
 import itertools
 import json
@@ -337,10 +338,8 @@ class RedisBackend(Backend):
                 )
             finally:
                 self._pubsub = None
-                try:
+                with contextlib.suppress(*self.errors):
                     await pubsub.aclose()
-                except self.errors:
-                    pass
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.reconnect_max)
 
@@ -622,8 +621,7 @@ class Broadcaster:
             return
         sockets.discard(ws)
         backend = self.backend
-        if backend is None:
-            return
+        assert backend is not None  # close() forgets every group
         if not sockets:
             del self._groups[group]
             await backend.unsubscribe(group)

@@ -244,6 +244,13 @@ def test_groups_members_and_counters():
     asyncio.run(scenario())
 
 
+def test_a_message_for_a_group_left_meanwhile_is_counted_only():
+    broadcaster = bc.Broadcaster()
+    broadcaster._receive('gone', b'tlate')
+    assert broadcaster.stats()['received'] == 1
+    assert broadcaster.delivered == 0
+
+
 def test_full_queue_counts_drops():
     async def scenario() -> None:
         broadcaster = bc.Broadcaster()

@@ -124,6 +124,38 @@ def test_backend_survives_redis_going_away(redis, caplog):
     assert 'restored' in caplog.text
 
 
+def test_backend_dispatch_ignores_strangers_and_survives_errors(caplog):
+    backend = bc.RedisBackend('redis://127.0.0.1:1/0?prefix=p:')
+    backend._dispatch(b'p:g', b'tx')  # not connected yet: nothing
+    got: list[tuple[str, bytes]] = []
+    backend.on_message = lambda channel, payload: got.append(
+        (channel, payload)
+    )
+    backend._dispatch(b'other:g', b'tx')
+    backend._dispatch(b'p:g', b'ty')
+    assert got == [('g', b'ty')]
+
+    def fail(channel: str, payload: bytes) -> None:
+        raise ValueError('bad payload')
+
+    backend.on_message = fail
+    backend._dispatch(b'p:g', b'tz')
+    assert 'delivering a message from p:g failed' in caplog.text
+
+
+def test_backend_disconnects_while_redis_is_down(redis):
+    async def scenario() -> None:
+        backend = bc.RedisBackend(redis.url)
+        await backend.connect(lambda channel, payload: None)
+        await backend.add_member('g', 'm.1', b'null')
+        await asyncio.to_thread(redis.stop)
+        started = time.monotonic()
+        await backend.disconnect()  # the members expire by themselves
+        assert time.monotonic() - started < backend.timeout + 1
+
+    asyncio.run(scenario())
+
+
 def test_backend_with_a_hung_redis(redis):
     """A Redis that stops answering (SIGSTOP) makes publishing fail within
     the command timeout, and the silent subscription is dropped and
