@@ -725,8 +725,16 @@ class Broadcaster:
                 # once per socket; WebSocket.deliver does the same work.
                 delivered += ws.push(event)
             else:
-                # A hook gets a value of its own, free to change it.
-                ws.deliver(group, decode(payload)[0])
+                # A hook gets a value of its own, free to change it; one
+                # that raises must not cost the other members the message.
+                try:
+                    ws.deliver(group, decode(payload)[0])
+                except Exception:
+                    log.exception(
+                        'on_group_message hook failed on WebSocket %s',
+                        ws.path,
+                    )
+                    continue
                 delivered += 1
             dropped += ws.dropped - before
         self.delivered += delivered

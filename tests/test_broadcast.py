@@ -297,7 +297,7 @@ def test_bad_presence_info_changes_nothing():
     asyncio.run(scenario())
 
 
-def test_each_hook_gets_its_own_value():
+def test_each_hook_gets_its_own_value(caplog):
     async def scenario() -> None:
         broadcaster = bc.Broadcaster()
         seen: list[Any] = []
@@ -306,14 +306,19 @@ def test_each_hook_gets_its_own_value():
             seen.append(dict(message))
             message['changed'] = True
 
-        for _ in range(2):
+        def broken(group: str, message: Any) -> None:
+            raise RuntimeError('broken hook')
+
+        for each in (hook, broken, hook):
             ws, _ = make_socket()
-            ws.on_group_message = hook
+            ws.on_group_message = each
             await broadcaster.join(ws, 'g')
         await broadcaster.publish('g', {'n': 1})
         assert seen == [{'n': 1}, {'n': 1}]
+        assert broadcaster.delivered == 2
 
     asyncio.run(scenario())
+    assert 'on_group_message hook failed' in caplog.text
 
 
 def test_a_leave_that_fails_does_not_stop_discard(caplog):
