@@ -801,4 +801,5 @@ __all__ = [
     'RedisBackend',
     'broadcast',
     'get_broadcaster',
+    'includeme',
 ]
