@@ -786,8 +786,10 @@ def includeme(config: Any) -> None:
 
     def register() -> None:
         registry = config.registry
-        url = registry.getUtility(IASGISettings)['broadcast_url']
-        registry.registerUtility(Broadcaster(url), IBroadcaster)
+        settings = registry.getUtility(IASGISettings)
+        broadcaster = Broadcaster(settings['broadcast_url'])
+        broadcaster.publish_timeout = settings['publish_timeout']
+        registry.registerUtility(broadcaster, IBroadcaster)
 
     config.action(('asgi_ws broadcaster',), register, order=PHASE2_CONFIG)
 

@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     'send_queue_size': 256,
     'send_overflow': 'close',
     'broadcast_url': 'memory://',
+    'publish_timeout': 5.0,
     'shutdown_timeout': 5.0,
 }
 
@@ -160,6 +161,9 @@ def parse_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
             sget('send_overflow'), PREFIX + 'send_overflow'
         ),
         'broadcast_url': url,
+        'publish_timeout': as_seconds(
+            sget('publish_timeout'), PREFIX + 'publish_timeout'
+        ),
         'shutdown_timeout': as_seconds(
             sget('shutdown_timeout'), PREFIX + 'shutdown_timeout'
         ),

@@ -122,6 +122,7 @@ class WebSocket:
         self.dropped = 0
         self._outbox: deque[Message] = deque()
         self._drainer: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Event
         self.groups: set[str] = set()
         #: Called as ``hook(group, message)`` for each group message instead
         #: of sending it to the client; see :meth:`deliver`.
@@ -533,19 +534,28 @@ class WebSocket:
         return True
 
     def _start_drain(self) -> None:
+        # One sender task per connection, started on the first push and
+        # kept until the connection ends: a task per fan-out would leave
+        # thousands of dead tasks for the garbage collector each broadcast.
         if self._drainer is None:
+            self._wakeup = asyncio.Event()
             self._drainer = asyncio.get_running_loop().create_task(
-                self._drain()
+                self._drain(self._wakeup)
             )
+        else:
+            self._wakeup.set()
 
-    async def _drain(self) -> None:
+    async def _drain(self, wakeup: asyncio.Event) -> None:
+        outbox = self._outbox
         try:
-            while self._outbox:
-                await self._transmit(self._outbox.popleft())
+            while True:
+                while outbox:
+                    await self._transmit(outbox.popleft())
+                wakeup.clear()
+                await wakeup.wait()
         except Exception:  # the client is gone; nothing left to tell it
-            self._outbox.clear()
-        finally:
-            self._drainer = None
+            outbox.clear()
+            self.application_state = WebSocketState.DISCONNECTED
 
     @property
     def pending(self) -> int:

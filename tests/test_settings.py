@@ -30,6 +30,7 @@ def test_ini_strings_are_normalized():
             'asgi_ws.send_overflow': 'drop_oldest',
             'asgi_ws.broadcast_url': 'redis://127.0.0.1:6379/0',
             'asgi_ws.shutdown_timeout': '2.5',
+            'asgi_ws.publish_timeout': '0.5',
         }
     )
     assert parsed == {
@@ -44,6 +45,7 @@ def test_ini_strings_are_normalized():
         'send_overflow': 'drop_oldest',
         'broadcast_url': 'redis://127.0.0.1:6379/0',
         'shutdown_timeout': 2.5,
+        'publish_timeout': 0.5,
     }
 
 
