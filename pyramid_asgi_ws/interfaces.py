@@ -18,6 +18,31 @@ class IASGISettings(Interface):
 
 
 class IBroadcaster(Interface):
-    """The registry utility that joins sockets to groups and publishes."""
+    """The registry utility that joins sockets to groups and publishes.
 
-    backend = Attribute('The broadcast backend in use.')
+    The application starts it at startup (or on first use), closes it at
+    shutdown, and discards each WebSocket that ends while in groups.
+    """
+
+    url = Attribute('The broadcast URL it was made from.')
+
+    async def start():  # type: ignore[misc]
+        """Connect the backend."""
+
+    async def close():  # type: ignore[misc]
+        """Disconnect the backend."""
+
+    async def join(ws, group, info=None):
+        """Add the WebSocket ``ws`` to ``group``."""
+
+    async def leave(ws, group):
+        """Take ``ws`` out of ``group``."""
+
+    async def discard(ws):
+        """Take ``ws`` out of every group it is in."""
+
+    async def publish(group, message):
+        """Send ``message`` to every member of ``group``."""
+
+    async def members(group):
+        """Return ``{connection id: presence info}`` for ``group``."""
