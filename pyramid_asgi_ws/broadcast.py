@@ -28,6 +28,7 @@ from pyramid.config import PHASE2_CONFIG
 from pyramid.exceptions import ConfigurationError
 
 from pyramid_asgi_ws.interfaces import IASGISettings, IBroadcaster
+from pyramid_asgi_ws.websocket import PRESENCE_KEY
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ CONNECTION_ID_KEY = 'asgi_ws.connection_id'
 
 #: The scope key a consumer may set to what :meth:`Broadcaster.members`
 #: reports for its connection (any JSON-serialisable value).
-PRESENCE_KEY = 'asgi_ws.presence'
 
 OnMessage = Callable[[str, bytes], None]
 

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 #: full HTTP response instead of the server's bare 403.
 DENIAL_EXTENSION = 'websocket.http.response'
 
+#: The scope key holding a connection's presence info.
+PRESENCE_KEY = 'asgi_ws.presence'
+
 #: Set in the task that refused a handshake (see ``app._DenialFilter``).
 DENIED: contextvars.ContextVar[bool] = contextvars.ContextVar(
     'pyramid_asgi_ws.denied', default=False
@@ -450,9 +453,29 @@ class WebSocket:
             )
         return broadcaster
 
-    async def join(self, group: str) -> None:
-        """Add this connection to ``group``; it leaves when it closes."""
-        await self.broadcaster.join(self, group)
+    @property
+    def presence(self) -> Any:
+        """What ``members()`` reports for this connection (JSON-able)."""
+        return self.scope.get(PRESENCE_KEY)
+
+    @presence.setter
+    def presence(self, info: Any) -> None:
+        self.scope[PRESENCE_KEY] = info
+
+    async def join(self, group: str, info: Any = None) -> None:
+        """Add this connection to ``group``; it leaves when it closes.
+
+        ``info`` (default: :attr:`presence`) is what ``members(group)``
+        reports for this connection in that group.
+        """
+        await self.broadcaster.join(self, group, info)
+
+    async def members(self, group: str) -> dict[str, Any]:
+        """Return ``{connection id: presence info}`` for ``group``.
+
+        With the Redis backend this spans every process.
+        """
+        return await self.broadcaster.members(group)
 
     async def leave(self, group: str) -> None:
         """Take this connection out of ``group``."""

@@ -383,3 +383,30 @@ def test_helpers():
     assert encode_headers([(b'a', 'b')]) == [(b'a', b'b')]
     with pytest.raises(ValueError, match='mode must be'):
         json_message(1, mode='yaml')
+
+
+def test_presence_join_info_and_members():
+    from pyramid.config import Configurator
+
+    from pyramid_asgi_ws.testing import TestClient
+
+    async def room(ws):
+        await ws.accept()
+        ws.presence = {'who': ws.request.GET['who']}
+        if ws.request.GET.get('own'):
+            await ws.join('lobby', info={'who': 'own-info'})
+        else:
+            await ws.join('lobby')
+        await ws.send_json(
+            sorted(m['who'] for m in (await ws.members('lobby')).values())
+        )
+        await ws.receive_text()
+
+    config = Configurator()
+    config.include('pyramid_asgi_ws')
+    config.add_asgi_consumer('/room', room)
+    with TestClient(config.make_asgi_app()) as client:
+        with client.websocket_connect('/room?who=ann') as first:
+            assert first.receive_json() == ['ann']
+            with client.websocket_connect('/room?who=bob&own=1') as second:
+                assert second.receive_json() == ['ann', 'own-info']

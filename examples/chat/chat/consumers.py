@@ -4,7 +4,6 @@ import logging
 import re
 
 from pyramid_asgi_ws import websocket_consumer
-from pyramid_asgi_ws.broadcast import PRESENCE_KEY
 
 from .messages import chat_message, clean_text, presence_message
 from .routes import ROOM
@@ -18,7 +17,7 @@ async def online(ws, room):
     The broadcaster's members span every process sharing its backend, so
     with Redis the list holds the users of all workers.
     """
-    members = await ws.broadcaster.members(room)
+    members = await ws.members(room)
     return [
         info['name'] for info in members.values() if isinstance(info, dict)
     ]
@@ -45,9 +44,8 @@ async def chat(ws):
         await ws.deny(403, 'pick a name first')
         return
     await ws.accept()
-    # what the broadcaster's members() reports for this connection
-    ws.scope[PRESENCE_KEY] = {'name': name}
-    await ws.join(room)
+    # what members() reports for this connection
+    await ws.join(room, info={'name': name})
     await ws.send_json({'type': 'welcome', 'room': room, 'name': name})
     await announce(ws, room)
     try:
