@@ -59,7 +59,7 @@ APP = textwrap.dedent(
 
 
 @pytest.fixture(scope='module')
-def server(tmp_path_factory):
+def uvicorn_server(tmp_path_factory):
     pytest.importorskip('uvicorn')
     app_dir = tmp_path_factory.mktemp('app')
     (app_dir / 'keepalive_app.py').write_text(APP)
@@ -138,17 +138,19 @@ def _requests(port, count, statuses):
         conn.close()
 
 
-def test_keep_alive_sequential_no_5xx(server):
+def test_keep_alive_sequential_no_5xx(uvicorn_server):
     statuses = []
-    _requests(server, 500, statuses)
+    _requests(uvicorn_server, 500, statuses)
     assert len(statuses) == 500
     assert set(statuses) == {200}
 
 
-def test_keep_alive_threads_no_5xx(server):
+def test_keep_alive_threads_no_5xx(uvicorn_server):
     statuses = []
     threads = [
-        threading.Thread(target=_requests, args=(server, 150, statuses))
+        threading.Thread(
+            target=_requests, args=(uvicorn_server, 150, statuses)
+        )
         for _ in range(8)
     ]
     for thread in threads:
