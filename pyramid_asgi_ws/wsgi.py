@@ -730,7 +730,10 @@ class _Pool:
                 self._pending -= 1
             if job is None:
                 return
-            job[0](*job[1])
+            try:
+                job[0](*job[1])
+            except Exception:  # keep the thread for the next call
+                log.exception('Error in a WSGI thread pool call')
             del job
 
     def close(self) -> None:

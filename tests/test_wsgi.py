@@ -358,6 +358,19 @@ class Test_WsgiToAsgi_responses:
         finally:
             bridge.close()
 
+    def test_pool_survives_a_failing_call(self, make_bridge, caplog):
+        bridge = make_bridge(hello_app, threads=1)
+        done = threading.Event()
+
+        def fail():
+            raise ValueError('pool call failed')
+
+        bridge.pool.submit(fail)
+        bridge.pool.submit(done.set)
+        assert done.wait(TIMEOUT)
+        assert len(bridge.pool.threads) == 1
+        assert 'pool call failed' in caplog.text
+
     def test_duplicate_headers_400(self, make_bridge):
         scope = _scope(headers=[(b'x-a', b'1')] * 3)
         client = Client(make_bridge(hello_app, 2), scope).run()
