@@ -137,6 +137,22 @@ def iter_app(iterable, status='200 OK', headers=()):
     return app
 
 
+def stream_until_closed(bridge, iterable, messages=None, send=None, delay=0):
+    """Serve an endless ``iterable`` until the bridge stops it; True once
+    its ``close()`` was called."""
+
+    async def main():
+        client = Client(bridge, None, messages, send_delay=delay)
+        if send is not None:
+            client.send = send
+        await client.arun()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, iterable.closed.wait, TIMEOUT)
+
+    asyncio.run(main())
+    return iterable.closed.is_set()
+
+
 class Test_build_environ:
     def _callFUT(self, scope, body=None, **kw):
         from pyramid_asgi_ws.wsgi import build_environ
@@ -470,17 +486,8 @@ class Test_WsgiToAsgi_errors:
             if message['type'] == 'http.response.body':
                 raise OSError('client gone')
 
-        async def main():
-            bridge = make_bridge(iter_app(iterable))
-            client = Client(bridge)
-            client.send = send
-            await client.arun()
-            await asyncio.get_running_loop().run_in_executor(
-                None, iterable.closed.wait, TIMEOUT
-            )
-
-        asyncio.run(main())
-        assert iterable.closed.is_set()
+        bridge = make_bridge(iter_app(iterable))
+        assert stream_until_closed(bridge, iterable, send=send)
         for _ in range(100):
             if 'close after gone' in caplog.text:
                 break
@@ -765,15 +772,8 @@ class Test_WsgiToAsgi_streaming:
             if len(sent) > 3:
                 raise OSError('gone')
 
-        async def main():
-            client = Client(make_bridge(iter_app(iterable)))
-            client.send = send
-            await client.arun()
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, iterable.closed.wait, TIMEOUT)
-
-        asyncio.run(main())
-        assert iterable.closed.is_set()
+        bridge = make_bridge(iter_app(iterable))
+        assert stream_until_closed(bridge, iterable, send=send)
 
     def test_watcher_ignores_other_messages(self, make_bridge):
         iterable = ClosingIter(iter(lambda: b'x', None))
@@ -783,15 +783,8 @@ class Test_WsgiToAsgi_streaming:
             {'type': 'http.disconnect'},
         ]
 
-        async def main():
-            client = Client(make_bridge(iter_app(iterable)), None, messages)
-            client.send_delay = 0.001
-            await client.arun()
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, iterable.closed.wait, TIMEOUT)
-
-        asyncio.run(main())
-        assert iterable.closed.is_set()
+        bridge = make_bridge(iter_app(iterable))
+        assert stream_until_closed(bridge, iterable, messages, delay=0.001)
 
     def test_watcher_receive_error_ends_stream(self, make_bridge):
         iterable = ClosingIter(iter(lambda: b'x', None))
@@ -799,19 +792,9 @@ class Test_WsgiToAsgi_streaming:
         async def broken():
             raise OSError('receive failed')
 
-        async def main():
-            client = Client(
-                make_bridge(iter_app(iterable)),
-                None,
-                [{'type': 'http.request'}, broken],
-            )
-            client.send_delay = 0.001
-            await client.arun()
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, iterable.closed.wait, TIMEOUT)
-
-        asyncio.run(main())
-        assert iterable.closed.is_set()
+        bridge = make_bridge(iter_app(iterable))
+        messages = [{'type': 'http.request'}, broken]
+        assert stream_until_closed(bridge, iterable, messages, delay=0.001)
 
 
 class Test_FileWrapper:
