@@ -26,6 +26,8 @@ import threading
 import time
 import typing
 
+import bench.broadcast
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT)
 CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
@@ -625,6 +627,28 @@ def machine() -> str:
     )
 
 
+def broadcast_table(rows: list[dict]) -> str:
+    """One line per fan-out scenario: delivery latency against its aim."""
+    lines = [
+        'broadcast fan-out (one message to every socket, repeated)',
+        f'{"scenario":<44} {"sockets":>7} {"p50 ms":>7} {"p99 ms":>7}'
+        f' {"aim p99":>7}  verdict',
+    ]
+    for item in rows:
+        if 'error' in item:
+            lines.append(f'{item["name"]:<44} error: {item["error"]}')
+            continue
+        verdict = 'met' if item['met'] else 'MISSED'
+        if not item['ok']:
+            verdict += f' (lost {item["expected"] - item["received"]})'
+        lines.append(
+            f'{item["name"]:<44} {item["sockets"]:>7} {item["p50_ms"]:>7.1f}'
+            f' {item["p99_ms"]:>7.1f} {item["target_p99_ms"]:>7.0f}  '
+            + verdict
+        )
+    return '\n'.join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog='python -m bench')
     parser.add_argument(
@@ -671,9 +695,19 @@ def main(argv: list[str] | None = None) -> None:
     ours = results.get('pyramid_asgi_ws', {})
     if ours.get('hello', {}).get('non2xx'):
         failed = True
+    fanout: list[dict] = []
+    if only is None or 'broadcast' in only:
+        print('.. broadcast fan-out', file=sys.stderr, flush=True)
+        fanout = bench.broadcast.run(args.smoke)
+        print(broadcast_table(fanout))
+        failed = failed or not all(item.get('ok') for item in fanout)
     print(f'took {time.monotonic() - started:.0f} s')
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump({'machine': machine(), 'results': results}, f, indent=1)
+            json.dump(
+                {'machine': machine(), 'results': results, 'fanout': fanout},
+                f,
+                indent=1,
+            )
     if failed and args.smoke:
         sys.exit(1)
