@@ -51,6 +51,7 @@ log = logging.getLogger('pyramid_asgi_ws')
 #: Close code sent to every open WebSocket when the server stops.
 GOING_AWAY = 1001
 
+
 class _DenialFilter(logging.Filter):
     """Drop uvicorn's error line after a handshake this app refused.
 
@@ -61,8 +62,7 @@ class _DenialFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (
-            DENIED.get()
-            and 'without completing handshake' in str(record.msg)
+            DENIED.get() and 'without completing handshake' in str(record.msg)
         )
 
 
@@ -115,7 +115,9 @@ class ASGIApp:
                 await self.wsgi(scope, receive, send)
             return
         consumer, matchdict = found
-        scope = dict(scope, matchdict=matchdict, registry=self.registry)
+        # the scope is ours to extend (ASGI); consumers find these in it
+        scope['matchdict'] = matchdict
+        scope['registry'] = self.registry
         if consumer.protocol == 'http':
             await consumer.target(scope, receive, send)
         else:

@@ -123,14 +123,16 @@ class WebSocket:
         self.application_state = WebSocketState.CONNECTING
         self.close_code: int | None = None
         self.dropped = 0
-        self._outbox: deque[Message] = deque()
+        # created on first use: most connections never need them, and
+        # thousands of idle connections should cost as little as possible
+        self._outbox: deque[Message] | None = None
+        self._groups: set[str] | None = None
+        self._hook_tasks: set[asyncio.Future[Any]] | None = None
         self._drainer: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event
-        self.groups: set[str] = set()
         #: Called as ``hook(group, message)`` for each group message instead
         #: of sending it to the client; see :meth:`deliver`.
         self.on_group_message: Callable[[str, Any], Any] | None = None
-        self._hook_tasks: set[asyncio.Future[Any]] = set()
 
     # -- what the handshake said ------------------------------------------
 
@@ -454,6 +456,13 @@ class WebSocket:
         return broadcaster
 
     @property
+    def groups(self) -> set[str]:
+        """The groups this connection is in."""
+        if self._groups is None:
+            self._groups = set()
+        return self._groups
+
+    @property
     def presence(self) -> Any:
         """What ``members()`` reports for this connection (JSON-able)."""
         return self.scope.get(PRESENCE_KEY)
@@ -497,6 +506,8 @@ class WebSocket:
             result = hook(group, message)
             if inspect.isawaitable(result):
                 task = asyncio.ensure_future(result)
+                if self._hook_tasks is None:
+                    self._hook_tasks = set()
                 self._hook_tasks.add(task)
                 task.add_done_callback(self._hook_done)
             return
@@ -508,7 +519,8 @@ class WebSocket:
             self.push(json_message(message))
 
     def _hook_done(self, task: asyncio.Future[Any]) -> None:
-        self._hook_tasks.discard(task)
+        if self._hook_tasks is not None:
+            self._hook_tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error(
                 'on_group_message hook failed on WebSocket %s',
@@ -528,19 +540,22 @@ class WebSocket:
         """
         if self.application_state is not WebSocketState.CONNECTED:
             return False
-        if len(self._outbox) >= self.send_queue_size:
+        outbox = self._outbox
+        if outbox is None:
+            outbox = self._outbox = deque()
+        if len(outbox) >= self.send_queue_size:
             self.dropped += 1
             if self.send_overflow == 'drop_newest':
                 return False
             if self.send_overflow == 'close':
-                self._outbox.clear()
+                outbox.clear()
                 log.warning(
                     'closing WebSocket %s with 1013: its send queue of %d '
                     'messages is full (asgi_ws.send_overflow = close)',
                     self.path,
                     self.send_queue_size,
                 )
-                self._outbox.append(
+                outbox.append(
                     {
                         'type': 'websocket.close',
                         'code': 1013,
@@ -549,27 +564,28 @@ class WebSocket:
                 )
                 self.application_state = WebSocketState.DISCONNECTED
                 self.close_code = 1013
-                self._start_drain()
+                self._start_drain(outbox)
                 return False
-            self._outbox.popleft()
-        self._outbox.append(message)
-        self._start_drain()
+            outbox.popleft()
+        outbox.append(message)
+        self._start_drain(outbox)
         return True
 
-    def _start_drain(self) -> None:
+    def _start_drain(self, outbox: deque[Message]) -> None:
         # One sender task per connection, started on the first push and
         # kept until the connection ends: a task per fan-out would leave
         # thousands of dead tasks for the garbage collector each broadcast.
         if self._drainer is None:
             self._wakeup = asyncio.Event()
             self._drainer = asyncio.get_running_loop().create_task(
-                self._drain(self._wakeup)
+                self._drain(outbox, self._wakeup)
             )
         else:
             self._wakeup.set()
 
-    async def _drain(self, wakeup: asyncio.Event) -> None:
-        outbox = self._outbox
+    async def _drain(
+        self, outbox: deque[Message], wakeup: asyncio.Event
+    ) -> None:
         try:
             while True:
                 while outbox:
@@ -583,11 +599,11 @@ class WebSocket:
     @property
     def pending(self) -> int:
         """How many pushed messages wait to be sent."""
-        return len(self._outbox)
+        return len(self._outbox) if self._outbox is not None else 0
 
     async def _finish(self) -> None:
         """Stop the send queue once the consumer is done."""
-        for task in list(self._hook_tasks):
+        for task in list(self._hook_tasks or ()):
             task.cancel()
         drainer = self._drainer
         if drainer is not None:
@@ -596,7 +612,8 @@ class WebSocket:
                 await drainer
             except asyncio.CancelledError:
                 pass
-        self._outbox.clear()
+        if self._outbox is not None:
+            self._outbox.clear()
 
 
 def json_message(data: Any, mode: str = 'text') -> Message:

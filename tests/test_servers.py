@@ -234,6 +234,15 @@ def test_foreign_origin_refused_by_default(server):
         pass
 
 
+def test_origin_listed_in_the_setting_is_allowed(server):
+    url = server.ws_url + '/ws/echo'
+    with open_ws(url, origin='https://friend.example') as ws:
+        ws.send('friend')
+        assert ws.recv(timeout=TIMEOUT) == 'friend'
+    # the scheme is part of the origin
+    assert refused_status(url, origin='http://friend.example') == 403
+
+
 def test_subprotocol_negotiation(server):
     url = server.ws_url + '/ws/proto'
     with open_ws(url, subprotocols=['v0', 'v1.chat', 'v2.chat']) as ws:

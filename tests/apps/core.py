@@ -182,6 +182,7 @@ async def on_startup(event):
 
 def make_app(**settings):
     settings.setdefault('marker', 'from-settings')
+    settings.setdefault('asgi_ws.allowed_origins', 'https://friend.example')
     config = Configurator(
         settings=settings,
         root_factory=Root,
