@@ -44,7 +44,7 @@ from pyramid_asgi_ws.websocket import (
     WebSocketDisconnect,
     WebSocketState,
 )
-from pyramid_asgi_ws.wsgi import WsgiToAsgi, build_environ
+from pyramid_asgi_ws.wsgi import WsgiToAsgi, build_environ, send_error
 
 log = logging.getLogger('pyramid_asgi_ws')
 
@@ -119,7 +119,7 @@ class ASGIApp:
         scope['matchdict'] = matchdict
         scope['registry'] = self.registry
         if consumer.protocol == 'http':
-            await consumer.target(scope, receive, send)
+            await self.serve_raw(consumer, scope, receive, send)
         else:
             await self.serve_websocket(consumer, scope, receive, send)
 
@@ -194,7 +194,7 @@ class ASGIApp:
         self.connections.add(ws)
         try:
             if consumer.raw:
-                await consumer.target(scope, receive, send)
+                await self.serve_raw(consumer, scope, receive, send)
             else:
                 await self._run(consumer, ws)
         finally:
@@ -235,6 +235,45 @@ class ASGIApp:
             )
         else:
             await self._close(ws, 1000, '')
+
+    async def serve_raw(
+        self,
+        consumer: Consumer,
+        scope: dict[str, Any],
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Run a raw ASGI consumer; if it raises, answer as a view would.
+
+        Before it sent anything: 500 (HTTP) or a refused handshake; after a
+        WebSocket accept: close 1011. A response already under way is cut
+        off by the server. The client never sees the exception.
+        """
+        sent: list[str] = []
+
+        async def watched(message: dict[str, Any]) -> None:
+            if not sent:
+                sent.append(message['type'])
+            await send(message)
+
+        try:
+            await consumer.target(scope, receive, watched)
+        except Exception:
+            if sent and sent[0] == 'http.response.start':
+                raise
+            log.exception(
+                'ASGI consumer %r failed on %s', consumer.name, scope['path']
+            )
+            if scope['type'] == 'http':
+                await send_error(send, 500, b'Internal Server Error')
+                return
+            ws = WebSocket(scope, receive, send)
+            ws.client_state = WebSocketState.CONNECTED
+            if sent and sent[0] == 'websocket.accept':
+                ws.application_state = WebSocketState.CONNECTED
+                await self._close(ws, 1011, 'internal error')
+            else:
+                await self.refuse(ws, Refusal(500, 'the consumer raised'))
 
     async def _close(self, ws: WebSocket, code: int, reason: str) -> None:
         try:

@@ -679,10 +679,10 @@ class _Call:
             )
             raise exc
         if isinstance(exc, RequestEntityTooLarge):
-            await _send_error(self.send, 413, b'Request Entity Too Large')
+            await send_error(self.send, 413, b'Request Entity Too Large')
             return
         log.error('Error in WSGI application', exc_info=exc_info)
-        await _send_error(self.send, 500, b'Internal Server Error')
+        await send_error(self.send, 500, b'Internal Server Error')
 
 
 class _Pool:
@@ -747,7 +747,8 @@ class _Pool:
                 self._queue.put(None)
 
 
-async def _send_error(send: Send, status: int, text: bytes) -> None:
+async def send_error(send: Send, status: int, text: bytes) -> None:
+    """Answer an HTTP scope with a short plain-text error and close."""
     await send(
         {
             'type': 'http.response.start',
@@ -824,7 +825,7 @@ class WsgiToAsgi:
             for name, value in scope.get('headers', ()):
                 if name.lower() == b'content-length' and value.isdigit():
                     if int(value) > max_body_size:
-                        await _send_error(
+                        await send_error(
                             send, 413, b'Request Entity Too Large'
                         )
                         return

@@ -231,3 +231,58 @@ def test_http_goes_to_pyramid(status):
     assert channel.sent[0]['status'] == status
     body = b''.join(m.get('body', b'') for m in channel.sent[1:])
     assert body == b'{"ok": true}'
+
+
+def http_scope(path):
+    return {
+        'type': 'http',
+        'method': 'GET',
+        'path': path,
+        'root_path': '',
+        'query_string': b'',
+        'headers': [],
+    }
+
+
+def test_raw_consumers_that_raise_answer_without_the_exception():
+    async def http_early(scope, receive, send):
+        raise ValueError('secret')
+
+    async def http_late(scope, receive, send):
+        await send({'type': 'http.response.start', 'status': 200})
+        raise ValueError('secret')
+
+    async def ws_early(scope, receive, send):
+        await receive()
+        raise ValueError('secret')
+
+    async def ws_late(scope, receive, send):
+        await receive()
+        await send({'type': 'websocket.accept'})
+        raise ValueError('secret')
+
+    app = make_app(
+        ('/http-early', http_early, {'protocol': 'http'}),
+        ('/http-late', http_late, {'protocol': 'http'}),
+        ('/ws-early', ws_early, {'raw': True}),
+        ('/ws-late', ws_late, {'raw': True}),
+    )
+
+    def call(scope):
+        channel = Channel(CONNECT)
+        run(app(scope, channel.receive, channel.send))
+        return channel.sent
+
+    sent = call(http_scope('/http-early'))
+    assert sent[0]['status'] == 500
+    assert sent[1]['body'] == b'Internal Server Error'
+    with pytest.raises(ValueError):  # the server cuts the response off
+        call(http_scope('/http-late'))
+    sent = call(ws_scope('/ws-early'))
+    assert sent[0]['status'] == 500 and b'secret' not in sent[1]['body']
+    sent = call(ws_scope('/ws-late'))
+    assert sent[-1] == {
+        'type': 'websocket.close',
+        'code': 1011,
+        'reason': 'internal error',
+    }
