@@ -243,11 +243,13 @@ class ASGIApp:
         receive: Receive,
         send: Send,
     ) -> None:
-        """Run a raw ASGI consumer; if it raises, answer as a view would.
+        """Run a raw ASGI consumer; if it raises, answer the client first.
 
         Before it sent anything: 500 (HTTP) or a refused handshake; after a
-        WebSocket accept: close 1011. A response already under way is cut
-        off by the server. The client never sees the exception.
+        WebSocket accept: close 1011; a response under way is cut off. The
+        exception then goes on to the server, which logs it (and to the
+        test client, which raises it in the test); the client never sees
+        it.
         """
         sent: list[str] = []
 
@@ -261,12 +263,12 @@ class ASGIApp:
         except Exception:
             if sent and sent[0] == 'http.response.start':
                 raise
-            log.exception(
+            log.error(
                 'ASGI consumer %r failed on %s', consumer.name, scope['path']
             )
             if scope['type'] == 'http':
                 await send_error(send, 500, b'Internal Server Error')
-                return
+                raise
             ws = WebSocket(scope, receive, send)
             ws.client_state = WebSocketState.CONNECTED
             if sent and sent[0] == 'websocket.accept':
@@ -274,6 +276,7 @@ class ASGIApp:
                 await self._close(ws, 1011, 'internal error')
             else:
                 await self.refuse(ws, Refusal(500, 'the consumer raised'))
+            raise
 
     async def _close(self, ws: WebSocket, code: int, reason: str) -> None:
         try:

@@ -269,15 +269,18 @@ def test_raw_consumers_that_raise_answer_without_the_exception():
     )
 
     def call(scope):
+        # the client is answered, then the server gets the exception
         channel = Channel(CONNECT)
-        run(app(scope, channel.receive, channel.send))
+        with pytest.raises(ValueError, match='secret'):
+            run(app(scope, channel.receive, channel.send))
         return channel.sent
 
     sent = call(http_scope('/http-early'))
     assert sent[0]['status'] == 500
     assert sent[1]['body'] == b'Internal Server Error'
-    with pytest.raises(ValueError):  # the server cuts the response off
-        call(http_scope('/http-late'))
+    assert call(http_scope('/http-late')) == [  # the server cuts it off
+        {'type': 'http.response.start', 'status': 200}
+    ]
     sent = call(ws_scope('/ws-early'))
     assert sent[0]['status'] == 500 and b'secret' not in sent[1]['body']
     sent = call(ws_scope('/ws-late'))

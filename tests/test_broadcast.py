@@ -17,9 +17,10 @@ import pytest
 import websockets
 import webtest
 
-from pyramid_asgi_ws import WebSocket, WebSocketState
+from pyramid_asgi_ws import WebSocket, WebSocketState, backends
 from pyramid_asgi_ws import broadcast as bc
 from pyramid_asgi_ws.interfaces import IBroadcaster
+from pyramid_asgi_ws.websocket import PRESENCE_KEY
 from tests.support import SERVERS, serve
 
 TIMEOUT = 5.0
@@ -90,7 +91,7 @@ async def apost(url: str, data: bytes) -> tuple[int, bytes]:
     ['héllo', '', b'\x00\xff', {'a': [1, 'é']}, [1, 2], 3, None, True],
 )
 def test_encode_decode_keeps_the_kind(message):
-    decoded, event = bc.decode(bc.encode(message))
+    decoded, event = backends.decode(backends.encode(message))
     assert decoded == message
     assert type(decoded) is type(message)
     if isinstance(message, bytes):
@@ -102,13 +103,13 @@ def test_encode_decode_keeps_the_kind(message):
 
 
 def test_encode_bytearray_and_refuses_other_objects():
-    assert bc.decode(bc.encode(bytearray(b'ab')))[0] == b'ab'
+    assert backends.decode(backends.encode(bytearray(b'ab')))[0] == b'ab'
     with pytest.raises(TypeError, match='text, bytes or JSON'):
-        bc.encode(object())
+        backends.encode(object())
 
 
 def test_split_options():
-    url, options = bc.split_options(
+    url, options = backends.split_options(
         'redis://h:1/0?prefix=p:&socket_timeout=3&presence_ttl=2',
         ('prefix', 'presence_ttl'),
     )
@@ -117,20 +118,24 @@ def test_split_options():
 
 
 def test_backend_factory():
-    assert bc.backend_factory('memory://') is bc.MemoryBackend
-    assert bc.backend_factory('redis://localhost') is bc.RedisBackend
+    assert backends.backend_factory('memory://') is backends.MemoryBackend
+    assert (
+        backends.backend_factory('redis://localhost') is backends.RedisBackend
+    )
     with pytest.raises(ConfigurationError, match='known schemes'):
-        bc.backend_factory('nats://localhost')
+        backends.backend_factory('nats://localhost')
 
 
 def test_backend_factory_reports_a_missing_library(monkeypatch):
-    monkeypatch.setitem(bc.BACKENDS, 'nope', 'tests.no_such_module.Backend')
+    monkeypatch.setitem(
+        backends.BACKENDS, 'nope', 'tests.no_such_module.Backend'
+    )
     with pytest.raises(ConfigurationError, match='cannot be imported'):
-        bc.backend_factory('nope://x')
+        backends.backend_factory('nope://x')
 
 
 def test_backend_interface_is_abstract():
-    backend = bc.Backend('x://')
+    backend = backends.Backend('x://')
 
     async def calls() -> None:
         for coroutine in (
@@ -207,7 +212,7 @@ def test_groups_members_and_counters():
         calls: list[tuple[str, Any]] = []
         hooked.on_group_message = lambda group, m: calls.append((group, m))
         await broadcaster.join(a, 'room', info={'name': 'a'})
-        b.scope[bc.PRESENCE_KEY] = 'b'
+        b.scope[PRESENCE_KEY] = 'b'
         await broadcaster.join(b, 'room')
         await broadcaster.join(b, 'other')
         await broadcaster.join(hooked, 'room')
@@ -322,7 +327,7 @@ def test_each_hook_gets_its_own_value(caplog):
 
 
 def test_a_leave_that_fails_does_not_stop_discard(caplog):
-    class Failing(bc.MemoryBackend):
+    class Failing(backends.MemoryBackend):
         async def remove_member(self, channel: str, member: str) -> None:
             raise bc.BroadcastError('gone')
 
@@ -391,7 +396,7 @@ def test_publish_threadsafe_from_another_thread():
 
 
 def test_publish_threadsafe_times_out():
-    class Stuck(bc.MemoryBackend):
+    class Stuck(backends.MemoryBackend):
         async def publish(self, channel: str, payload: bytes) -> None:
             await asyncio.sleep(60)
 
@@ -411,7 +416,7 @@ def test_publish_threadsafe_times_out():
 def test_publish_with_no_loop_uses_a_short_lived_backend():
     published: list[tuple[str, bytes]] = []
 
-    class Recording(bc.MemoryBackend):
+    class Recording(backends.MemoryBackend):
         async def publish(self, channel: str, payload: bytes) -> None:
             published.append((channel, payload))
 

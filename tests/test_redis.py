@@ -14,6 +14,7 @@ from pyramid.config import Configurator
 import pytest
 import webtest
 
+from pyramid_asgi_ws import backends
 from pyramid_asgi_ws import broadcast as bc
 from tests.redis_support import RedisServer
 from tests.support import ServerProcess, serve
@@ -61,7 +62,9 @@ async def until(check: Any, timeout: float = 10.0, every: float = 0.1) -> Any:
 def test_backend_publish_subscribe_presence(redis):
     async def scenario() -> None:
         got: list[tuple[str, bytes]] = []
-        backend = bc.RedisBackend(redis.url + '?prefix=t1:&presence_ttl=5')
+        backend = backends.RedisBackend(
+            redis.url + '?prefix=t1:&presence_ttl=5'
+        )
         assert backend.prefix == 't1:' and backend.presence_ttl == 5
         await backend.connect(lambda channel, p: got.append((channel, p)))
         await backend.subscribe('room')
@@ -79,7 +82,7 @@ def test_backend_publish_subscribe_presence(redis):
         assert await backend.members('room') == {}
         await backend.add_member('room', 'm.2', b'null')
         await backend.disconnect()  # takes its members out
-        other = bc.RedisBackend(redis.url + '?prefix=t1:')
+        other = backends.RedisBackend(redis.url + '?prefix=t1:')
         assert await other.members('room') == {}
         await other.disconnect()
 
@@ -92,7 +95,7 @@ def test_backend_survives_redis_going_away(redis, caplog):
 
     async def scenario() -> None:
         got: list[bytes] = []
-        backend = bc.RedisBackend(redis.url)
+        backend = backends.RedisBackend(redis.url)
         backend.reconnect_max = 0.5
         await backend.connect(lambda channel, payload: got.append(payload))
         await backend.subscribe('a')
@@ -125,7 +128,7 @@ def test_backend_survives_redis_going_away(redis, caplog):
 
 
 def test_backend_dispatch_ignores_strangers_and_survives_errors(caplog):
-    backend = bc.RedisBackend('redis://127.0.0.1:1/0?prefix=p:')
+    backend = backends.RedisBackend('redis://127.0.0.1:1/0?prefix=p:')
     backend._dispatch(b'p:g', b'tx')  # not connected yet: nothing
     got: list[tuple[str, bytes]] = []
     backend.on_message = lambda channel, payload: got.append(
@@ -145,7 +148,7 @@ def test_backend_dispatch_ignores_strangers_and_survives_errors(caplog):
 
 def test_backend_disconnects_while_redis_is_down(redis):
     async def scenario() -> None:
-        backend = bc.RedisBackend(redis.url)
+        backend = backends.RedisBackend(redis.url)
         await backend.connect(lambda channel, payload: None)
         await backend.add_member('g', 'm.1', b'null')
         await asyncio.to_thread(redis.stop)
@@ -162,7 +165,7 @@ def test_backend_with_a_hung_redis(redis):
     remade once it answers again."""
 
     async def scenario() -> None:
-        backend = bc.RedisBackend(redis.url)
+        backend = backends.RedisBackend(redis.url)
         backend.ping_after, backend.dead_after = 0.2, 0.8
         backend.reconnect_max = 0.3
         got: list[bytes] = []

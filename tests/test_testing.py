@@ -401,9 +401,12 @@ def test_raw_return_after_accept_is_1006(client):
 
 
 def test_app_errors_reach_the_test(client):
-    with client.websocket_connect('/raw-bad') as ws:
-        with pytest.raises(RuntimeError, match='websocket.nonsense'):
-            ws.receive()
+    # the client is told first (1011), then the error reaches the test
+    with pytest.raises(RuntimeError, match='websocket.nonsense'):
+        with client.websocket_connect('/raw-bad') as ws:
+            with pytest.raises(WebSocketDisconnect) as info:
+                ws.receive()
+            assert info.value.code == 1011
 
 
 def test_lifespan_runs_around_the_client():
