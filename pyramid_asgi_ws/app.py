@@ -16,6 +16,7 @@ from typing import Any
 from pyramid.httpexceptions import HTTPException
 from pyramid.interfaces import IRequestExtensions, IRequestFactory
 from pyramid.request import Request, apply_request_extensions
+from zope.interface import implementer
 
 from pyramid_asgi_ws.events import (
     ApplicationShutdown,
@@ -23,6 +24,7 @@ from pyramid_asgi_ws.events import (
     notify_async,
 )
 from pyramid_asgi_ws.interfaces import (
+    IASGIApp,
     IASGISettings,
     IBroadcaster,
     IConsumerRouter,
@@ -69,11 +71,13 @@ class _DenialFilter(logging.Filter):
 _DENIAL_FILTER = _DenialFilter()
 
 
+@implementer(IASGIApp)
 class ASGIApp:
     """The ASGI 3 application returned by ``config.make_asgi_app()``.
 
     ``wsgi_app`` is the Pyramid router it wraps and ``registry`` its
-    registry; ``connections`` holds the WebSockets open right now.
+    registry, where the app is also the ``IASGIApp`` utility;
+    ``connections`` holds the WebSockets open right now.
     """
 
     def __init__(self, wsgi_app: Any, registry: Any = None) -> None:
@@ -95,7 +99,7 @@ class ASGIApp:
         self.started = False
         self.stopping = False
         self._startup_lock: asyncio.Lock | None = None
-        self.registry.asgi_app = self
+        self.registry.registerUtility(self, IASGIApp)
         logging.getLogger('uvicorn.error').addFilter(_DENIAL_FILTER)
 
     async def __call__(

@@ -13,6 +13,13 @@ class IConsumerRouter(Interface):
         """Return the consumer registered under ``name``, or ``None``."""
 
 
+class IASGIApp(Interface):
+    """The ASGI application made from a registry (``make_asgi_app()``)."""
+
+    registry = Attribute('The application registry')
+    wsgi_app = Attribute('The Pyramid WSGI router it wraps')
+
+
 class IASGISettings(Interface):
     """The parsed ``asgi_ws.*`` settings, as a dict."""
 

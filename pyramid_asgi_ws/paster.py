@@ -39,7 +39,7 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.router import Router
 
 from pyramid_asgi_ws.app import GOING_AWAY, ASGIApp
-from pyramid_asgi_ws.interfaces import IASGISettings
+from pyramid_asgi_ws.interfaces import IASGIApp, IASGISettings
 from pyramid_asgi_ws.settings import as_positive_int, as_seconds, as_size
 
 #: The environment variable naming the config URI ``application`` loads.
@@ -108,7 +108,7 @@ def asgi_app_for(app: Any) -> ASGIApp:
             'pyramid_asgi_ws: add "pyramid.includes = pyramid_asgi_ws" to '
             "its [app:...] section or call config.include('pyramid_asgi_ws')"
         )
-    existing = getattr(registry, 'asgi_app', None)
+    existing = registry.queryUtility(IASGIApp)
     if isinstance(existing, ASGIApp) and existing.wsgi_app is app:
         return existing
     return ASGIApp(app, registry=registry)

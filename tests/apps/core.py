@@ -7,6 +7,7 @@ from pyramid.response import Response
 from pyramid.session import SignedCookieSessionFactory
 
 from pyramid_asgi_ws import WebSocketConsumer, WebSocketDisconnect
+from pyramid_asgi_ws.interfaces import IASGIApp
 
 EVENTS: list = []
 
@@ -177,7 +178,8 @@ async def raw_http(scope, receive, send):
 
 
 async def on_startup(event):
-    EVENTS.append(('startup', event.app is event.registry.asgi_app))
+    made = event.registry.getUtility(IASGIApp)
+    EVENTS.append(('startup', event.app is made))
 
 
 def make_app(**settings):
