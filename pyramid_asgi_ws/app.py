@@ -157,11 +157,9 @@ class ASGIApp:
             receive,
             send,
             request_factory=self.make_request,
-            max_message_size=consumer.max_message_size
-            or settings['max_message_size'],
-            send_queue_size=consumer.send_queue_size
-            or settings['send_queue_size'],
-            send_overflow=consumer.send_overflow or settings['send_overflow'],
+            max_message_size=consumer.setting('max_message_size', settings),
+            send_queue_size=consumer.setting('send_queue_size', settings),
+            send_overflow=consumer.setting('send_overflow', settings),
         )
 
     def check_handshake(

@@ -26,6 +26,15 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _queue_size(value: Any, name: str) -> int:
+    size = as_positive_int(value, name)
+    if size is None:
+        raise ConfigurationError(
+            f'{name} must be a positive whole number, not {value!r}'
+        )
+    return size
+
+
 #: Options ``add_asgi_consumer`` accepts besides its named arguments, each
 #: with the function that checks and normalizes its value.
 OPTIONS: dict[str, Any] = {
@@ -35,7 +44,7 @@ OPTIONS: dict[str, Any] = {
     'require_origin': lambda value, name: asbool(value),
     'subprotocols': lambda value, name: _names(value),
     'max_message_size': as_size,
-    'send_queue_size': as_positive_int,
+    'send_queue_size': _queue_size,
     'send_overflow': as_overflow,
 }
 
@@ -85,7 +94,9 @@ def add_asgi_consumer(
     always for ``protocol='http'``, it is a plain ASGI application.
 
     ``name`` (default: the consumer's dotted name) is what
-    ``request.consumer_url(name)`` takes; names are unique.
+    ``request.consumer_url(name)`` takes. Names given explicitly are
+    unique; one callable registered for several patterns without ``name=``
+    serves each of them, but its default name then builds no URL.
 
     ``options``: ``permission`` and ``factory`` (checked with the app's
     security policy before the consumer runs), ``allowed_origins``,
@@ -125,6 +136,7 @@ def add_asgi_consumer(
         pattern = config.route_prefix.rstrip('/') + '/' + pattern.lstrip('/')
     if not pattern.startswith('/'):
         pattern = '/' + pattern
+    explicit = name is not None
     if name is None:
         name = _dotted(consumer)
     discriminator = ('asgi consumer', protocol, pattern)
@@ -152,6 +164,7 @@ def add_asgi_consumer(
             raw=raw,
             original=consumer,
             options=options,
+            explicit=explicit,
         )
         try:
             router.add(entry)

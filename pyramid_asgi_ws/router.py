@@ -32,8 +32,10 @@ class Consumer:
         raw: bool = False,
         original: Any = None,
         options: dict[str, Any] | None = None,
+        explicit: bool = True,
     ) -> None:
         self.name = name
+        self.explicit = explicit
         self.pattern = pattern
         self.target = target
         self.protocol = protocol
@@ -47,6 +49,13 @@ class Consumer:
         if name.startswith('__'):
             raise AttributeError(name)
         return self.options.get(name)
+
+    def setting(self, name: str, settings: dict[str, Any]) -> Any:
+        """Return this consumer's ``name`` option if given, else the setting.
+
+        An option given as ``None`` (no limit) overrides the setting too.
+        """
+        return self.options[name] if name in self.options else settings[name]
 
     def path(self, matchdict: dict[str, Any]) -> str:
         """Return the path this consumer answers for ``matchdict``."""
@@ -65,17 +74,34 @@ class ConsumerRouter:
 
     def __init__(self) -> None:
         self._consumers: dict[str, list[Consumer]] = {p: [] for p in PROTOCOLS}
+        self._all: list[Consumer] = []
         self._by_name: dict[str, Consumer] = {}
+        self._shared: dict[str, list[Consumer]] = {}
 
     def add(self, consumer: Consumer) -> None:
-        """Add ``consumer``; its name must not be taken."""
-        if consumer.name in self._by_name:
+        """Add ``consumer``; a name given explicitly must not be taken.
+
+        One callable registered for several patterns without ``name=``
+        shares its default name: each serves its pattern, but the name
+        cannot build a URL until ``name=`` tells them apart.
+        """
+        name = consumer.name
+        taken = self._by_name.get(name) or next(
+            iter(self._shared.get(name, ())), None
+        )
+        if taken is None:
+            self._by_name[name] = consumer
+        elif consumer.explicit or taken.explicit:
             raise ValueError(
-                f'an ASGI consumer named {consumer.name!r} already exists '
-                f'({self._by_name[consumer.name]!r}); pass name= to tell '
-                'them apart'
+                f'an ASGI consumer named {name!r} already exists '
+                f'({taken!r}); pass name= to tell them apart'
             )
-        self._by_name[consumer.name] = consumer
+        else:
+            shared = self._shared.setdefault(name, [])
+            if name in self._by_name:
+                shared.append(self._by_name.pop(name))
+            shared.append(consumer)
+        self._all.append(consumer)
         self._consumers[consumer.protocol].append(consumer)
 
     def match(
@@ -96,11 +122,15 @@ class ConsumerRouter:
         """Return the consumer registered as ``name``, or None."""
         return self._by_name.get(name)
 
+    def sharing(self, name: str) -> list[Consumer]:
+        """Return the consumers sharing the default name ``name``."""
+        return list(self._shared.get(name, ()))
+
     def __iter__(self) -> Iterator[Consumer]:
-        return iter(self._by_name.values())
+        return iter(self._all)
 
     def __len__(self) -> int:
-        return len(self._by_name)
+        return len(self._all)
 
 
 def path_info(scope: dict[str, Any]) -> str:
@@ -112,9 +142,7 @@ def path_info(scope: dict[str, Any]) -> str:
     return path
 
 
-def consumer_url(
-    request: Any, name: str, /, *elements: Any, **kw: Any
-) -> str:
+def consumer_url(request: Any, name: str, /, *elements: Any, **kw: Any) -> str:
     """Return the absolute URL of the consumer named ``name``.
 
     Added to requests as ``request.consumer_url``. Keyword arguments fill
@@ -126,6 +154,13 @@ def consumer_url(
     router = request.registry.queryUtility(IConsumerRouter)
     consumer = router.get(name) if router is not None else None
     if consumer is None:
+        shared = router.sharing(name) if router is not None else []
+        if shared:
+            patterns = ', '.join(repr(c.pattern) for c in shared)
+            raise KeyError(
+                f'{name!r} is registered for {patterns}; give each '
+                'add_asgi_consumer() a name= to build their URLs'
+            )
         raise KeyError(f'no ASGI consumer named {name!r}')
     query = kw.pop('_query', None)
     path = consumer.path(kw)

@@ -52,15 +52,20 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
 
 
 def is_trusted(client: Any, trusted: tuple[str, ...]) -> bool:
-    """Whether the peer address ``client`` is one of ``trusted`` proxies."""
+    """Whether the peer address ``client`` is one of ``trusted`` proxies.
+
+    ``trusted`` holds addresses, networks (``10.0.0.0/8``), ``*`` for any
+    peer, and ``unix`` for peers with no address, which is how servers
+    report a connection on a unix socket.
+    """
     if not trusted:
         return False
     if '*' in trusted:
         return True
     host = client[0] if client else None
-    if host is None:
-        return False
-    if host in trusted or 'unix' in trusted and not host[0].isdigit():
+    if not host:
+        return 'unix' in trusted
+    if host in trusted:
         return True
     try:
         address = ipaddress.ip_address(host)
@@ -108,7 +113,7 @@ def check_origin(
         allowed = settings['allowed_origins']
     origin = _header(scope, b'origin')
     if origin is None:
-        if consumer.require_origin or settings['require_origin']:
+        if consumer.setting('require_origin', settings):
             return Refusal(
                 403,
                 'handshake has no Origin header and asgi_ws.require_origin '

@@ -154,6 +154,24 @@ def test_close_connections_sends_1001_and_waits():
     assert late[0]['status'] == 503
 
 
+def test_consumer_options_override_settings_even_to_no_limit():
+    async def consumer(ws):
+        await ws.accept()
+        await ws.send_json([ws.max_message_size, ws.send_queue_size])
+
+    app = make_app(
+        ('/free', consumer, {'max_message_size': 'none'}),
+        ('/default', consumer, {}),
+        settings={'asgi_ws.send_queue_size': '8'},
+    )
+    results = []
+    for path in ('/free', '/default'):
+        channel = Channel(CONNECT)
+        run(app(ws_scope(path), channel.receive, channel.send))
+        results.append(channel.sent[1]['text'])
+    assert results == ['[null,8]', '[1048576,8]']
+
+
 def test_raising_factory_refuses_with_its_status():
     def factory(request):
         raise HTTPForbidden()

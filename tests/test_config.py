@@ -75,11 +75,29 @@ def test_same_pattern_other_protocol_does_not_conflict(config):
     assert router(config).match('http', '/ws')[0].name == 'b'
 
 
-def test_duplicate_name_is_an_error(config):
-    config.add_asgi_consumer('/one', echo)
-    config.add_asgi_consumer('/two', echo)
+def test_duplicate_explicit_name_is_an_error(config):
+    config.add_asgi_consumer('/one', echo, name='same')
+    config.add_asgi_consumer('/two', other, name='same')
     with pytest.raises(ConfigurationError, match='pass name='):
         config.commit()
+
+
+def test_explicit_name_equal_to_a_default_name_is_an_error(config):
+    config.add_asgi_consumer('/one', echo)
+    config.add_asgi_consumer('/two', other, name='tests.test_config.echo')
+    with pytest.raises(ConfigurationError, match='already exists'):
+        config.commit()
+
+
+def test_one_callable_for_several_patterns_shares_its_default_name(config):
+    config.add_asgi_consumer('/one', echo)
+    config.add_asgi_consumer('/two', echo)
+    config.add_asgi_consumer('/three', echo)
+    config.commit()
+    assert router(config).match('websocket', '/two')[0].original is echo
+    assert router(config).get('tests.test_config.echo') is None
+    assert len(router(config).sharing('tests.test_config.echo')) == 3
+    assert len(router(config)) == 3
 
 
 def test_including_app_overrides_library_consumer(config):
@@ -114,6 +132,7 @@ def test_introspectable(config):
         ({'max_message_size': 'big'}, 'max_message_size must be a byte'),
         ({'send_overflow': 'explode'}, 'send_overflow must be one of'),
         ({'send_queue_size': 0}, 'send_queue_size must be positive'),
+        ({'send_queue_size': None}, 'send_queue_size must be a positive'),
     ],
 )
 def test_bad_arguments_name_the_problem(config, kwargs, message):

@@ -6,6 +6,7 @@ from pyramid.config import Configurator
 from pyramid.request import Request, apply_request_extensions
 import pytest
 
+from pyramid_asgi_ws.interfaces import IConsumerRouter
 from pyramid_asgi_ws.router import Consumer, ConsumerRouter, path_info
 
 
@@ -60,6 +61,15 @@ def test_placeholder_called_name():
     assert (
         request.consumer_url('profile', name='al') == 'ws://example.com/u/al'
     )
+
+
+def test_shared_default_name_builds_no_url():
+    request = make_request()
+    routes = request.registry.getUtility(IConsumerRouter)
+    for pattern in ('/a', '/b'):
+        routes.add(Consumer('dup', pattern, consumer, explicit=False))
+    with pytest.raises(KeyError, match="'/a', '/b'; give each"):
+        request.consumer_url('dup')
 
 
 def test_unknown_name():

@@ -115,7 +115,10 @@ def test_own_origin_without_host_uses_server():
         (('192.168.1.9', 1), ('192.168.0.0/16',), True),
         (('192.168.1.9', 1), ('bogus', '10.0.0.0/8'), False),
         (None, ('127.0.0.1',), False),
-        (('/tmp/app.sock', None), ('unix',), True),
+        (None, ('unix',), True),
+        (('', 0), ('unix',), True),
+        (('::1', 1), ('unix',), False),
+        (('fe80::1', 1), ('unix', 'fe80::/10'), True),
         (('not-an-ip', 1), ('127.0.0.1',), False),
     ],
 )
