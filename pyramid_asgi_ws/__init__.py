@@ -26,8 +26,9 @@ def includeme(config):
     """Set up ``pyramid_asgi_ws`` on a :term:`Configurator`.
 
     Adds the directives ``config.add_asgi_consumer`` and
-    ``config.make_asgi_app``, the request method ``request.consumer_url``,
-    and a deferred action reading the ``asgi_ws.*`` settings.
+    ``config.make_asgi_app``, the request methods ``request.consumer_url``
+    and ``request.broadcast``, a deferred action reading the ``asgi_ws.*``
+    settings, and the broadcaster those settings choose.
     """
     from pyramid_asgi_ws.config import (
         add_asgi_consumer,

@@ -357,9 +357,10 @@ class ASGIApp:
     ) -> None:
         """Close every open WebSocket with ``code`` and wait for them to end.
 
-        Consumers see :class:`WebSocketDisconnect` with ``code`` on their
-        next receive. Those still running after ``timeout`` seconds (default
-        ``asgi_ws.shutdown_timeout``) are left to the server.
+        Consumers see :class:`~pyramid_asgi_ws.WebSocketDisconnect` with
+        ``code`` on their next receive. Those still running after
+        ``timeout`` seconds (default ``asgi_ws.shutdown_timeout``) are left
+        to the server.
         """
         self.stopping = True
         for ws in list(self.connections):

@@ -87,16 +87,16 @@ class Backend:
     Every method is called in the broadcaster's event loop. Channels and
     members are plain strings, payloads and presence info bytes.
 
-    - :meth:`connect` starts the backend; from then on it calls
+    - ``connect()`` starts the backend; from then on it calls
       ``on_message(channel, payload)`` (synchronously, in the loop) for each
       message published on a channel it is subscribed to, including the
       ones this process published. It must not raise when the engine is
       unreachable: it reconnects by itself.
-    - :meth:`subscribe` and :meth:`unsubscribe` are called when the first
+    - ``subscribe()`` and ``unsubscribe()`` are called when the first
       local member joins a group and the last one leaves.
-    - :meth:`publish` hands a payload to the engine, or raises
+    - ``publish()`` hands a payload to the engine, or raises
       :class:`BroadcastError`.
-    - :meth:`add_member`, :meth:`remove_member` and :meth:`members` keep
+    - ``add_member()``, ``remove_member()`` and ``members()`` keep
       presence: who is in a channel, in every process.
     """
 

@@ -3,9 +3,9 @@
 A :class:`Broadcaster` is registered as the
 :class:`~pyramid_asgi_ws.interfaces.IBroadcaster` utility. It keeps which
 local WebSockets joined which group, hands published messages to a
-:class:`Backend` (``memory://`` in one process, ``redis://`` across
-processes) and fans what the backend delivers out to the local members,
-each through its own bounded send queue.
+:class:`~pyramid_asgi_ws.backends.Backend` (``memory://`` in one process,
+``redis://`` across processes) and fans what the backend delivers out to
+the local members, each through its own bounded send queue.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ CONNECTION_ID_KEY = 'asgi_ws.connection_id'
 class Broadcaster:
     """Joins local WebSockets to groups and publishes to groups.
 
-    ``url`` picks the backend (see :data:`BACKENDS`). The broadcaster runs
+    ``url`` picks the backend (see
+    :data:`~pyramid_asgi_ws.backends.BACKENDS`). The broadcaster runs
     in one event loop, the server's: :meth:`start` binds it (the
     application calls it at lifespan startup, and :meth:`join` and
     :meth:`publish` call it on first use where there is no lifespan).

@@ -15,9 +15,10 @@ T = TypeVar('T')
 class websocket_consumer:
     """Register the decorated function or class as a WebSocket consumer.
 
-    Takes the same arguments as :meth:`add_asgi_consumer` but ``consumer``;
-    the registration happens when :meth:`pyramid.config.Configurator.scan`
-    finds the decorated object.
+    Takes the same arguments as
+    :func:`~pyramid_asgi_ws.config.add_asgi_consumer` but ``consumer``; the
+    registration happens when :meth:`pyramid.config.Configurator.scan` finds
+    the decorated object.
 
     .. code-block:: python
 

@@ -322,7 +322,8 @@ def _timeout(app: ASGIApp, opts: dict[str, Any]) -> float:
 
 
 def find_asgi_app(app: Any) -> ASGIApp | None:
-    """Return the :class:`ASGIApp` under a server's middleware, if any."""
+    """Return the :class:`~pyramid_asgi_ws.app.ASGIApp` under a server's
+    middleware, if any."""
     for _ in range(10):
         if isinstance(app, ASGIApp):
             return app
@@ -451,7 +452,7 @@ def uvicorn_runner(
 
     The ``paste.server_runner`` entry point ``egg:pyramid_asgi_ws#uvicorn``.
     With ``workers`` above 1, each worker process loads the ini file again
-    through :data:`APPLICATION`.
+    through ``APPLICATION``.
     """
     opts = parse_server_options(options, 'uvicorn')
     asgi = asgi_app_for(wsgi_app)
