@@ -165,7 +165,12 @@ class ASGIApp:
     def check_handshake(
         self, ws: WebSocket, consumer: Consumer
     ) -> Refusal | None:
-        """Run the origin, subprotocol and permission checks in turn."""
+        """Run the origin, subprotocol and permission checks in turn.
+
+        An HTTP exception raised meanwhile (by a context factory, say)
+        refuses with its status; any other exception (a security policy
+        choking on a hostile query string) is logged and refuses with 500.
+        """
         try:
             return (
                 check_origin(ws.scope, consumer, self.settings)
@@ -176,6 +181,13 @@ class ASGIApp:
             return refusal_from_exception(
                 exc, f'{exc.code} raised while checking the handshake: {exc}'
             )
+        except Exception:
+            log.exception(
+                'checking the handshake of consumer %r failed on WebSocket %s',
+                consumer.name,
+                ws.path,
+            )
+            return Refusal(500, 'the handshake check raised')
 
     async def serve_websocket(
         self,
