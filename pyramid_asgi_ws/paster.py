@@ -539,6 +539,9 @@ def hypercorn_runner(
     asgi = asgi_app_for(wsgi_app)
     config = Config()
     config.bind = opts['listen']
+    # like uvicorn: a unix socket any local user (nginx) may connect to;
+    # the directory it lives in decides who can reach it
+    config.umask = 0o111
     # hypercorn logs through the ini's [loggers], as uvicorn does
     level = opts.get('log_level', 'info')
     level = 'debug' if level == 'trace' else level
@@ -556,4 +559,10 @@ def hypercorn_runner(
     served: Any = asgi
     if opts.get('proxy_headers', False):
         served = ProxyFixMiddleware(served, mode='legacy', trusted_hops=1)
-    asyncio.run(serve_hypercorn(asgi, served, config, timeout))
+    try:
+        asyncio.run(serve_hypercorn(asgi, served, config, timeout))
+    finally:
+        for address in opts['listen']:
+            path = address[len('unix:') :]
+            if address.startswith('unix:') and os.path.exists(path):
+                os.remove(path)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import stat
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +27,7 @@ from tests.fixtures.deploy import (
     echo_once,
     myproject_ini,
     pserve,
+    wait_for_unix,
     websocket,
 )
 from tests.support import free_port, serve
@@ -396,3 +398,18 @@ def test_server_command_line_with_an_ini(tmp_path, server):
     env = {paster.CONFIG_ENV: str(ini), 'PYTHONPATH': PYTHONPATH}
     with serve(server, paster.APPLICATION, env) as proc:
         check_myproject(f'127.0.0.1:{proc.port}')
+
+
+@pytest.mark.parametrize('server', ['uvicorn', 'hypercorn'])
+def test_unix_socket_is_open_to_local_users_and_removed(tmp_path, server):
+    sock = tmp_path / 'app.sock'
+    ini = myproject_ini(tmp_path, server, unix_socket=str(sock))
+    proc = pserve(ini)
+    try:
+        wait_for_unix(sock, proc)
+        mode = stat.S_IMODE(os.stat(sock).st_mode)
+    finally:
+        proc.stop()
+    assert mode & 0o666 == 0o666, oct(mode)  # nginx's user may connect
+    assert proc.proc.returncode == 0, proc.log()
+    assert not sock.exists()
