@@ -304,14 +304,16 @@ class WebSocket:
     async def receive_json(self) -> Any:
         """Return the next message, text or binary, decoded from JSON.
 
-        Malformed JSON closes the socket with 1007 and raises
-        :class:`WebSocketDisconnect`.
+        Malformed JSON, or JSON nested too deeply for Python to decode,
+        closes the socket with 1007 and raises :class:`WebSocketDisconnect`.
         """
         data = await self._receive_data()
         try:
             return json.loads(data)
         except ValueError:
             await self._close_for(1007, 'message is not valid JSON')
+        except RecursionError:  # '[[[[...' from a hostile client
+            await self._close_for(1007, 'JSON nested too deeply')
 
     async def iter_text(self) -> AsyncIterator[str]:
         """Yield text messages until the client goes."""
