@@ -44,11 +44,17 @@ def normalize_origin(origin: str) -> str:
     return f'{scheme}://{host}'
 
 
+def _headers(scope: dict[str, Any], name: bytes) -> list[str]:
+    return [
+        value.decode('latin-1')
+        for key, value in scope.get('headers') or ()
+        if key.lower() == name
+    ]
+
+
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
-    for key, value in scope.get('headers') or ():
-        if key.lower() == name:
-            return value.decode('latin-1')
-    return None
+    values = _headers(scope, name)
+    return values[0] if values else None
 
 
 def is_trusted(client: Any, trusted: tuple[str, ...]) -> bool:
@@ -111,8 +117,8 @@ def check_origin(
         if not settings['check_origin']:
             return None
         allowed = settings['allowed_origins']
-    origin = _header(scope, b'origin')
-    if origin is None:
+    origins = _headers(scope, b'origin')
+    if not origins:
         if consumer.setting('require_origin', settings):
             return Refusal(
                 403,
@@ -122,6 +128,10 @@ def check_origin(
         return None
     if '*' in allowed:
         return None
+    if len(origins) > 1:
+        # browsers send one; hypercorn passes repeats on, in any order
+        return Refusal(403, f'handshake has {len(origins)} Origin headers')
+    origin = origins[0]
     normalized = normalize_origin(origin)
     if normalized in {normalize_origin(o) for o in allowed}:
         return None
