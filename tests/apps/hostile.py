@@ -1,0 +1,146 @@
+"""The application tests/test_hostile.py attacks with bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pyramid.config import Configurator
+from pyramid.response import Response
+
+from pyramid_asgi_ws import WebSocketDisconnect
+from tests.apps.core import (
+    Root,
+    SessionSecurityPolicy,
+    echo,
+    echo_bytes,
+    hello,
+    protected,
+)
+
+#: What each /ws/json connection ended with: a close code.
+ENDINGS: list[int] = []
+
+
+class TokenPolicy(SessionSecurityPolicy):
+    """The identity comes from a ``?token=`` query parameter, as WebSocket
+    clients often send it: reading ``request.params`` is what a hostile
+    query string can break."""
+
+    def identity(self, request):
+        return request.params.get('token')
+
+
+# -- WebSocket consumers ---------------------------------------------------
+
+
+async def echo_json(ws):
+    await ws.accept()
+    try:
+        while True:
+            data = await ws.receive_json()
+            await ws.send_json({'type': type(data).__name__, 'got': data})
+    except WebSocketDisconnect as exc:
+        ENDINGS.append(exc.code)
+        raise
+
+
+async def endings(ws):
+    await ws.accept()
+    await ws.send_json(ENDINGS)
+
+
+async def show(ws):
+    """Say what the handshake looked like from inside the consumer."""
+    await ws.accept()
+    await ws.send_json(
+        {
+            'path': ws.path,
+            'matchdict': ws.matchdict,
+            'path_info': ws.request.path_info,
+            'query': ws.scope['query_string'].decode('latin-1'),
+            'cookie_len': len(ws.headers.get('cookie', '')),
+        }
+    )
+
+
+async def count(ws):
+    """Count messages until the client says ``end``, then report."""
+    await ws.accept()
+    seen = 0
+    async for text in ws.iter_text():
+        if text == 'end':
+            await ws.send_text(str(seen))
+            continue
+        seen += 1
+
+
+# -- HTTP ------------------------------------------------------------------
+
+
+def body(request):
+    data = request.body_file.read()
+    return Response(
+        json_body={
+            'length': len(data),
+            'sha1': hashlib.sha1(data).hexdigest(),
+            'header': request.headers.get('X-Odd', ''),
+            'path': request.path_info,
+        }
+    )
+
+
+def boom(request):
+    raise ValueError('secret internal detail')
+
+
+def stream_boom(request):
+    def produce():
+        yield b'first chunk\n'
+        raise ValueError('secret stream detail')
+
+    return Response(app_iter=produce(), content_type='text/plain')
+
+
+async def raw_http(scope, receive, send):
+    text = json.dumps({'matchdict': scope['matchdict'], 'path': scope['path']})
+    await send(
+        {
+            'type': 'http.response.start',
+            'status': 200,
+            'headers': [(b'content-type', b'application/json')],
+        }
+    )
+    await send({'type': 'http.response.body', 'body': text.encode()})
+
+
+def make_app():
+    config = Configurator(
+        settings={'asgi_ws.max_body_size': '1MiB'},
+        root_factory=Root,
+        security_policy=TokenPolicy(),
+    )
+    config.include('pyramid_asgi_ws')
+    config.add_route('hello', '/')
+    config.add_view(hello, route_name='hello')
+    config.add_route('body', '/body')
+    config.add_view(body, route_name='body')
+    config.add_route('boom', '/boom')
+    config.add_view(boom, route_name='boom')
+    config.add_route('stream-boom', '/stream-boom')
+    config.add_view(stream_boom, route_name='stream-boom')
+    config.add_asgi_consumer('/ws/echo', echo)
+    config.add_asgi_consumer('/ws/bytes', echo_bytes)
+    config.add_asgi_consumer('/ws/json', echo_json)
+    config.add_asgi_consumer('/ws/endings', endings)
+    config.add_asgi_consumer('/ws/show/{name}', show)
+    config.add_asgi_consumer('/ws/count', count)
+    config.add_asgi_consumer('/ws/private', protected, permission='chat')
+    config.add_asgi_consumer(
+        '/ws/proto', echo, name='proto', subprotocols=['v1.chat']
+    )
+    config.add_asgi_consumer('/raw/{x}/{y}', raw_http, protocol='http')
+    return config.make_asgi_app()
+
+
+app = make_app()
