@@ -251,7 +251,8 @@ class WebSocket:
             self.client_state = WebSocketState.CONNECTED
         elif kind == 'websocket.disconnect':
             self.client_state = WebSocketState.DISCONNECTED
-            self.close_code = message.get('code', 1005)
+            # daphne sends code None for a close frame without a code
+            self.close_code = message.get('code') or 1005
         return message
 
     async def _receive_data(self) -> str | bytes:
@@ -272,7 +273,7 @@ class WebSocket:
                 # what they report for the client's echo, so report ours.
                 raise WebSocketDisconnect(self.close_code or 1000)
             self.application_state = WebSocketState.DISCONNECTED
-            self.close_code = code = message.get('code', 1005)
+            self.close_code = code = message.get('code') or 1005
             raise WebSocketDisconnect(code, message.get('reason') or '')
         data = message.get('text')
         if data is None:
