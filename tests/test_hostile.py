@@ -393,6 +393,16 @@ def test_client_vanishing_mid_message(hostile):
     assert_quiet(log_since(hostile, start))
 
 
+def test_close_frame_without_a_code_is_seen_as_1005(hostile):
+    before = len(json_endings(hostile, 0))
+    sock = handshake(hostile, '/ws/json')
+    sock.sendall(frame(0x8, b''))
+    server_close(sock)
+    [ending] = json_endings(hostile, before + 1)[before:]
+    # hypercorn reports 1006 for every client close (SERVERS.md)
+    assert ending == (1006 if hostile.kind == 'hypercorn' else 1005)
+
+
 def test_client_never_completing_the_handshake(hostile):
     start = mark(hostile)
     stalled = []
