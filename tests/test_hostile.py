@@ -403,6 +403,33 @@ def test_close_frame_without_a_code_is_seen_as_1005(hostile):
     assert ending == (1006 if hostile.kind == 'hypercorn' else 1005)
 
 
+@pytest.mark.parametrize(
+    'bad',
+    [
+        frame(0x8, struct.pack('!H', 1005)),  # a code no one may send
+        frame(0x8, struct.pack('!H', 999)),
+        frame(0x8, struct.pack('!H', 4000) + b'\xff'),  # reason not UTF-8
+        frame(0x8, b'\x03'),  # half a code
+        frame(0x3, b'x'),  # a reserved opcode
+        b'\x81\x02hi',  # not masked
+    ],
+    ids=['1005', '999', 'bad-reason', 'half-code', 'opcode', 'unmasked'],
+)
+def test_protocol_violations_end_the_connection(hostile, bad):
+    start = mark(hostile)
+    before = len(json_endings(hostile, 0))
+    sock = handshake(hostile, '/ws/json')
+    sock.settimeout(3)
+    sock.sendall(bad)
+    # uvicorn answers 1002 (1007 for the reason); the others just drop it
+    assert server_close(sock) in (1002, 1007, None)
+    [ending] = json_endings(hostile, before + 1)[before:]
+    assert isinstance(ending, int) and ending >= 1000
+    log = log_since(hostile, start)
+    for line in ESCAPED + LEFT_BEHIND:
+        assert line not in log, log
+
+
 def test_client_never_completing_the_handshake(hostile):
     start = mark(hostile)
     stalled = []
@@ -434,6 +461,12 @@ def test_bad_content_length_is_refused_by_the_server(hostile, lengths):
     answer = exchange(hostile, request('POST', '/body', *headers, body=b'x'))
     assert status_of(answer) == 400
     assert_quiet(log_since(hostile, start))
+
+
+def test_too_many_copies_of_one_header_answer_400(hostile):
+    answer = exchange(hostile, request('GET', '/', *['X-A: 1'] * 150))
+    assert status_of(answer) == 400
+    assert b'Bad Request: Too many duplicate headers' in answer
 
 
 def test_body_shorter_than_its_content_length(hostile):
