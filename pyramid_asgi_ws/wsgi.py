@@ -54,6 +54,12 @@ STREAM_BUFFER_SIZE = 65536
 #: application's reads of ``wsgi.input`` (on top of one message).
 BODY_BUFFER_SIZE = 262144
 
+#: A request body up to this size is received on the event loop before a
+#: worker thread is taken, so clients that send a body slowly (or stall
+#: in the middle of one) cannot tie up the pool; a larger body streams to
+#: the application, which starts reading it once this much has arrived.
+PREREAD_SIZE = 65536
+
 ZEROCOPY = 'http.response.zerocopysend'
 
 
@@ -829,13 +835,28 @@ class WsgiToAsgi:
                             send, 413, b'Request Entity Too Large'
                         )
                         return
-        message = await receive()
-        if message['type'] != 'http.request':
-            return  # http.disconnect before the request body
-        more = message.get('more_body', False)
+        chunks: list[bytes] = []
+        received = 0
+        more = True
+        while more and received <= PREREAD_SIZE:
+            message = await receive()
+            if message['type'] == 'http.disconnect':
+                return  # the client left before its request body ended
+            if message['type'] != 'http.request':
+                raise RuntimeError(
+                    "Expected ASGI message 'http.request' or "
+                    f"'http.disconnect', but got {message['type']!r}"
+                )
+            chunk = message.get('body', b'')
+            chunks.append(chunk)
+            received += len(chunk)
+            more = message.get('more_body', False)
+            if max_body_size is not None and received > max_body_size:
+                await send_error(send, 413, b'Request Entity Too Large')
+                return
         if more:
             call.loop_context = contextvars.copy_context()
-        body = _Body(call, message.get('body', b''), more, max_body_size)
+        body = _Body(call, b''.join(chunks), more, max_body_size)
         try:
             environ = build_environ(
                 scope,

@@ -509,6 +509,10 @@ def reader_app(reads, read=lambda f: f.read()):
     return app
 
 
+#: A first body chunk too large to be received before the app starts.
+BIG = b'a' * (65536 + 1)
+
+
 def body_messages(*chunks):
     return [
         {'type': 'http.request', 'body': chunk, 'more_body': True}
@@ -542,6 +546,19 @@ class Test_WsgiToAsgi_body:
 
         data, _ = self._run(make_bridge, read, b'a', b'bcd', b'ef')
         assert data == [b'ab', b'cde', b'f', b'']
+
+    def test_reads_that_wait_for_more_of_a_large_body(self, make_bridge):
+        # past PREREAD_SIZE the body streams: reads block for the next chunk
+        def read(f):
+            return [
+                f.read(len(BIG) + 2),
+                f.readline(),
+                f.readline(),
+                f.read(),
+            ]
+
+        data, _ = self._run(make_bridge, read, BIG, b'bc', b'd\ne', b'f')
+        assert data == [BIG + b'bc', b'd\n', b'ef', b'']
 
     def test_readline(self, make_bridge):
         def read(f):
@@ -582,20 +599,20 @@ class Test_WsgiToAsgi_body:
             return {'type': 'http.request', 'body': b'def', 'more_body': ok}
 
         reads = []
-        messages = body_messages(b'abc', b'')
+        messages = body_messages(BIG, b'')
         messages.insert(1, later)
         client = Client(
             make_bridge(reader_app(reads, read)), _scope(), messages
         ).run()
-        assert reads == [b'abcdef']
-        assert client.body == b'6'
+        assert reads == [BIG + b'def']
+        assert client.body == b'%d' % (len(BIG) + 3)
 
     def test_disconnect_mid_upload_raises(self, make_bridge):
         from pyramid_asgi_ws.wsgi import ClientDisconnect
 
         reads = []
         messages = [
-            {'type': 'http.request', 'body': b'abc', 'more_body': True},
+            {'type': 'http.request', 'body': BIG, 'more_body': True},
             {'type': 'http.disconnect'},
         ]
 
@@ -614,10 +631,63 @@ class Test_WsgiToAsgi_body:
         assert isinstance(reads[0], ClientDisconnect)
         assert client.sent == []
 
-    def test_unexpected_message(self, make_bridge, caplog):
+    def test_disconnect_during_a_small_upload_never_calls_the_app(
+        self, make_bridge
+    ):
         reads = []
         messages = [
             {'type': 'http.request', 'body': b'abc', 'more_body': True},
+            {'type': 'http.disconnect'},
+        ]
+        client = Client(
+            make_bridge(reader_app(reads)), _scope(), messages
+        ).run()
+        assert reads == [] and client.sent == []
+
+    def test_unexpected_message_before_the_body_ends(self, make_bridge):
+        messages = [
+            {'type': 'http.request', 'body': b'abc', 'more_body': True},
+            {'type': 'websocket.receive'},
+        ]
+        client = Client(make_bridge(reader_app([])), _scope(), messages)
+        with pytest.raises(RuntimeError, match="got 'websocket.receive'"):
+            client.run()
+
+    def test_a_stalled_small_upload_holds_no_thread(self, make_bridge):
+        bridge = make_bridge(reader_app([]), threads=1)
+
+        async def scenario():
+            stalled = asyncio.Event()
+
+            async def stall():
+                if not stalled.is_set():
+                    stalled.set()
+                    return {
+                        'type': 'http.request',
+                        'body': b'ab',
+                        'more_body': True,
+                    }
+                await asyncio.Event().wait()  # never sends the rest
+
+            async def ignore(message):
+                pass  # pragma: no cover - the stalled request never answers
+
+            task = asyncio.ensure_future(bridge(_scope(), stall, ignore))
+            await stalled.wait()
+            # the only worker thread is free for the next request
+            client = await Client(
+                bridge, _scope(), body_messages(b'xy')
+            ).arun()
+            task.cancel()
+            return client
+
+        client = asyncio.run(scenario())
+        assert (client.status, client.body) == (200, b'2')
+
+    def test_unexpected_message(self, make_bridge, caplog):
+        reads = []
+        messages = [
+            {'type': 'http.request', 'body': BIG, 'more_body': True},
             {'type': 'websocket.receive'},
         ]
         client = Client(make_bridge(reader_app(reads)), _scope(), messages)
@@ -659,14 +729,27 @@ class Test_WsgiToAsgi_body:
         chunk = b'x' * 65536
         count = 4 * BODY_BUFFER_SIZE // len(chunk)
         client = Client(
-            make_bridge(reader_app(reads), max_body_size=100000),
+            make_bridge(reader_app(reads), max_body_size=300000),
             _scope(method='POST'),
             body_messages(*[chunk] * count),
         ).run()
         assert isinstance(reads[0], RequestEntityTooLarge)
         assert client.status == 413
-        # Not read to the end: two chunks read, the rest at most read ahead.
-        assert client.receives <= 3 + BODY_BUFFER_SIZE // len(chunk)
+        # Not read to the end: five chunks read, the rest at most read ahead.
+        assert client.receives <= 6 + BODY_BUFFER_SIZE // len(chunk) < count
+
+    def test_small_streamed_body_over_limit_413_before_the_app(
+        self, make_bridge
+    ):
+        reads = []
+        client = Client(
+            make_bridge(reader_app(reads), max_body_size=5),
+            _scope(method='POST'),
+            body_messages(b'abc', b'def', b'ghi'),
+        ).run()
+        assert reads == []
+        assert client.status == 413
+        assert client.receives == 2
 
     def test_first_chunk_over_limit_413(self, make_bridge):
         reads = []
@@ -701,7 +784,7 @@ class Test_WsgiToAsgi_body:
 
         async def main():
             client = Client(make_bridge(reader_app(reads, read)), _scope())
-            client.messages = body_messages(b'a', b'')
+            client.messages = body_messages(BIG, b'')
             client.messages[1] = never
             task = asyncio.create_task(client.arun())
             loop = asyncio.get_running_loop()
@@ -896,7 +979,7 @@ class Test_edge_cases:
             raise ValueError('receive failed')
 
         messages = [
-            {'type': 'http.request', 'body': b'a', 'more_body': True},
+            {'type': 'http.request', 'body': BIG, 'more_body': True},
             broken,
         ]
         client = Client(make_bridge(reader_app(reads)), _scope(), messages)
