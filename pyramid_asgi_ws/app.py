@@ -9,13 +9,22 @@ other ``http`` scope goes to the Pyramid WSGI app through the bridge; a
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator
+import contextlib
+import functools
 import io
 import logging
 from typing import Any
 
 from pyramid.httpexceptions import HTTPException
-from pyramid.interfaces import IRequestExtensions, IRequestFactory
+from pyramid.interfaces import (
+    IRequestExtensions,
+    IRequestFactory,
+    IRootFactory,
+)
 from pyramid.request import Request, apply_request_extensions
+from pyramid.threadlocal import manager
+from pyramid.traversal import DefaultRootFactory
 from zope.interface import implementer
 
 from pyramid_asgi_ws.events import (
@@ -129,12 +138,18 @@ class ASGIApp:
 
     # -- WebSockets -------------------------------------------------------
 
-    def make_request(self, ws: WebSocket) -> Request:
-        """Build the Pyramid request for a WebSocket handshake."""
+    def make_request(
+        self, ws: WebSocket, factory: Callable[[Request], Any] | None = None
+    ) -> Request:
+        """Build the Pyramid request for a WebSocket handshake.
+
+        Its ``context`` comes from ``factory`` (a consumer's ``factory=``)
+        or the application's root factory, as for a view.
+        """
         registry = self.registry
         environ = build_environ(ws.scope, io.BytesIO())
-        factory = registry.queryUtility(IRequestFactory, default=Request)
-        request = factory(environ)
+        make = registry.queryUtility(IRequestFactory, default=Request)
+        request = make(environ)
         request.registry = registry
         request.matchdict = ws.matchdict
         request.matched_route = None
@@ -142,6 +157,12 @@ class ASGIApp:
         extensions = registry.queryUtility(IRequestExtensions)
         if extensions is not None:
             apply_request_extensions(request, extensions=extensions)
+        if factory is None:
+            factory = registry.queryUtility(
+                IRootFactory, default=DefaultRootFactory
+            )
+        with self.threadlocals(request):
+            request.context = factory(request)
         return request
 
     def _websocket(
@@ -156,11 +177,27 @@ class ASGIApp:
             scope,
             receive,
             send,
-            request_factory=self.make_request,
+            request_factory=functools.partial(
+                self.make_request, factory=consumer.factory
+            ),
             max_message_size=consumer.setting('max_message_size', settings),
             send_queue_size=consumer.setting('send_queue_size', settings),
             send_overflow=consumer.setting('send_overflow', settings),
         )
+
+    @contextlib.contextmanager
+    def threadlocals(self, request: Request | None = None) -> Iterator[None]:
+        """Make ``get_current_request/registry()`` work in what runs inside.
+
+        For synchronous code run on the event loop (root factories,
+        security policies) that expects Pyramid's thread locals, as views
+        have them.
+        """
+        manager.push({'request': request, 'registry': self.registry})
+        try:
+            yield
+        finally:
+            manager.pop()
 
     def check_handshake(
         self, ws: WebSocket, consumer: Consumer
@@ -172,11 +209,15 @@ class ASGIApp:
         choking on a hostile query string) is logged and refuses with 500.
         """
         try:
-            return (
-                check_origin(ws.scope, consumer, self.settings)
-                or check_subprotocol(ws, consumer)
-                or check_permission(ws, consumer)
-            )
+            refusal = check_origin(
+                ws.scope, consumer, self.settings
+            ) or check_subprotocol(ws, consumer)
+            if refusal is not None:
+                return refusal
+            if consumer.permission is None and consumer.factory is None:
+                return None
+            with self.threadlocals(ws.request):
+                return check_permission(ws, consumer)
         except HTTPException as exc:
             return refusal_from_exception(
                 exc, f'{exc.code} raised while checking the handshake: {exc}'
@@ -328,11 +369,20 @@ class ASGIApp:
         )
 
     async def forget(self, ws: WebSocket) -> None:
-        """Take a finished connection out of its groups and stop its queue."""
+        """Take a finished connection out of its groups, stop its queue and
+        run its request's finished callbacks (closing a database session,
+        say), as Pyramid does after a view."""
         broadcaster = self.registry.queryUtility(IBroadcaster)
         if broadcaster is not None and ws.groups:
             await broadcaster.discard(ws)
         await ws._finish()
+        request = ws._request
+        if request is not None and request.finished_callbacks:
+            try:
+                with self.threadlocals(request):
+                    request._process_finished_callbacks()
+            except Exception:
+                log.exception('a finished callback failed on %s', ws.path)
 
     # -- lifespan ---------------------------------------------------------
 

@@ -13,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from pyramid.httpexceptions import HTTPException, HTTPForbidden
-from pyramid.interfaces import IRootFactory, ISecurityPolicy
+from pyramid.interfaces import ISecurityPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyramid_asgi_ws.router import Consumer
@@ -193,15 +193,11 @@ def check_permission(ws: WebSocket, consumer: Consumer) -> Refusal | None:
     """
     if consumer.permission is None and consumer.factory is None:
         return None
-    request = ws.request
-    registry = request.registry
-    factory = consumer.factory or registry.queryUtility(IRootFactory)
-    if factory is not None:
-        request.context = factory(request)
+    request = ws.request  # builds the request and its context
     permission = consumer.permission
     if permission is None:
         return None
-    if registry.queryUtility(ISecurityPolicy) is None:
+    if request.registry.queryUtility(ISecurityPolicy) is None:
         return None
     allowed = request.has_permission(permission, request.context)
     if allowed:

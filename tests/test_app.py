@@ -307,3 +307,19 @@ def test_raw_consumers_that_raise_answer_without_the_exception():
         'code': 1011,
         'reason': 'internal error',
     }
+
+
+def test_request_finished_callbacks_run_when_the_socket_ends():
+    closed = []
+
+    async def consumer(ws):
+        ws.request.add_finished_callback(lambda request: closed.append(1))
+        ws.request.add_finished_callback(lambda request: 1 / 0)
+        assert ws.request.context is not None
+        await ws.accept()
+
+    app = make_app(('/ws', consumer, {}))
+    channel = Channel(CONNECT)
+    run(app(ws_scope('/ws'), channel.receive, channel.send))
+    assert closed == [1]
+    assert channel.types() == ['websocket.accept', 'websocket.close']

@@ -176,3 +176,28 @@ def test_permission_without_security_policy_allows():
     config.add_asgi_consumer('/ws', consumer, permission='chat')
     sent = handshake(config.make_asgi_app())
     assert sent[0] == {'type': 'websocket.accept'}
+
+
+def test_permission_without_a_root_factory_uses_pyramids_default():
+    from pyramid.threadlocal import get_current_request
+
+    seen = []
+
+    class EveryonePolicy:
+        def identity(self, request):
+            return None
+
+        def authenticated_userid(self, request):
+            return None
+
+        def permits(self, request, context, permission):
+            seen.append((type(context).__name__, get_current_request()))
+            return permission == 'view'
+
+    config = Configurator(security_policy=EveryonePolicy())
+    config.include('pyramid_asgi_ws')
+    config.add_asgi_consumer('/ws', consumer, permission='view')
+    sent = handshake(config.make_asgi_app())
+    assert sent[0] == {'type': 'websocket.accept'}
+    assert seen[0][0] == 'DefaultRootFactory'
+    assert seen[0][1] is not None  # thread locals, as a view has them
