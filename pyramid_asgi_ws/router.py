@@ -10,6 +10,7 @@ from pyramid.urldispatch import Route
 from zope.interface import implementer
 
 from pyramid_asgi_ws.interfaces import IConsumerRouter
+from pyramid_asgi_ws.wsgi import below_root
 
 PROTOCOLS = ('websocket', 'http')
 
@@ -136,10 +137,10 @@ class ConsumerRouter:
 def path_info(scope: dict[str, Any]) -> str:
     """Return the scope's path below its ``root_path`` (WSGI's PATH_INFO)."""
     path: str = scope['path']
-    root = scope.get('root_path') or ''
-    if root and path.startswith(root):
-        return path[len(root) :] or '/'
-    return path
+    below = below_root(path, scope.get('root_path') or '')
+    if below is None:
+        return path
+    return below or '/'
 
 
 def consumer_url(request: Any, name: str, /, *elements: Any, **kw: Any) -> str:

@@ -82,6 +82,20 @@ def _join(values: list[str], name: str) -> str:
     return ('; ' if name == 'HTTP_COOKIE' else ',').join(values)
 
 
+def below_root(path: str, root: str) -> str | None:
+    """Return what follows the mount point ``root`` in ``path``, or None.
+
+    ``/app/ws`` is ``/ws`` below ``/app``, ``/app`` is ``''``, and
+    ``/application`` is not below ``/app`` at all.
+    """
+    root = root.rstrip('/')
+    if not root:
+        return None
+    if path == root or path.startswith(root + '/'):
+        return path[len(root) :]
+    return None
+
+
 def build_environ(
     scope: Scope,
     body: typing.IO[bytes],
@@ -105,8 +119,9 @@ def build_environ(
         method = scope['method']
     script_name = scope.get('root_path', '').encode('utf-8').decode('latin-1')
     path_info = scope['path'].encode('utf-8').decode('latin-1')
-    if script_name and path_info.startswith(script_name):
-        path_info = path_info[len(script_name) :]
+    below = below_root(path_info, script_name)
+    if below is not None:
+        path_info = below
     server = scope.get('server')
     if server is not None and server[1] is not None:
         server_name, server_port = server[0], str(server[1])
@@ -796,9 +811,12 @@ class WsgiToAsgi:
         self.pool = _Pool(self.threads)
 
     def close(self) -> None:
-        """Shut the thread pool down: calls already queued still run, new
-        ones raise :exc:`RuntimeError`."""
+        """Shut the thread pool's threads down once the calls already
+        queued have run. A later request starts a fresh pool (threads start
+        only when needed), so an application whose lifespan runs again,
+        as under a second test client, keeps serving."""
         self.pool.close()
+        self.pool = _Pool(self.threads)
 
     async def __call__(
         self, scope: Scope, receive: Receive, send: Send

@@ -98,7 +98,8 @@ def test_router_order_and_lookup():
 @pytest.mark.parametrize(
     'path, root, expected',
     [('/app/ws', '/app', '/ws'), ('/app', '/app', '/'), ('/ws', '', '/ws'),
-     ('/other', '/app', '/other')],
+     ('/other', '/app', '/other'), ('/application/ws', '/app',
+     '/application/ws'), ('/app/ws', '/app/', '/ws')],
 )  # fmt: skip
 def test_path_info(path, root, expected):
     assert path_info({'path': path, 'root_path': root}) == expected

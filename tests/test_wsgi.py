@@ -207,6 +207,12 @@ class Test_build_environ:
         assert environ['SCRIPT_NAME'] == '/app'
         assert environ['PATH_INFO'] == '/other'
 
+    def test_root_path_is_a_whole_segment(self):
+        environ = self._callFUT(_scope('/application/ws', root_path='/app'))
+        assert environ['PATH_INFO'] == '/application/ws'
+        environ = self._callFUT(_scope('/app', root_path='/app'))
+        assert environ['PATH_INFO'] == ''
+
     @pytest.mark.parametrize(
         'scheme, expected, port',
         [('ws', 'http', '80'), ('wss', 'https', '443'), (None, 'http', '80')],
@@ -947,17 +953,21 @@ class Test_other_scopes:
             {'type': 'lifespan.other'},
             {'type': 'lifespan.shutdown'},
         ]
+        old_pool = bridge.pool
         client = Client(bridge, {'type': 'lifespan'}, messages).run()
         assert client.sent == [
             {'type': 'lifespan.startup.complete'},
             {'type': 'lifespan.shutdown.complete'},
         ]
         with pytest.raises(RuntimeError):
-            bridge.pool.submit(print)
-        bridge.close()  # twice is fine
-        for thread in bridge.pool.threads:
+            old_pool.submit(print)
+        for thread in old_pool.threads:
             thread.join(TIMEOUT)
             assert not thread.is_alive()
+        # a second lifespan (a second test client) still gets answers
+        assert bridge.pool is not old_pool and bridge.pool.threads == []
+        assert Client(bridge).run().status == 200
+        bridge.close()  # twice is fine
 
     def test_websocket_refused(self, make_bridge):
         scope = _scope('/ws', type='websocket')
