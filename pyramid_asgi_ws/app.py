@@ -388,28 +388,29 @@ class ASGIApp:
 
     async def _lazy_startup(self) -> None:
         # daphne (and uvicorn --lifespan off) never send a lifespan scope:
-        # start on the first request instead, once.
+        # start on the first request instead. Requests arriving meanwhile
+        # wait for it; a failed startup is logged and tried again by the
+        # next request.
+        try:
+            await self.startup()
+        except Exception:
+            log.exception('application startup failed')
+
+    async def startup(self) -> None:
+        """Start the broadcaster and run the startup subscribers, once."""
         if self._startup_lock is None:
             self._startup_lock = asyncio.Lock()
         async with self._startup_lock:
-            if not self.started:
-                try:
-                    await self.startup()
-                except Exception:
-                    log.exception('application startup failed')
-
-    async def startup(self) -> None:
-        """Start the broadcaster and run the startup subscribers."""
-        if self.started:
-            return
-        self.started = True
-        self.stopping = False
-        broadcaster = self.registry.queryUtility(IBroadcaster)
-        if broadcaster is not None:
-            await broadcaster.start()
-        await notify_async(
-            self.registry, ApplicationStartup(self, self.registry)
-        )
+            if self.started:
+                return
+            self.stopping = False
+            broadcaster = self.registry.queryUtility(IBroadcaster)
+            if broadcaster is not None:
+                await broadcaster.start()
+            await notify_async(
+                self.registry, ApplicationStartup(self, self.registry)
+            )
+            self.started = True
 
     async def close_connections(
         self,
@@ -449,6 +450,7 @@ class ASGIApp:
                 await broadcaster.close()
             self.wsgi.close()
             self.started = False
+            self._startup_lock = None  # the next loop makes its own
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         """Answer the ASGI lifespan protocol."""

@@ -47,7 +47,10 @@ class ApplicationStartup(_LifespanEvent):
     """Sent once the server's event loop runs, before any request.
 
     A subscriber that raises makes startup fail: the server reports the
-    error and exits instead of serving a half-started application.
+    error and exits instead of serving a half-started application. Under
+    a server without lifespan (daphne), startup runs when the first
+    request arrives, other requests wait for it, and a failure is logged
+    and tried again by the next request.
     """
 
 

@@ -101,14 +101,47 @@ def test_startup_happens_on_first_scope_without_lifespan():
     assert len(seen) == 1
 
 
-def test_failing_lazy_startup_still_serves():
+def test_concurrent_first_requests_wait_for_startup():
+    order = []
+
+    async def slow_start(event):
+        await asyncio.sleep(0.05)
+        order.append('started')
+
+    async def consumer(ws):
+        order.append('consumer')
+        await ws.accept()
+
+    app = make_app(
+        ('/ws', consumer, {}), subscribers=[(slow_start, ApplicationStartup)]
+    )
+
+    async def go():
+        await asyncio.gather(
+            *(
+                app(ws_scope('/ws'), Channel(CONNECT).receive, Channel().send)
+                for _ in range(3)
+            )
+        )
+
+    run(go())
+    assert order == ['started', 'consumer', 'consumer', 'consumer']
+
+
+def test_failing_lazy_startup_still_serves_and_is_retried():
+    calls = []
+
     def start(event):
-        raise RuntimeError('no database')
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError('no database')
 
     app = make_app(subscribers=[(start, ApplicationStartup)])
-    channel = Channel(CONNECT)
-    run(app(ws_scope('/nowhere'), channel.receive, channel.send))
-    assert channel.sent[0]['status'] == 404
+    for _ in range(3):
+        channel = Channel(CONNECT)
+        run(app(ws_scope('/nowhere'), channel.receive, channel.send))
+        assert channel.sent[0]['status'] == 404
+    assert calls == [1, 1] and app.started
 
 
 def test_close_connections_sends_1001_and_waits():
