@@ -426,9 +426,13 @@ class ASGIApp:
         to the server.
         """
         self.stopping = True
-        for ws in list(self.connections):
-            if ws.application_state is WebSocketState.CONNECTED:
-                await self._close(ws, code, reason)
+        await asyncio.gather(
+            *(
+                self._close(ws, code, reason)
+                for ws in list(self.connections)
+                if ws.application_state is WebSocketState.CONNECTED
+            )
+        )
         if timeout is None:
             timeout = self.settings['shutdown_timeout']
         deadline = asyncio.get_running_loop().time() + timeout

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 #: full HTTP response instead of the server's bare 403.
 DENIAL_EXTENSION = 'websocket.http.response'
 
+#: Seconds a close waits for queued group messages to reach the client.
+FLUSH_TIMEOUT = 1.0
+
 #: The scope key holding a connection's presence info.
 PRESENCE_KEY = 'asgi_ws.presence'
 
@@ -129,6 +132,7 @@ class WebSocket:
         self._groups: set[str] | None = None
         self._hook_tasks: set[asyncio.Future[Any]] | None = None
         self._drainer: asyncio.Task[None] | None = None
+        self._emptied: asyncio.Event | None = None
         self._wakeup: asyncio.Event
         #: Called as ``hook(group, message)`` for each group message instead
         #: of sending it to the client; see :meth:`deliver`.
@@ -430,11 +434,17 @@ class WebSocket:
         await self.send(json_message(data, mode))
 
     async def close(self, code: int = 1000, reason: str = '') -> None:
-        """Close the connection; closing twice does nothing."""
+        """Close the connection; closing twice does nothing.
+
+        Group messages still queued for this client go out first, for at
+        most :data:`FLUSH_TIMEOUT` seconds.
+        """
         if self.application_state is WebSocketState.DISCONNECTED:
             return
         if self.application_state is WebSocketState.CONNECTING:
             await self._connect()
+        if self._outbox:
+            await self._flush()
         await self.send(
             {'type': 'websocket.close', 'code': code, 'reason': reason or ''}
         )
@@ -593,11 +603,27 @@ class WebSocket:
             while True:
                 while outbox:
                     await self._transmit(outbox.popleft())
+                if self._emptied is not None:
+                    self._emptied.set()
                 wakeup.clear()
                 await wakeup.wait()
         except Exception:  # the client is gone; nothing left to tell it
             outbox.clear()
             self.application_state = WebSocketState.DISCONNECTED
+
+    async def _flush(self) -> None:
+        emptied = self._emptied = asyncio.Event()
+        self._wakeup.set()
+        try:
+            await asyncio.wait_for(emptied.wait(), FLUSH_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.info(
+                'closing WebSocket %s with %d queued messages unsent',
+                self.path,
+                self.pending,
+            )
+        finally:
+            self._emptied = None
 
     @property
     def pending(self) -> int:

@@ -410,3 +410,40 @@ def test_presence_join_info_and_members():
             assert first.receive_json() == ['ann']
             with client.websocket_connect('/room?who=bob&own=1') as second:
                 assert second.receive_json() == ['ann', 'own-info']
+
+
+def test_close_sends_queued_group_messages_first():
+    async def go():
+        ws, channel = make(CONNECT)
+        await ws.accept()
+        for n in range(3):
+            ws.push({'type': 'websocket.send', 'text': str(n)})
+        await ws.close()
+        await ws._finish()
+        return [m.get('text', m['type']) for m in channel.sent[1:]]
+
+    assert run(go()) == ['0', '1', '2', 'websocket.close']
+
+
+def test_close_gives_up_on_a_stuck_client(monkeypatch):
+    from pyramid_asgi_ws import websocket
+
+    monkeypatch.setattr(websocket, 'FLUSH_TIMEOUT', 0.05)
+
+    async def go():
+        sent = []
+
+        async def stuck(message):
+            if message['type'] == 'websocket.send':
+                await asyncio.Event().wait()
+            sent.append(message['type'])
+
+        ws = WebSocket(ws_scope(), Channel(CONNECT).receive, stuck)
+        await ws.accept()
+        ws.push({'type': 'websocket.send', 'text': 'a'})
+        ws.push({'type': 'websocket.send', 'text': 'b'})
+        await ws.close()
+        await ws._finish()
+        return sent, ws.pending
+
+    assert run(go()) == (['websocket.accept', 'websocket.close'], 0)
