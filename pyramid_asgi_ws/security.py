@@ -111,20 +111,24 @@ def own_origin(scope: dict[str, Any], trusted: tuple[str, ...] = ()) -> str:
 def check_origin(
     scope: dict[str, Any], consumer: Consumer, settings: dict[str, Any]
 ) -> Refusal | None:
-    """Refuse a browser handshake from a page of another origin."""
+    """Refuse a browser handshake from a page of another origin.
+
+    ``require_origin`` (refusing handshakes with no ``Origin``) applies
+    even where ``asgi_ws.check_origin`` is off.
+    """
+    origins = _headers(scope, b'origin')
+    if not origins and consumer.setting('require_origin', settings):
+        return Refusal(
+            403,
+            'handshake has no Origin header and asgi_ws.require_origin '
+            '(or the consumer\'s require_origin) is on',
+        )
     allowed = consumer.allowed_origins
     if allowed is None:
         if not settings['check_origin']:
             return None
         allowed = settings['allowed_origins']
-    origins = _headers(scope, b'origin')
     if not origins:
-        if consumer.setting('require_origin', settings):
-            return Refusal(
-                403,
-                'handshake has no Origin header and asgi_ws.require_origin '
-                'is on',
-            )
         return None
     if '*' in allowed:
         return None

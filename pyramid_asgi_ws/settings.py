@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+import ipaddress
 import re
 from typing import Any
 
@@ -88,6 +89,25 @@ def as_origins(value: Any) -> tuple[str, ...]:
     return tuple(str(origin).rstrip('/').lower() for origin in value or ())
 
 
+def as_proxies(value: Any, name: str) -> tuple[str, ...]:
+    """Check a list of trusted peers: addresses, networks, ``unix``, ``*``.
+
+    A typo would otherwise silently trust nobody.
+    """
+    entries = tuple(aslist(value) if isinstance(value, str) else value or ())
+    for entry in entries:
+        if entry in ('*', 'unix'):
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigurationError(
+                f'{name}: {entry!r} is not an IP address, a network such as '
+                "10.0.0.0/8, 'unix' or '*'"
+            ) from None
+    return entries
+
+
 def as_overflow(value: Any, name: str) -> str:
     """Check a send-queue overflow policy name."""
     if value not in OVERFLOW_POLICIES:
@@ -145,10 +165,8 @@ def parse_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         'allowed_origins': as_origins(sget('allowed_origins')),
         'require_origin': asbool(sget('require_origin')),
         'check_origin': asbool(sget('check_origin')),
-        'trusted_proxies': tuple(
-            aslist(sget('trusted_proxies'))
-            if isinstance(sget('trusted_proxies'), str)
-            else sget('trusted_proxies')
+        'trusted_proxies': as_proxies(
+            sget('trusted_proxies'), PREFIX + 'trusted_proxies'
         ),
         'max_message_size': as_size(
             sget('max_message_size'), PREFIX + 'max_message_size'

@@ -81,6 +81,13 @@ def test_missing_origin_allowed_unless_required():
     assert check(None, require_origin=True).status == 403
 
 
+def test_require_origin_applies_with_the_check_off():
+    settings = {'asgi_ws.check_origin': 'false'}
+    assert check(None, settings, require_origin=True).status == 403
+    required = {'asgi_ws.require_origin': 'true'}
+    assert check(None, required, require_origin=False) is None
+
+
 def test_check_origin_can_be_turned_off():
     assert (
         check('http://evil.example', {'asgi_ws.check_origin': 'false'}) is None

@@ -77,6 +77,8 @@ def test_python_values_are_accepted():
         ('asgi_ws.shutdown_timeout', 'soon', 'number of seconds'),
         ('asgi_ws.shutdown_timeout', '-1', 'must not be negative'),
         ('asgi_ws.treads', '4', "unknown setting 'asgi_ws.treads'"),
+        ('asgi_ws.trusted_proxies', '10.0.0.0/33', "'10.0.0.0/33' is not"),
+        ('asgi_ws.trusted_proxies', '10.0.0.1O', "'10.0.0.1O' is not"),
     ],
 )
 def test_bad_values_name_the_setting(key, value, message):
