@@ -65,6 +65,7 @@ class Broadcaster:
         self.url = url
         self.factory = factory or backend_factory(url)
         self.backend: Backend | None = None
+        self.closed = False
         self.publish_timeout = PUBLISH_TIMEOUT
         self.token = uuid.uuid4().hex[:12]
         self._ids = itertools.count(1)
@@ -104,8 +105,10 @@ class Broadcaster:
         """Connect the backend and bind the broadcaster to the running loop.
 
         Starting again in the same loop does nothing; a broadcaster left
-        started in a loop that has ended is started afresh.
+        started in a loop that has ended is started afresh. The application
+        calls this at startup, which also reopens a closed broadcaster.
         """
+        self.closed = False
         loop = asyncio.get_running_loop()
         if self._loop is loop:
             return
@@ -120,7 +123,13 @@ class Broadcaster:
         await self.backend.connect(self._receive)
 
     async def close(self) -> None:
-        """Disconnect the backend; local groups are forgotten."""
+        """Disconnect the backend; local groups are forgotten.
+
+        Until :meth:`start` is called again, publishing, joining and asking
+        for members raise :class:`BroadcastError` instead of quietly
+        connecting a new backend that nothing would close.
+        """
+        self.closed = True
         backend, self.backend = self.backend, None
         self._loop = self._thread = None
         self._groups.clear()
@@ -128,6 +137,10 @@ class Broadcaster:
             await backend.disconnect()
 
     async def _backend(self) -> Backend:
+        if self.closed:
+            raise BroadcastError(
+                'the broadcaster is closed: the application is shutting down'
+            )
         await self.start()
         assert self.backend is not None
         return self.backend

@@ -635,3 +635,19 @@ def test_memory_backend_on_each_server(kind):
                 assert await recv(listener) == 'async'
 
         asyncio.run(scenario())
+
+
+def test_closed_broadcaster_refuses_until_started_again():
+    broadcaster = bc.Broadcaster('memory://')
+
+    async def go():
+        await broadcaster.publish('g', 'before')  # first use starts it
+        await broadcaster.close()
+        with pytest.raises(bc.BroadcastError, match='closed'):
+            await broadcaster.publish('g', 'late')
+        assert broadcaster.backend is None  # nothing was reconnected
+        await broadcaster.start()
+        await broadcaster.publish('g', 'again')
+        await broadcaster.close()
+
+    asyncio.run(go())
