@@ -62,6 +62,13 @@ log = logging.getLogger('pyramid_asgi_ws')
 #: Close code sent to every open WebSocket when the server stops.
 GOING_AWAY = 1001
 
+#: What a raw WebSocket consumer's messages say about its side's state.
+RAW_STATES = {
+    'websocket.accept': WebSocketState.CONNECTED,
+    'websocket.close': WebSocketState.DISCONNECTED,
+    'websocket.http.response.start': WebSocketState.RESPONSE,
+}
+
 
 class _DenialFilter(logging.Filter):
     """Drop uvicorn's error line after a handshake this app refused.
@@ -249,7 +256,7 @@ class ASGIApp:
         self.connections.add(ws)
         try:
             if consumer.raw:
-                await self.serve_raw(consumer, scope, receive, send)
+                await self.serve_raw(consumer, scope, receive, send, ws)
             else:
                 await self._run(consumer, ws)
         finally:
@@ -297,6 +304,7 @@ class ASGIApp:
         scope: dict[str, Any],
         receive: Receive,
         send: Send,
+        ws: WebSocket | None = None,
     ) -> None:
         """Run a raw ASGI consumer; if it raises, answer the client first.
 
@@ -304,13 +312,19 @@ class ASGIApp:
         WebSocket accept: close 1011; a response under way is cut off. The
         exception then goes on to the server, which logs it (and to the
         test client, which raises it in the test); the client never sees
-        it.
+        it. For a WebSocket, ``ws`` follows what the consumer sends, so
+        that shutdown can close it with 1001 like any other.
         """
         sent: list[str] = []
+        if ws is not None:
+            ws.client_state = WebSocketState.CONNECTED  # it receives itself
 
         async def watched(message: dict[str, Any]) -> None:
+            kind = message['type']
             if not sent:
-                sent.append(message['type'])
+                sent.append(kind)
+            if ws is not None and kind in RAW_STATES:
+                ws.application_state = RAW_STATES[kind]
             await send(message)
 
         try:
@@ -324,12 +338,12 @@ class ASGIApp:
             if scope['type'] == 'http':
                 await send_error(send, 500, b'Internal Server Error')
                 raise
-            ws = WebSocket(scope, receive, send)
-            ws.client_state = WebSocketState.CONNECTED
-            if sent and sent[0] == 'websocket.accept':
-                ws.application_state = WebSocketState.CONNECTED
+            if ws is None:
+                ws = WebSocket(scope, receive, send)
+                ws.client_state = WebSocketState.CONNECTED
+            if ws.application_state is WebSocketState.CONNECTED:
                 await self._close(ws, 1011, 'internal error')
-            else:
+            elif ws.application_state is WebSocketState.CONNECTING:
                 await self.refuse(ws, Refusal(500, 'the consumer raised'))
             raise
 

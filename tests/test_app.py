@@ -356,3 +356,39 @@ def test_request_finished_callbacks_run_when_the_socket_ends():
     run(app(ws_scope('/ws'), channel.receive, channel.send))
     assert closed == [1]
     assert channel.types() == ['websocket.accept', 'websocket.close']
+
+
+def test_shutdown_closes_raw_websocket_consumers_too():
+    async def raw(scope, receive, send):
+        await receive()
+        await send({'type': 'websocket.accept'})
+        while (await receive())['type'] != 'websocket.disconnect':
+            pass  # pragma: no cover - the client says nothing
+
+    app = make_app(('/raw', raw, {'raw': True}))
+
+    async def go():
+        channel = Channel(CONNECT)
+        task = asyncio.ensure_future(
+            app(ws_scope('/raw'), channel.receive, channel.send)
+        )
+        while not app.connections:
+            await asyncio.sleep(0.01)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        closer = asyncio.ensure_future(app.close_connections(timeout=2))
+        await asyncio.sleep(0.05)
+        channel.incoming.put_nowait(
+            {'type': 'websocket.disconnect', 'code': 1001}
+        )
+        await closer
+        await task
+        return channel.sent, loop.time() - started
+
+    sent, took = run(go())
+    assert sent[-1] == {
+        'type': 'websocket.close',
+        'code': 1001,
+        'reason': 'server shutting down',
+    }
+    assert took < 1
