@@ -42,6 +42,8 @@ from pyramid_asgi_ws.app import GOING_AWAY, ASGIApp
 from pyramid_asgi_ws.interfaces import IASGIApp, IASGISettings
 from pyramid_asgi_ws.settings import as_positive_int, as_seconds, as_size
 
+log = logging.getLogger(__name__)
+
 #: The environment variable naming the config URI ``application`` loads.
 CONFIG_ENV = 'PYRAMID_ASGI_WS_CONFIG'
 #: Extra ``%(name)s`` variables for that config file, as a JSON object.
@@ -166,7 +168,24 @@ class LazyApplication:
         return self.app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.load()(scope, receive, send)
+        try:
+            app = self.load()
+        except Exception as exc:
+            if scope['type'] != 'lifespan':
+                raise
+            # say so through the lifespan protocol: a server that hears an
+            # exception here takes it for "lifespan unsupported" and goes
+            # on serving 500s
+            log.exception('cannot load the application')
+            await receive()
+            await send(
+                {
+                    'type': 'lifespan.startup.failed',
+                    'message': f'cannot load the application: {exc}',
+                }
+            )
+            return
+        await app(scope, receive, send)
 
 
 #: The application of the ini file named by :data:`CONFIG_ENV`.
@@ -304,7 +323,7 @@ def default_ws_max_size(app: ASGIApp) -> int | None:
     """
     limits = [app.settings['max_message_size']]
     limits.extend(
-        c.max_message_size for c in app.consumers if c.max_message_size
+        c.setting('max_message_size', app.settings) for c in app.consumers
     )
     if None in limits:
         return None

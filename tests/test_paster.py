@@ -203,11 +203,11 @@ def test_find_asgi_app_under_middleware():
 
 
 def test_default_ws_max_size():
-    def app(**settings):
+    def app(limit='2MiB', **settings):
         with Configurator(settings=settings) as config:
             config.include('pyramid_asgi_ws')
             config.add_asgi_consumer(
-                '/big', 'tests.fixtures.apps.echo', max_message_size='2MiB'
+                '/big', 'tests.fixtures.apps.echo', max_message_size=limit
             )
             return config.make_asgi_app()
 
@@ -217,6 +217,8 @@ def test_default_ws_max_size():
     assert paster.default_ws_max_size(larger) == 4 * 4 * 1024 * 1024 + 4096
     unlimited = app(**{'asgi_ws.max_message_size': 'none'})
     assert paster.default_ws_max_size(unlimited) is None
+    # one consumer without a limit lifts the server's too
+    assert paster.default_ws_max_size(app(limit='none')) is None
 
 
 def test_uvicorn_config():
@@ -265,7 +267,19 @@ def test_application_needs_the_environment(monkeypatch):
     monkeypatch.delenv(paster.CONFIG_ENV, raising=False)
     lazy = paster.LazyApplication()
     with pytest.raises(RuntimeError, match='set PYRAMID_ASGI_WS_CONFIG'):
-        asyncio.run(lazy({'type': 'lifespan'}, None, None))
+        asyncio.run(lazy({'type': 'http'}, None, None))
+    # through the lifespan, the server hears that startup failed
+    sent = []
+
+    async def receive():
+        return {'type': 'lifespan.startup'}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(lazy({'type': 'lifespan'}, receive, send))
+    assert sent[0]['type'] == 'lifespan.startup.failed'
+    assert 'set PYRAMID_ASGI_WS_CONFIG' in sent[0]['message']
 
 
 # -- pserve and the servers' own command lines ------------------------------
