@@ -49,6 +49,19 @@ OPTIONS: dict[str, Any] = {
 }
 
 
+def _is_sync(consumer: Any) -> bool:
+    """Whether ``consumer`` (or its ``__call__``) is a plain ``def``."""
+    if inspect.isclass(consumer):
+        call = inspect.getattr_static(consumer, '__call__', None)
+    elif inspect.isfunction(consumer) or inspect.ismethod(consumer):
+        call = consumer
+    else:
+        call = inspect.getattr_static(type(consumer), '__call__', None)
+    if inspect.ismethod(call):
+        call = call.__func__
+    return inspect.isfunction(call) and not inspect.iscoroutinefunction(call)
+
+
 def _dotted(ob: Any) -> str:
     return f'{ob.__module__}.{getattr(ob, "__qualname__", type(ob).__name__)}'
 
@@ -102,7 +115,9 @@ def add_asgi_consumer(
     security policy before the consumer runs), ``allowed_origins``,
     ``require_origin``, ``subprotocols``, ``max_message_size``,
     ``send_queue_size`` and ``send_overflow`` (overriding the ``asgi_ws.*``
-    settings for this consumer). Any other keyword is an error.
+    settings for this consumer). An option given as ``None`` leaves the
+    setting in force, except ``max_message_size=None``, which means no
+    limit. Any other keyword is an error.
     """
     consumer = config.maybe_dotted(consumer)
     if protocol not in PROTOCOLS:
@@ -112,14 +127,11 @@ def add_asgi_consumer(
     raw = bool(raw) or protocol == 'http'
     if not callable(consumer):
         raise ConfigurationError(f'ASGI consumer {consumer!r} is not callable')
-    if (
-        not raw
-        and inspect.isfunction(consumer)
-        and not inspect.iscoroutinefunction(consumer)
-    ):
+    if not raw and _is_sync(consumer):
         raise ConfigurationError(
             f'WebSocket consumer {_dotted(consumer)} must be an async def '
-            'function taking the WebSocket'
+            'function taking the WebSocket, or a class or object whose '
+            '__call__ is one'
         )
     if not isinstance(pattern, str):
         raise ConfigurationError(f'pattern must be a string, not {pattern!r}')
@@ -129,6 +141,9 @@ def add_asgi_consumer(
                 f'unknown add_asgi_consumer option {key!r}; known options '
                 f'are: {", ".join(OPTIONS)}'
             )
+        if value is None and key != 'max_message_size':
+            del options[key]  # None means "as the settings say"
+            continue
         options[key] = OPTIONS[key](value, key)
     if 'factory' in options:
         options['factory'] = config.maybe_dotted(options['factory'])

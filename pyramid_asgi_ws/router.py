@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
+from pyramid.traversal import quote_path_segment
 from pyramid.urldispatch import Route
 from zope.interface import implementer
 
@@ -147,10 +148,12 @@ def consumer_url(request: Any, name: str, /, *elements: Any, **kw: Any) -> str:
     """Return the absolute URL of the consumer named ``name``.
 
     Added to requests as ``request.consumer_url``. Keyword arguments fill
-    the pattern's placeholders; ``_query`` adds a query string. WebSocket
-    consumers get ``ws://`` or ``wss://`` following the request's scheme,
-    and the URL honours the application's script name, so pages never
-    hard-code a socket address.
+    the pattern's placeholders; ``elements`` are appended as quoted path
+    segments; ``_query`` adds a query string, ``_anchor`` a fragment, and
+    ``_app_url`` replaces the request's application URL (as for
+    ``request.route_url``). WebSocket consumers get ``ws://`` or
+    ``wss://`` following the scheme, and the URL honours the
+    application's script name, so pages never hard-code a socket address.
     """
     router = request.registry.queryUtility(IConsumerRouter)
     consumer = router.get(name) if router is not None else None
@@ -164,12 +167,26 @@ def consumer_url(request: Any, name: str, /, *elements: Any, **kw: Any) -> str:
             )
         raise KeyError(f'no ASGI consumer named {name!r}')
     query = kw.pop('_query', None)
+    anchor = kw.pop('_anchor', None)
+    app_url = kw.pop('_app_url', None) or request.application_url
+    unknown = sorted(key for key in kw if key.startswith('_'))
+    if unknown:
+        raise TypeError(
+            f'consumer_url() got unknown keyword {unknown[0]!r}; it takes '
+            '_query, _anchor and _app_url besides the placeholders'
+        )
     path = consumer.path(kw)
     if elements:
-        path = path.rstrip('/') + '/' + '/'.join(str(e) for e in elements)
-    url = request.application_url + path
-    if consumer.protocol == 'websocket':
-        url = 'ws' + url[4:] if url.startswith('http') else url
+        path = (
+            path.rstrip('/')
+            + '/'
+            + '/'.join(quote_path_segment(str(e)) for e in elements)
+        )
+    url = app_url.rstrip('/') + path
+    if consumer.protocol == 'websocket' and url.startswith('http'):
+        url = 'ws' + url[4:]
     if query:
         url += '?' + (query if isinstance(query, str) else urlencode(query))
+    if anchor:
+        url += '#' + quote(str(anchor), safe='/?:@!$&\'()*+,;=')
     return url

@@ -132,7 +132,7 @@ def test_introspectable(config):
         ({'max_message_size': 'big'}, 'max_message_size must be a byte'),
         ({'send_overflow': 'explode'}, 'send_overflow must be one of'),
         ({'send_queue_size': 0}, 'send_queue_size must be positive'),
-        ({'send_queue_size': None}, 'send_queue_size must be a positive'),
+        ({'send_queue_size': 'x'}, 'send_queue_size must be a whole'),
     ],
 )
 def test_bad_arguments_name_the_problem(config, kwargs, message):
@@ -146,6 +146,20 @@ def test_sync_function_consumer_is_refused(config):
 
     with pytest.raises(ConfigurationError, match='must be an async def'):
         config.add_asgi_consumer('/ws', sync)
+
+    class SyncCall:
+        def __call__(self, ws):
+            pass
+
+    class AsyncCall:
+        async def __call__(self, ws):
+            pass
+
+    for bad in (SyncCall, SyncCall(), SyncCall().__call__):
+        with pytest.raises(ConfigurationError, match='must be an async def'):
+            config.add_asgi_consumer('/ws', bad)
+    config.add_asgi_consumer('/a', AsyncCall, name='a')
+    config.add_asgi_consumer('/b', AsyncCall(), name='b')
     config.add_asgi_consumer('/raw', sync, raw=True)  # any ASGI callable
 
 
@@ -154,6 +168,16 @@ def test_uncallable_and_bad_pattern(config):
         config.add_asgi_consumer('/ws', 42)
     with pytest.raises(ConfigurationError, match='pattern must be a string'):
         config.add_asgi_consumer(None, echo)
+
+
+def test_none_options_mean_the_settings(config):
+    config.add_asgi_consumer(
+        '/ws', echo, allowed_origins=None, permission=None,
+        require_origin=None, max_message_size=None,
+    )  # fmt: skip
+    config.commit()
+    consumer = router(config).get('tests.test_config.echo')
+    assert consumer.options == {'max_message_size': None}
 
 
 def test_options_are_normalized(config):

@@ -72,6 +72,18 @@ def test_shared_default_name_builds_no_url():
         request.consumer_url('dup')
 
 
+def test_elements_are_quoted_and_route_url_keywords_work():
+    request = make_request(base_url='http://example.com')
+    url = request.consumer_url('room', 'a b', 'c/d?x', room='r')
+    assert url == 'ws://example.com/ws/r/a%20b/c%2Fd%3Fx'
+    url = request.consumer_url(
+        'room', room='r', _app_url='https://public.example/app', _anchor='top'
+    )
+    assert url == 'wss://public.example/app/ws/r#top'
+    with pytest.raises(TypeError, match="unknown keyword '_host'"):
+        request.consumer_url('room', room='r', _host='x')
+
+
 def test_unknown_name():
     request = make_request()
     with pytest.raises(KeyError, match="no ASGI consumer named 'nope'"):
