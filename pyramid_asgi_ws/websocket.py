@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 import contextvars
 import enum
 import inspect
@@ -46,6 +53,35 @@ class _AppCloseCodes:
 
 #: Close codes every server lets an application send.
 APP_CLOSE_CODES = _AppCloseCodes()
+
+
+class Headers(Mapping[str, str]):
+    """Read-only HTTP headers from ASGI pairs; lookups ignore case."""
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+        self._items: dict[str, str] = {}
+        for raw_name, raw_value in raw:
+            name = raw_name.decode('latin-1').lower()
+            value = raw_value.decode('latin-1')
+            if name in self._items:
+                glue = '; ' if name == 'cookie' else ', '
+                value = self._items[name] + glue + value
+            self._items[name] = value
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f'Headers({self._items!r})'
 
 
 class WebSocketState(enum.Enum):
@@ -165,16 +201,10 @@ class WebSocket:
         return list(self.scope.get('subprotocols') or ())
 
     @property
-    def headers(self) -> dict[str, str]:
-        """The handshake headers, lower-cased names, repeats joined."""
-        result: dict[str, str] = {}
-        for raw_name, raw_value in self.scope.get('headers') or ():
-            name = raw_name.decode('latin-1').lower()
-            value = raw_value.decode('latin-1')
-            result[name] = (
-                f'{result[name]}, {value}' if name in result else value
-            )
-        return result
+    def headers(self) -> Headers:
+        """The handshake headers: names match whatever their case, and
+        repeated headers are joined (cookies with ``; ``)."""
+        return Headers(self.scope.get('headers') or ())
 
     # -- handshake --------------------------------------------------------
 
@@ -284,7 +314,7 @@ class WebSocket:
             data = message.get('bytes') or b''
         limit = self.max_message_size
         if limit is not None and len(data) > limit:
-            await self._close_for(1009, f'message larger than {limit} bytes')
+            await self._close_for(1009, f'message over the {limit} limit')
         return data
 
     async def _close_for(self, code: int, reason: str) -> None:

@@ -287,7 +287,13 @@ def test_scope_descriptors():
     )
     ws, _ = make(scope=scope)
     assert ws.path == '/room/1'
-    assert ws.headers == {'cookie': 'a=1, b=2'}
+    assert dict(ws.headers) == {'cookie': 'a=1; b=2'}
+    assert ws.headers['COOKIE'] == 'a=1; b=2' and 'Cookie' in ws.headers
+    assert 1 not in ws.headers and len(ws.headers) == 1
+    assert 'cookie' in repr(ws.headers)
+    multi = make(scope=ws_scope(headers=[(b'X', b'1'), (b'x', b'2')]))[0]
+    assert multi.headers.get('x') == '1, 2'
+    assert multi.headers.get('y') is None
     assert ws.subprotocols == ['x']
     assert ws.matchdict == {'room': '1'}
 
