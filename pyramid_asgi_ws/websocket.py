@@ -203,7 +203,8 @@ class WebSocket:
     @property
     def headers(self) -> Headers:
         """The handshake headers: names match whatever their case, and
-        repeated headers are joined (cookies with ``; ``)."""
+        repeated headers are joined (with commas; cookies with
+        semicolons)."""
         return Headers(self.scope.get('headers') or ())
 
     # -- handshake --------------------------------------------------------
