@@ -768,6 +768,19 @@ class _Pool:
                 self._queue.put(None)
 
 
+async def _request_message(receive: Receive) -> Message | None:
+    """Return the next ``http.request`` message, or None on a disconnect."""
+    message = await receive()
+    if message['type'] == 'http.request':
+        return message
+    if message['type'] == 'http.disconnect':
+        return None
+    raise RuntimeError(
+        "Expected ASGI message 'http.request' or 'http.disconnect', "
+        f"but got {message['type']!r}"
+    )
+
+
 async def send_error(send: Send, status: int, text: bytes) -> None:
     """Answer an HTTP scope with a short plain-text error and close."""
     await send(
@@ -853,28 +866,29 @@ class WsgiToAsgi:
                             send, 413, b'Request Entity Too Large'
                         )
                         return
-        chunks: list[bytes] = []
-        received = 0
-        more = True
-        while more and received <= PREREAD_SIZE:
-            message = await receive()
-            if message['type'] == 'http.disconnect':
-                return  # the client left before its request body ended
-            if message['type'] != 'http.request':
-                raise RuntimeError(
-                    "Expected ASGI message 'http.request' or "
-                    f"'http.disconnect', but got {message['type']!r}"
-                )
-            chunk = message.get('body', b'')
-            chunks.append(chunk)
-            received += len(chunk)
-            more = message.get('more_body', False)
-            if max_body_size is not None and received > max_body_size:
-                await send_error(send, 413, b'Request Entity Too Large')
-                return
+        message = await _request_message(receive)
+        if message is None:
+            return  # the client left before sending its request
+        data = message.get('body', b'')
+        more = message.get('more_body', False)
+        if more:
+            chunks = [data]
+            received = len(data)
+            while more and received <= PREREAD_SIZE:
+                message = await _request_message(receive)
+                if message is None:
+                    return  # the client left before its body ended
+                data = message.get('body', b'')
+                chunks.append(data)
+                received += len(data)
+                more = message.get('more_body', False)
+                if max_body_size is not None and received > max_body_size:
+                    await send_error(send, 413, b'Request Entity Too Large')
+                    return
+            data = b''.join(chunks)
         if more:
             call.loop_context = contextvars.copy_context()
-        body = _Body(call, b''.join(chunks), more, max_body_size)
+        body = _Body(call, data, more, max_body_size)
         try:
             environ = build_environ(
                 scope,

@@ -961,6 +961,7 @@ class Test_other_scopes:
         ]
         with pytest.raises(RuntimeError):
             old_pool.submit(print)
+        old_pool.close()  # closing a pool twice is fine
         for thread in old_pool.threads:
             thread.join(TIMEOUT)
             assert not thread.is_alive()
