@@ -13,6 +13,7 @@ from pyramid_asgi_ws.app import ASGIApp
 from pyramid_asgi_ws.interfaces import IASGISettings, IConsumerRouter
 from pyramid_asgi_ws.router import PROTOCOLS, Consumer, ConsumerRouter
 from pyramid_asgi_ws.settings import (
+    as_origins,
     as_overflow,
     as_positive_int,
     as_size,
@@ -40,7 +41,7 @@ def _queue_size(value: Any, name: str) -> int:
 OPTIONS: dict[str, Any] = {
     'permission': lambda value, name: value,
     'factory': lambda value, name: value,
-    'allowed_origins': lambda value, name: _names(value),
+    'allowed_origins': as_origins,
     'require_origin': lambda value, name: asbool(value),
     'subprotocols': lambda value, name: _names(value),
     'max_message_size': as_size,

@@ -7,6 +7,7 @@ the reason and the client sees only the status.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 import ipaddress
 import sys
@@ -137,7 +138,7 @@ def check_origin(
         return Refusal(403, f'handshake has {len(origins)} Origin headers')
     origin = origins[0]
     normalized = normalize_origin(origin)
-    if normalized in {normalize_origin(o) for o in allowed}:
+    if normalized in allowed:  # normalized when the settings were read
         return None
     own = own_origin(scope, settings['trusted_proxies'])
     if normalized == own:
@@ -176,13 +177,21 @@ def check_subprotocol(ws: WebSocket, consumer: Consumer) -> Refusal | None:
     return None
 
 
+def _raw_headers(
+    headerlist: list[tuple[str, str]], keep: Callable[[str], bool]
+) -> list[tuple[bytes, bytes]]:
+    return [
+        (name.encode('latin-1'), value.encode('latin-1'))
+        for name, value in headerlist
+        if keep(name.lower())
+    ]
+
+
 def refusal_from_exception(exc: HTTPException, reason: str) -> Refusal:
     """Return the refusal that an HTTP exception raised before accept asks."""
-    headers = [
-        (name.encode('latin-1'), value.encode('latin-1'))
-        for name, value in exc.headerlist
-        if name.lower() == 'location' or name.lower() == 'www-authenticate'
-    ]
+    headers = _raw_headers(
+        exc.headerlist, lambda name: name in ('location', 'www-authenticate')
+    )
     return Refusal(
         exc.code or 500, reason, f'{exc.code} {exc.title}'.encode(), headers
     )
@@ -191,16 +200,15 @@ def refusal_from_exception(exc: HTTPException, reason: str) -> Refusal:
 def check_permission(ws: WebSocket, consumer: Consumer) -> Refusal | None:
     """Check ``permission`` against the request and its context.
 
-    The context comes from the consumer's ``factory`` or the app's root
-    factory. Denied means 401 for an anonymous user and 403 otherwise, or
-    whatever response the app's own forbidden view gives.
+    The request's context came from the consumer's ``factory`` or the
+    app's root factory when it was built. Denied means 401 for an
+    anonymous user and 403 otherwise, or whatever response the app's own
+    forbidden view gives.
     """
-    if consumer.permission is None and consumer.factory is None:
-        return None
-    request = ws.request  # builds the request and its context
     permission = consumer.permission
     if permission is None:
         return None
+    request = ws.request
     if request.registry.queryUtility(ISecurityPolicy) is None:
         return None
     allowed = request.has_permission(permission, request.context)
@@ -227,9 +235,7 @@ def _forbidden_view_refusal(
         status = 401 if anonymous else 403
         title = 'Unauthorized' if anonymous else 'Forbidden'
         return Refusal(status, reason, f'{status} {title}'.encode())
-    headers = [
-        (name.encode('latin-1'), value.encode('latin-1'))
-        for name, value in response.headerlist
-        if name.lower() != 'content-length'
-    ]
+    headers = _raw_headers(
+        response.headerlist, lambda name: name != 'content-length'
+    )
     return Refusal(response.status_int, reason, response.body, headers)

@@ -10,6 +10,8 @@ from typing import Any
 from pyramid.exceptions import ConfigurationError
 from pyramid.settings import asbool, aslist
 
+from pyramid_asgi_ws.security import normalize_origin
+
 PREFIX = 'asgi_ws.'
 
 #: Overflow policies for a connection's bounded send queue.
@@ -82,11 +84,15 @@ def as_positive_int(value: Any, name: str) -> int | None:
     return number
 
 
-def as_origins(value: Any) -> tuple[str, ...]:
-    """Return a tuple of lower-cased origins from a list or ini string."""
+def as_origins(value: Any, name: str = 'allowed_origins') -> tuple[str, ...]:
+    """Return normalized origins from a list or ini string.
+
+    Normalized once here (case, trailing slash, default port) so that the
+    check on each handshake compares them as they are.
+    """
     if isinstance(value, str):
         value = aslist(value)
-    return tuple(str(origin).rstrip('/').lower() for origin in value or ())
+    return tuple(normalize_origin(str(origin)) for origin in value or ())
 
 
 def as_proxies(value: Any, name: str) -> tuple[str, ...]:
