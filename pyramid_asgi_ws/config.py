@@ -7,12 +7,13 @@ from typing import Any
 
 from pyramid.config import PHASE1_CONFIG, Configurator
 from pyramid.exceptions import ConfigurationError
-from pyramid.settings import asbool, aslist
+from pyramid.settings import aslist
 
 from pyramid_asgi_ws.app import ASGIApp
 from pyramid_asgi_ws.interfaces import IASGISettings, IConsumerRouter
 from pyramid_asgi_ws.router import PROTOCOLS, Consumer, ConsumerRouter
 from pyramid_asgi_ws.settings import (
+    as_bool,
     as_origins,
     as_overflow,
     as_positive_int,
@@ -42,7 +43,7 @@ OPTIONS: dict[str, Any] = {
     'permission': lambda value, name: value,
     'factory': lambda value, name: value,
     'allowed_origins': as_origins,
-    'require_origin': lambda value, name: asbool(value),
+    'require_origin': as_bool,
     'subprotocols': lambda value, name: _names(value),
     'max_message_size': as_size,
     'send_queue_size': _queue_size,

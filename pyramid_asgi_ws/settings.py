@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from pyramid.exceptions import ConfigurationError
-from pyramid.settings import asbool, aslist
+from pyramid.settings import aslist, falsey, truthy
 
 from pyramid_asgi_ws.security import normalize_origin
 
@@ -67,6 +67,31 @@ def as_size(value: Any, name: str = 'size') -> int | None:
     if number <= 0:
         raise ConfigurationError(f'{name} must be positive, not {value!r}')
     return number
+
+
+def as_bool(value: Any, name: str) -> bool:
+    """Return ``value`` as a bool, strictly.
+
+    ``True``/``False`` (and ``0``/``1``) pass through; strings must be one
+    of Pyramid's own words (``true``, ``yes``, ``on``, ``1``, ... and
+    ``false``, ``no``, ``off``, ``0``, ...), in any case. Anything else is
+    a :class:`ConfigurationError` naming ``name`` and the value: a typo
+    such as ``enabled`` or ``ture`` never silently means false.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in truthy:
+            return True
+        if word in falsey:
+            return False
+    raise ConfigurationError(
+        f'{name} must be true or false (one of '
+        f'{", ".join(sorted(truthy | falsey))}), not {value!r}'
+    )
 
 
 def as_positive_int(value: Any, name: str) -> int | None:
@@ -169,8 +194,12 @@ def parse_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
             sget('max_body_size'), PREFIX + 'max_body_size'
         ),
         'allowed_origins': as_origins(sget('allowed_origins')),
-        'require_origin': asbool(sget('require_origin')),
-        'check_origin': asbool(sget('check_origin')),
+        'require_origin': as_bool(
+            sget('require_origin'), PREFIX + 'require_origin'
+        ),
+        'check_origin': as_bool(
+            sget('check_origin'), PREFIX + 'check_origin'
+        ),
         'trusted_proxies': as_proxies(
             sget('trusted_proxies'), PREFIX + 'trusted_proxies'
         ),
