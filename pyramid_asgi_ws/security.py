@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any
 from pyramid.httpexceptions import HTTPException, HTTPForbidden
 from pyramid.interfaces import ISecurityPolicy
 
+from pyramid_asgi_ws.settings import normalize_origin
+
 if TYPE_CHECKING:  # pragma: no cover
     from pyramid_asgi_ws.router import Consumer
     from pyramid_asgi_ws.websocket import WebSocket
-
-DEFAULT_PORTS = {'http': '80', 'https': '443'}
-
 
 @dataclass
 class Refusal:
@@ -31,18 +30,6 @@ class Refusal:
     reason: str
     body: bytes = b''
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-
-
-def normalize_origin(origin: str) -> str:
-    """Lower-case ``scheme://host[:port]``, dropping a default port."""
-    origin = origin.strip().rstrip('/').lower()
-    scheme, sep, host = origin.partition('://')
-    if not sep:
-        return origin
-    name, colon, port = host.rpartition(':')
-    if colon and ']' not in port and DEFAULT_PORTS.get(scheme) == port:
-        host = name
-    return f'{scheme}://{host}'
 
 
 def _headers(scope: dict[str, Any], name: bytes) -> list[str]:

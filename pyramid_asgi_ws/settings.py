@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 import ipaddress
+import math
 import re
 from typing import Any
 
 from pyramid.exceptions import ConfigurationError
 from pyramid.settings import aslist, falsey, truthy
-
-from pyramid_asgi_ws.security import normalize_origin
 
 PREFIX = 'asgi_ws.'
 
@@ -32,6 +31,9 @@ DEFAULTS: dict[str, Any] = {
     'shutdown_timeout': 5.0,
 }
 
+#: Ports an origin leaves out for its scheme.
+DEFAULT_PORTS = {'http': '80', 'https': '443'}
+
 _SIZE = re.compile(r'^\s*(\d+)\s*([kmg]i?b?)?\s*$', re.IGNORECASE)
 _UNITS = {'k': 1024, 'm': 1024**2, 'g': 1024**3}
 
@@ -41,15 +43,7 @@ def as_size(value: Any, name: str = 'size') -> int | None:
 
     ``None``, ``''`` and ``'none'`` mean no limit and return ``None``.
     """
-    if (
-        value is None
-        or isinstance(value, str)
-        and value.strip().lower()
-        in (
-            '',
-            'none',
-        )
-    ):
+    if value is None or str(value).strip().lower() in ('', 'none'):
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
@@ -64,9 +58,8 @@ def as_size(value: Any, name: str = 'size') -> int | None:
         unit = match.group(2)
         if unit:
             number *= _UNITS[unit[0].lower()]
-    if number <= 0:
-        raise ConfigurationError(f'{name} must be positive, not {value!r}')
-    return number
+    size: int = _bounded(number, value, name, 1, None)
+    return size
 
 
 def as_bool(value: Any, name: str) -> bool:
@@ -94,19 +87,90 @@ def as_bool(value: Any, name: str) -> bool:
     )
 
 
-def as_positive_int(value: Any, name: str) -> int | None:
-    """Return ``value`` as a positive int, or ``None`` when unset."""
-    if value is None or value == '':
+def _parse_number(value: Any, whole: bool) -> Any:
+    """Return ``value`` as a finite int (``whole``) or float, else None."""
+    if isinstance(value, bool):
         return None
     try:
-        number = int(value)
+        if whole and not isinstance(value, float):
+            return int(value)  # a string such as '1.5' fails here
+        number = float(value)
     except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number) or whole and not number.is_integer():
+        return None
+    return int(number) if whole else number
+
+
+def _number(
+    value: Any,
+    name: str,
+    what: str,
+    whole: bool,
+    minimum: float | None,
+    maximum: float | None,
+) -> Any:
+    """Return ``value`` as a number within bounds: the one number parser.
+
+    ``what`` names the kind of number in the message when ``value`` is
+    not one.
+    """
+    number = _parse_number(value, whole)
+    if number is None:
+        raise ConfigurationError(f'{name} must be {what}, not {value!r}')
+    return _bounded(number, value, name, minimum, maximum)
+
+
+def _bounded(
+    number: Any,
+    value: Any,
+    name: str,
+    minimum: float | None,
+    maximum: float | None,
+) -> Any:
+    """Return ``number`` if within its bounds, else name the setting."""
+    if minimum is not None and number < minimum:
+        if minimum == 0:
+            raise ConfigurationError(
+                f'{name} must not be negative, not {value!r}'
+            )
+        if minimum == 1 and isinstance(number, int):
+            raise ConfigurationError(f'{name} must be positive, not {value!r}')
         raise ConfigurationError(
-            f'{name} must be a whole number, not {value!r}'
-        ) from None
-    if number <= 0:
-        raise ConfigurationError(f'{name} must be positive, not {value!r}')
+            f'{name} must be at least {minimum}, not {value!r}'
+        )
+    if maximum is not None and number > maximum:
+        raise ConfigurationError(
+            f'{name} must be at most {maximum}, not {value!r}'
+        )
     return number
+
+
+def as_positive_int(
+    value: Any, name: str, maximum: int | None = None
+) -> int | None:
+    """Return ``value`` as a whole number from 1 to ``maximum``.
+
+    ``None`` and ``''`` mean unset and return ``None``; a fraction, a
+    word or a number out of bounds is a :class:`ConfigurationError`
+    naming ``name`` and the value.
+    """
+    if value is None or value == '':
+        return None
+    number: int = _number(value, name, 'a whole number', True, 1, maximum)
+    return number
+
+
+def normalize_origin(origin: str) -> str:
+    """Lower-case ``scheme://host[:port]``, dropping a default port."""
+    origin = origin.strip().rstrip('/').lower()
+    scheme, sep, host = origin.partition('://')
+    if not sep:
+        return origin
+    name, colon, port = host.rpartition(':')
+    if colon and ']' not in port and DEFAULT_PORTS.get(scheme) == port:
+        host = name
+    return f'{scheme}://{host}'
 
 
 def as_origins(value: Any, name: str = 'allowed_origins') -> tuple[str, ...]:
@@ -149,17 +213,21 @@ def as_overflow(value: Any, name: str) -> str:
     return str(value)
 
 
-def as_seconds(value: Any, name: str) -> float:
-    """Return a non-negative number of seconds."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(
-            f'{name} must be a number of seconds, not {value!r}'
-        ) from None
-    if number < 0:
-        raise ConfigurationError(f'{name} must not be negative: {value!r}')
-    return number
+def as_seconds(
+    value: Any,
+    name: str,
+    minimum: float = 0.0,
+    maximum: float | None = None,
+) -> float:
+    """Return ``value`` as a number of seconds from ``minimum`` (default 0).
+
+    A word, ``None``, an infinity or a number out of bounds is a
+    :class:`ConfigurationError` naming ``name`` and the value.
+    """
+    seconds: float = _number(
+        value, name, 'a number of seconds', False, minimum, maximum
+    )
+    return seconds
 
 
 def parse_settings(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,15 @@ from __future__ import annotations
 from pyramid.exceptions import ConfigurationError
 import pytest
 
-from pyramid_asgi_ws.settings import DEFAULTS, as_size, parse_settings
+from pyramid_asgi_ws.settings import (
+    DEFAULTS,
+    as_bool,
+    as_positive_int,
+    as_seconds,
+    as_size,
+    normalize_origin,
+    parse_settings,
+)
 
 
 def test_defaults():
@@ -93,3 +101,114 @@ def test_bad_values_name_the_setting(key, value, message):
 )  # fmt: skip
 def test_as_size(value, expected):
     assert as_size(value) == expected
+
+
+@pytest.mark.parametrize(
+    'value, expected',
+    [('8', 8), (' 8 ', 8), (8, 8), (8.0, 8), ('', None), (None, None)],
+)
+def test_as_positive_int(value, expected):
+    assert as_positive_int(value, 'n') == expected
+
+
+@pytest.mark.parametrize(
+    'value, kwargs, message',
+    [
+        ('1.5', {}, "n must be a whole number, not '1.5'"),
+        (1.5, {}, 'n must be a whole number, not 1.5'),
+        (True, {}, 'n must be a whole number, not True'),
+        (float('inf'), {}, 'n must be a whole number, not inf'),
+        ([], {}, r'n must be a whole number, not \[\]'),
+        ('-3', {}, "n must be positive, not '-3'"),
+        ('70000', {'maximum': 65535}, "n must be at most 65535, not '70000'"),
+    ],
+)
+def test_as_positive_int_refuses(value, kwargs, message):
+    with pytest.raises(ConfigurationError, match=message):
+        as_positive_int(value, 'n', **kwargs)
+
+
+@pytest.mark.parametrize(
+    'value, kwargs, expected',
+    [('2.5', {}, 2.5), (0, {}, 0.0), ('30', {'minimum': 1}, 30.0),
+     (1, {'minimum': 1, 'maximum': 1}, 1.0)],
+)  # fmt: skip
+def test_as_seconds(value, kwargs, expected):
+    seconds = as_seconds(value, 't', **kwargs)
+    assert seconds == expected
+    assert isinstance(seconds, float)
+
+
+@pytest.mark.parametrize(
+    'value, kwargs, message',
+    [
+        ('soon', {}, "t must be a number of seconds, not 'soon'"),
+        (None, {}, 't must be a number of seconds, not None'),
+        (False, {}, 't must be a number of seconds, not False'),
+        ('nan', {}, "t must be a number of seconds, not 'nan'"),
+        ('inf', {}, "t must be a number of seconds, not 'inf'"),
+        ('-0.5', {}, "t must not be negative, not '-0.5'"),
+        ('0', {'minimum': 1}, "t must be at least 1, not '0'"),
+        ('0.5', {'minimum': 1}, "t must be at least 1, not '0.5'"),
+        (61, {'maximum': 60}, 't must be at most 60, not 61'),
+    ],
+)
+def test_as_seconds_refuses(value, kwargs, message):
+    with pytest.raises(ConfigurationError, match=message):
+        as_seconds(value, 't', **kwargs)
+
+
+def test_size_bounds_name_the_setting():
+    with pytest.raises(ConfigurationError, match="s must be positive, not"):
+        as_size('0k', 's')
+
+
+@pytest.mark.parametrize(
+    'value, expected',
+    [(True, True), (False, False), (1, True), (0, False), (' Yes ', True),
+     ('on', True), ('true', True), ('OFF', False), ('0', False),
+     ('false', False)],
+)  # fmt: skip
+def test_as_bool(value, expected):
+    assert as_bool(value, 'b') is expected
+
+
+@pytest.mark.parametrize('value', ['enabled', 'ture', '', None, 2, 1.0, []])
+def test_as_bool_refuses_what_it_does_not_know(value):
+    with pytest.raises(
+        ConfigurationError, match='b must be true or false'
+    ):
+        as_bool(value, 'b')
+
+
+def test_proxy_words():
+    parsed = parse_settings({'asgi_ws.trusted_proxies': 'unix *'})
+    assert parsed['trusted_proxies'] == ('unix', '*')
+
+
+@pytest.mark.parametrize(
+    'given, expected',
+    [('HTTPS://Example.COM:443/', 'https://example.com'),
+     ('http://example.com:80', 'http://example.com'),
+     ('http://example.com:8080', 'http://example.com:8080'),
+     ('https://[::1]:443', 'https://[::1]'),
+     ('null', 'null')],
+)  # fmt: skip
+def test_normalize_origin(given, expected):
+    assert normalize_origin(given) == expected
+
+
+def test_settings_import_nothing_of_the_application():
+    # configuration is the top layer: parsing settings needs none below it
+    import ast
+    import pathlib
+
+    import pyramid_asgi_ws.settings as module
+
+    tree = ast.parse(pathlib.Path(module.__file__).read_text())
+    imported = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+    }
+    assert not {m for m in imported if m and m.startswith('pyramid_asgi_ws')}
