@@ -12,6 +12,7 @@ import pytest
 
 from pyramid_asgi_ws import WebSocketDisconnect
 from pyramid_asgi_ws.testing import TestClient
+from pyramid_asgi_ws.testing.scope import Target
 from tests import test_testing
 from tests.support import ROOT, serve
 from tests.wsclient import TIMEOUT, open_ws
@@ -42,7 +43,7 @@ def http_get(client: TestClient, path: str) -> tuple[int, bytes]:
         sent.append(message)
 
     async def run():
-        scope = client._scope(path, None, None)
+        scope = Target.parse(client.base_url).websocket_scope(path)
         scope.update(type='http', scheme='http', method='GET')
         await client.app(scope, receive, send)
 
