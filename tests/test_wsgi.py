@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import contextvars
 import io
 import logging
@@ -106,6 +107,18 @@ def make_bridge():
 def hello_app(environ, start_response):
     start_response('200 OK', [('Content-Type', 'text/plain')])
     return [b'Hello', b' world']
+
+
+class ClosingFile(io.FileIO):
+    """A file that says when it is closed."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.closed_event = threading.Event()
+
+    def close(self):
+        super().close()
+        self.closed_event.set()
 
 
 class ClosingIter:
@@ -788,8 +801,13 @@ class Test_WsgiToAsgi_body:
         async def never():
             await asyncio.Event().wait()
 
+        # one thread: a call queued after the request runs once the
+        # request's call, logging included, has finished
+        bridge = make_bridge(reader_app(reads, read), threads=1)
+        finished = threading.Event()
+
         async def main():
-            client = Client(make_bridge(reader_app(reads, read)), _scope())
+            client = Client(bridge, _scope())
             client.messages = body_messages(BIG, b'')
             client.messages[1] = never
             task = asyncio.create_task(client.arun())
@@ -799,14 +817,12 @@ class Test_WsgiToAsgi_body:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            for _ in range(100):
-                if reads:
-                    break
-                await asyncio.sleep(0.01)
+            bridge.pool.submit(finished.set)
 
-        asyncio.run(main())
+        with caplog.at_level(logging.DEBUG, 'pyramid_asgi_ws.wsgi'):
+            asyncio.run(main())
+            assert finished.wait(TIMEOUT)
         assert isinstance(reads[0], ClientDisconnect)
-        time.sleep(0.05)
         assert 'after disconnect' not in caplog.text
 
 
@@ -935,6 +951,79 @@ class Test_FileWrapper:
         assert 'count' not in client.sent[1]
         assert f.closed
 
+    def test_iterates_itself(self):
+        from pyramid_asgi_ws.wsgi import FileWrapper
+
+        wrapper = FileWrapper(io.BytesIO(b'abcde'), 2)
+        # PEP 3333's shape: middleware holding iter(wrapper) holds the
+        # wrapper, whose close() reaches the file
+        assert iter(wrapper) is wrapper
+        assert list(wrapper) == [b'ab', b'cd', b'e']
+        with pytest.raises(StopIteration):
+            next(wrapper)
+
+    def test_range_through_webob_closes_the_file(self, make_bridge):
+        from webob.response import AppIterRange
+
+        f = io.BytesIO(b'0123456789')
+
+        def app(environ, start_response):
+            start_response('206 Partial Content', [])
+            wrapper = environ['wsgi.file_wrapper'](f, 4)
+            return AppIterRange(wrapper, 2, 6)
+
+        client = Client(make_bridge(app)).run()
+        assert client.body == b'2345'
+        assert f.closed
+
+    def _zerocopy(self, make_bridge, tmp_path, send=None, cancel=None):
+        """Serve a file with zero-copy sending; return it once closed."""
+        path = tmp_path / 'f'
+        path.write_bytes(b'0123456789')
+        f = ClosingFile(path)
+        go = threading.Event()
+
+        def app(environ, start_response):
+            go.wait(TIMEOUT)
+            start_response('200 OK', [])
+            return environ['wsgi.file_wrapper'](f)
+
+        async def main():
+            scope = _scope(extensions={'http.response.zerocopysend': {}})
+            client = Client(make_bridge(app), scope)
+            if send is not None:
+                client.send = send
+            task = asyncio.create_task(client.arun())
+            if cancel:
+                await asyncio.sleep(0.05)
+                task.cancel()
+            go.set()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await task
+
+        asyncio.run(main())
+        assert f.closed_event.wait(TIMEOUT)
+        return f
+
+    def test_zerocopysend_closes_when_send_fails(self, make_bridge, tmp_path):
+        async def send(message):
+            if message['type'] == 'http.response.zerocopysend':
+                raise OSError('client gone')
+
+        self._zerocopy(make_bridge, tmp_path, send)
+
+    def test_zerocopysend_closes_when_start_fails(self, make_bridge, tmp_path):
+        async def send(message):
+            raise OSError('client gone')
+
+        self._zerocopy(make_bridge, tmp_path, send)
+
+    def test_zerocopysend_closes_after_the_request_ended(
+        self, make_bridge, tmp_path
+    ):
+        # the request's task is gone before the worker hands the file over
+        self._zerocopy(make_bridge, tmp_path, cancel=True)
+
     def test_zerocopysend_without_fileno(self, make_bridge):
         f = io.BytesIO(b'abc')
         scope = _scope(extensions={'http.response.zerocopysend': {}})
@@ -1013,7 +1102,9 @@ class Test_edge_cases:
         assert reads == [b'abc']
 
     def test_receive_after_the_request_ended(self, make_bridge):
-        from pyramid_asgi_ws.wsgi import ClientDisconnect, _Call, _Feed
+        from pyramid_asgi_ws.wsgi import ClientDisconnect
+        from pyramid_asgi_ws.wsgi.channels import Feed as _Feed
+        from pyramid_asgi_ws.wsgi.response import Call as _Call
 
         async def main():
             call = _Call(make_bridge(hello_app), _scope(), None, None)

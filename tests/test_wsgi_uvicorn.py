@@ -1,6 +1,7 @@
 """The bridge through a real uvicorn process on a loopback port."""
 
 import http.client
+import json
 import os
 import socket
 import subprocess
@@ -14,13 +15,40 @@ import pytest
 APP = textwrap.dedent(
     '''
     import contextvars
+    import os
+    import time
 
     from pyramid.config import Configurator
+    import pyramid.response
     from pyramid.response import Response
 
     from pyramid_asgi_ws.wsgi import WsgiToAsgi
 
     var = contextvars.ContextVar('var')
+
+    # FileResponse opens the files of static views through this name:
+    # keep every file it opens, so that only close() can close them
+    opened = []
+
+
+    def recording_open(*args, **kw):
+        file = open(*args, **kw)
+        opened.append(file)
+        return file
+
+
+    pyramid.response.open = recording_open
+
+
+    def files(request):
+        # the last response's body may reach the client just before its
+        # iterable is closed: wait (bounded) for the close
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if all(f.closed for f in opened):
+                break
+            time.sleep(0.01)
+        return Response(json=[f.closed for f in opened])
 
 
     def hello(request):
@@ -53,9 +81,17 @@ APP = textwrap.dedent(
         config.add_view(stream, route_name='stream')
         config.add_route('upload', '/upload')
         config.add_view(upload, route_name='upload')
+        config.add_route('files', '/files')
+        config.add_view(files, route_name='files')
+        config.add_static_view(
+            'static', os.path.join(os.path.dirname(__file__), 'static')
+        )
         app = WsgiToAsgi(config.make_wsgi_app(), threads=8)
     '''
 )
+
+
+VIDEO = bytes(range(256)) * 1024
 
 
 @pytest.fixture(scope='module')
@@ -63,6 +99,8 @@ def uvicorn_server(tmp_path_factory):
     pytest.importorskip('uvicorn')
     app_dir = tmp_path_factory.mktemp('app')
     (app_dir / 'keepalive_app.py').write_text(APP)
+    (app_dir / 'static').mkdir()
+    (app_dir / 'static' / 'video.bin').write_bytes(VIDEO)
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         port = sock.getsockname()[1]
@@ -159,3 +197,23 @@ def test_keep_alive_threads_no_5xx(uvicorn_server):
         thread.join(30)
     assert len(statuses) == 8 * 150
     assert set(statuses) == {200}
+
+
+def test_range_request_to_a_static_view_closes_the_file(uvicorn_server):
+    conn = http.client.HTTPConnection('127.0.0.1', uvicorn_server, timeout=10)
+    try:
+        # WebOb wraps the file wrapper to serve the range
+        conn.request(
+            'GET', '/static/video.bin', headers={'Range': 'bytes=2-5'}
+        )
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (206, VIDEO[2:6])
+        conn.request('GET', '/static/video.bin')
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, VIDEO)
+        conn.request('GET', '/files')
+        response = conn.getresponse()
+        closed = json.loads(response.read())
+    finally:
+        conn.close()
+    assert closed == [True, True]

@@ -1,0 +1,181 @@
+"""A WSGI to ASGI bridge with its own thread pool.
+
+:class:`WsgiToAsgi` runs a :term:`WSGI` application in a bounded pool of
+worker threads and serves it as an ASGI 3 application.  The request body
+streams into ``wsgi.input`` and the response streams out with
+backpressure; a response whose body is a list or tuple crosses from the
+worker thread to the event loop in one handoff.
+"""
+
+import contextvars
+import typing
+
+from pyramid_asgi_ws.wsgi.body import (
+    Body,
+    ClientDisconnect,
+    RequestEntityTooLarge,
+)
+from pyramid_asgi_ws.wsgi.environ import below_root, build_environ
+from pyramid_asgi_ws.wsgi.filewrapper import ZEROCOPY, FileWrapper
+from pyramid_asgi_ws.wsgi.pool import Pool
+from pyramid_asgi_ws.wsgi.response import (
+    BODY_BUFFER_SIZE,
+    STREAM_BUFFER_SIZE,
+    TOO_LARGE,
+    Call,
+    send_error,
+)
+
+__all__ = [
+    'BODY_BUFFER_SIZE',
+    'DEFAULT_THREADS',
+    'PREREAD_SIZE',
+    'STREAM_BUFFER_SIZE',
+    'ZEROCOPY',
+    'ClientDisconnect',
+    'FileWrapper',
+    'RequestEntityTooLarge',
+    'WsgiToAsgi',
+    'below_root',
+    'build_environ',
+    'send_error',
+]
+
+Scope = dict[str, typing.Any]
+Message = dict[str, typing.Any]
+Receive = typing.Callable[[], typing.Awaitable[Message]]
+Send = typing.Callable[[Message], typing.Awaitable[None]]
+Environ = dict[str, typing.Any]
+StartResponse = typing.Callable[..., typing.Callable[[bytes], None]]
+WSGIApp = typing.Callable[[Environ, StartResponse], typing.Iterable[bytes]]
+
+#: Default size of the thread pool running WSGI calls.  WSGI views block
+#: on I/O (databases, HTTP calls) far more than they compute, and the GIL
+#: caps CPU parallelism anyway, so the pool is sized for concurrency, not
+#: for cores: 32 is the ceiling of :mod:`asyncio`'s default executor and
+#: absorbs a burst of a few dozen slow requests.  Threads start lazily.
+DEFAULT_THREADS = 32
+#: A request body up to this size is received on the event loop before a
+#: worker thread is taken, so clients that send a body slowly (or stall
+#: in the middle of one) cannot tie up the pool; a larger body streams to
+#: the application, which starts reading it once this much has arrived.
+PREREAD_SIZE = 65536
+
+
+async def _request_message(receive: Receive) -> Message | None:
+    """Return the next ``http.request`` message, or None on a disconnect."""
+    message = await receive()
+    if message['type'] == 'http.request':
+        return message
+    if message['type'] == 'http.disconnect':
+        return None
+    raise RuntimeError(
+        "Expected ASGI message 'http.request' or 'http.disconnect', "
+        f"but got {message['type']!r}"
+    )
+
+
+class WsgiToAsgi:
+    """Serve the WSGI application ``wsgi_application`` as an ASGI 3
+    application, a drop-in replacement for asgiref's class.
+
+    WSGI calls run in a pool of at most ``threads`` threads (default
+    :data:`DEFAULT_THREADS`).  A request with more than
+    ``duplicate_header_limit`` copies of one header is answered with 400,
+    one with a body over ``max_body_size`` bytes (when given) with 413.
+    ``lifespan`` scopes are acknowledged and ``websocket`` scopes refused
+    with a close.  Call :meth:`close` to shut the thread pool down.
+    """
+
+    def __init__(
+        self,
+        wsgi_application: WSGIApp,
+        duplicate_header_limit: int | None = 100,
+        *,
+        threads: int | None = None,
+        max_body_size: int | None = None,
+    ) -> None:
+        self.wsgi_application = wsgi_application
+        self.duplicate_header_limit = duplicate_header_limit
+        self.threads = threads or DEFAULT_THREADS
+        self.max_body_size = max_body_size
+        self.pool = Pool(self.threads)
+
+    def close(self) -> None:
+        """Shut the thread pool's threads down once the calls already
+        queued have run. A later request starts a fresh pool (threads start
+        only when needed), so an application whose lifespan runs again,
+        as under a second test client, keeps serving."""
+        self.pool.close()
+        self.pool = Pool(self.threads)
+
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        kind = scope['type']
+        if kind == 'http':
+            await self._http(scope, receive, send)
+        elif kind == 'lifespan':
+            await self._lifespan(receive, send)
+        elif kind == 'websocket':
+            await receive()
+            await send({'type': 'websocket.close', 'code': 1000})
+        else:
+            raise RuntimeError(f'Unsupported ASGI scope type {kind!r}')
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message['type'] == 'lifespan.startup':
+                await send({'type': 'lifespan.startup.complete'})
+            elif message['type'] == 'lifespan.shutdown':
+                self.close()
+                await send({'type': 'lifespan.shutdown.complete'})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        call = Call(self, scope, receive, send)
+        max_body_size = self.max_body_size
+        if max_body_size is not None:
+            for name, value in scope.get('headers', ()):
+                if name.lower() == b'content-length' and value.isdigit():
+                    if int(value) > max_body_size:
+                        await send_error(send, 413, TOO_LARGE)
+                        return
+        message = await _request_message(receive)
+        if message is None:
+            return  # the client left before sending its request
+        data = message.get('body', b'')
+        more = message.get('more_body', False)
+        if more:
+            chunks = [data]
+            received = len(data)
+            while more and received <= PREREAD_SIZE:
+                message = await _request_message(receive)
+                if message is None:
+                    return  # the client left before its body ended
+                data = message.get('body', b'')
+                chunks.append(data)
+                received += len(data)
+                more = message.get('more_body', False)
+                if max_body_size is not None and received > max_body_size:
+                    await send_error(send, 413, TOO_LARGE)
+                    return
+            data = b''.join(chunks)
+        if more:
+            call.loop_context = contextvars.copy_context()
+        body = Body(call, data, more, max_body_size)
+        try:
+            environ = build_environ(
+                scope,
+                typing.cast(typing.IO[bytes], body),
+                duplicate_header_limit=self.duplicate_header_limit,
+            )
+        except ValueError:
+            await send_error(
+                send, 400, b'Bad Request: Too many duplicate headers'
+            )
+            return
+        context = contextvars.copy_context()
+        self.pool.submit(context.run, call.run, environ)
+        await call.respond(body)
