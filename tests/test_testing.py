@@ -260,6 +260,12 @@ def test_path_query_headers_and_request(client):
 def test_base_url_and_header_pairs():
     app = make_app()
     with TestClient(app, base_url='https://example.com:8443/app') as client:
+        assert (client.scheme, client.host, client.port) == (
+            'https',
+            'example.com',
+            8443,
+        )
+        assert client.root_path == '/app'
         with client.websocket_connect(
             '/hello/ann', headers=[('X-Token', 'pair')]
         ) as ws:
@@ -367,6 +373,18 @@ def test_receive_timeout(client):
             1 / 0  # noqa: B018
 
 
+def test_session_not_entered_is_not_open(client):
+    session = client.websocket_connect('/echo')
+    for use in (
+        lambda: session.send_text('x'),
+        session.receive,
+        session.close,
+        lambda: session.__exit__(None, None, None),
+    ):
+        with pytest.raises(RuntimeError, match='session is not open'):
+            use()
+
+
 def test_handshake_timeout(client):
     with pytest.raises(WebSocketTimeout, match='no handshake answer'):
         with client.websocket_connect('/never', timeout=0.1):
@@ -459,6 +477,11 @@ def test_not_running():
     client = TestClient(make_app())
     with pytest.raises(RuntimeError, match='not running'):
         client.websocket_connect('/echo')
+    with client:
+        session = client.websocket_connect('/echo')
+    # A session made while the client ran cannot open once it stopped.
+    with pytest.raises(RuntimeError, match='not running'):
+        session.__enter__()
     with pytest.raises(RuntimeError, match='not running'):
         client.call(asyncio.sleep, 0)
 
@@ -526,6 +549,23 @@ def test_any_asgi_app_without_lifespan_support():
                 ws.receive()
         with pytest.raises(AttributeError, match='has no wsgi_app'):
             client.http  # noqa: B018
+
+
+async def raises_after_accept(scope, receive, send):
+    if scope['type'] != 'websocket':
+        raise ValueError('websocket only')
+    await receive()
+    await send({'type': 'websocket.accept'})
+    raise KeyError('consumer bug')
+
+
+def test_app_error_reaches_the_test_once():
+    with TestClient(raises_after_accept) as client:
+        with client.websocket_connect('/') as ws:
+            with pytest.raises(KeyError, match='consumer bug'):
+                ws.receive()
+        # Leaving the session does not raise it a second time.
+        assert ws.close_code is None
 
 
 def test_denial_in_several_parts_and_lifespan_timeout():
