@@ -126,7 +126,7 @@ def add_asgi_consumer(
         raise ConfigurationError(
             f'protocol must be one of {", ".join(PROTOCOLS)}, not {protocol!r}'
         )
-    raw = bool(raw) or protocol == 'http'
+    raw = as_bool(raw, 'raw') or protocol == 'http'
     if not callable(consumer):
         raise ConfigurationError(f'ASGI consumer {consumer!r} is not callable')
     if not raw and _is_sync(consumer):

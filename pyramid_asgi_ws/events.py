@@ -19,24 +19,25 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from zope.interface import Attribute, Interface, implementer, providedBy
+from zope.interface import implementer, providedBy
 
+from pyramid_asgi_ws.interfaces import (
+    IApplicationShutdown,
+    IApplicationStartup,
+)
 
-class IApplicationStartup(Interface):
-    """The ASGI server has started the application (lifespan startup)."""
-
-    app = Attribute('The ASGI application')
-    registry = Attribute('The application registry')
-
-
-class IApplicationShutdown(Interface):
-    """The ASGI server is stopping the application (lifespan shutdown)."""
-
-    app = Attribute('The ASGI application')
-    registry = Attribute('The application registry')
+__all__ = [
+    'ApplicationShutdown',
+    'ApplicationStartup',
+    'IApplicationShutdown',
+    'IApplicationStartup',
+    'notify_async',
+]
 
 
 class _LifespanEvent:
+    """What both lifespan events carry: the app and its registry."""
+
     def __init__(self, app: Any, registry: Any) -> None:
         self.app = app
         self.registry = registry

@@ -27,8 +27,8 @@ class IASGISettings(Interface):
 class IBroadcaster(Interface):
     """The registry utility that joins sockets to groups and publishes.
 
-    The application starts it at startup (or on first use), closes it at
-    shutdown, and discards each WebSocket that ends while in groups.
+    The application starts it at startup (or on first use) and closes it
+    at shutdown; a WebSocket that ends leaves its groups.
     """
 
     url = Attribute('The broadcast URL it was made from.')
@@ -53,3 +53,18 @@ class IBroadcaster(Interface):
 
     async def members(group):
         """Return ``{connection id: presence info}`` for ``group``."""
+
+
+class ILifespanEvent(Interface):
+    """An event of the ASGI application's lifespan."""
+
+    app = Attribute('The ASGI application')
+    registry = Attribute('The application registry')
+
+
+class IApplicationStartup(ILifespanEvent):
+    """The ASGI server has started the application (lifespan startup)."""
+
+
+class IApplicationShutdown(ILifespanEvent):
+    """The ASGI server is stopping the application (lifespan shutdown)."""

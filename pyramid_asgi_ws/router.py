@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import quote, urlencode
 
-from pyramid.traversal import quote_path_segment
+from pyramid.url import _join_elements, parse_url_overrides
 from pyramid.urldispatch import Route
 from zope.interface import implementer
 
@@ -15,14 +14,43 @@ from pyramid_asgi_ws.wsgi import below_root
 
 PROTOCOLS = ('websocket', 'http')
 
+#: The keywords ``consumer_url`` takes besides the placeholders.
+URL_KEYWORDS = ('_query', '_anchor', '_app_url')
+
+
+class _Option:
+    """A consumer option read as an attribute: its value, or None if unset.
+
+    Only the options named in the class are attributes, so a typo such as
+    ``consumer.permision`` raises :class:`AttributeError`.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, consumer: Any, owner: type | None = None) -> Any:
+        if consumer is None:
+            return self
+        return consumer.options.get(self.name)
+
 
 class Consumer:
     """One registered consumer: its pattern, callable and options.
 
     ``target`` is what runs: for a WebSocket consumer a coroutine function
     taking a :class:`~pyramid_asgi_ws.WebSocket`, for a raw one an ASGI
-    application ``(scope, receive, send)``.
+    application ``(scope, receive, send)``. The options given to
+    ``add_asgi_consumer`` read as attributes (``None`` when not given).
     """
+
+    permission = _Option()
+    factory = _Option()
+    allowed_origins = _Option()
+    require_origin = _Option()
+    subprotocols = _Option()
+    max_message_size = _Option()
+    send_queue_size = _Option()
+    send_overflow = _Option()
 
     def __init__(
         self,
@@ -45,12 +73,6 @@ class Consumer:
         self.original = original if original is not None else target
         self.options = options or {}
         self.route = Route(name, pattern)
-
-    def __getattr__(self, name: str) -> Any:
-        # options (permission, factory, ...) read as attributes; None if unset
-        if name.startswith('__'):
-            raise AttributeError(name)
-        return self.options.get(name)
 
     def setting(self, name: str, settings: dict[str, Any]) -> Any:
         """Return this consumer's ``name`` option if given, else the setting.
@@ -166,27 +188,23 @@ def consumer_url(request: Any, name: str, /, *elements: Any, **kw: Any) -> str:
                 'add_asgi_consumer() a name= to build their URLs'
             )
         raise KeyError(f'no ASGI consumer named {name!r}')
-    query = kw.pop('_query', None)
-    anchor = kw.pop('_anchor', None)
-    app_url = kw.pop('_app_url', None) or request.application_url
-    unknown = sorted(key for key in kw if key.startswith('_'))
+    unknown = sorted(
+        key for key in kw if key.startswith('_') and key not in URL_KEYWORDS
+    )
     if unknown:
         raise TypeError(
             f'consumer_url() got unknown keyword {unknown[0]!r}; it takes '
-            '_query, _anchor and _app_url besides the placeholders'
+            f'{", ".join(URL_KEYWORDS)} besides the placeholders'
         )
+    # the same code as request.route_url, so that both quote alike
+    app_url, query, anchor = parse_url_overrides(request, kw)
     path = consumer.path(kw)
+    suffix = ''
     if elements:
-        path = (
-            path.rstrip('/')
-            + '/'
-            + '/'.join(quote_path_segment(str(e)) for e in elements)
-        )
-    url = app_url.rstrip('/') + path
+        suffix = _join_elements(elements)
+        if not path.endswith('/'):
+            suffix = '/' + suffix
+    url = app_url + path + suffix + query + anchor
     if consumer.protocol == 'websocket' and url.startswith('http'):
         url = 'ws' + url[4:]
-    if query:
-        url += '?' + (query if isinstance(query, str) else urlencode(query))
-    if anchor:
-        url += '#' + quote(str(anchor), safe='/?:@!$&\'()*+,;=')
     return url

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.request
 
 from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPForbidden
@@ -13,6 +15,25 @@ from pyramid_asgi_ws.app import ASGIApp
 from tests.asgi import Channel, run, ws_scope
 
 CONNECT = {'type': 'websocket.connect'}
+
+
+async def until(condition, timeout=5.0):
+    """Wait until ``condition()`` holds; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f'{condition} did not hold in {timeout} s')
+        await asyncio.sleep(0.005)
+
+
+async def connect(app, path, channel):
+    """Open a WebSocket to ``path``; return its task once it is open."""
+    task = asyncio.ensure_future(
+        app(ws_scope(path), channel.receive, channel.send)
+    )
+    await until(lambda: app.connections)
+    return task
 
 
 def make_app(*consumers, settings=None, subscribers=()):
@@ -64,8 +85,7 @@ def test_failing_startup_is_reported_to_the_server():
         task = asyncio.ensure_future(
             app({'type': 'lifespan'}, channel.receive, channel.send)
         )
-        while not channel.sent:
-            await asyncio.sleep(0.01)
+        await until(lambda: channel.sent)
         task.cancel()
         return channel.sent
 
@@ -157,17 +177,10 @@ def test_close_connections_sends_1001_and_waits():
 
     async def go():
         channel = Channel(CONNECT)
-        task = asyncio.ensure_future(
-            app(ws_scope('/ws'), channel.receive, channel.send)
-        )
-        while not app.connections:
-            await asyncio.sleep(0.01)
-
-        async def close_then_disconnect():
-            await app.close_connections(timeout=2)
-
-        closer = asyncio.ensure_future(close_then_disconnect())
-        await asyncio.sleep(0.05)
+        task = await connect(app, '/ws', channel)
+        closer = asyncio.ensure_future(app.close_connections(timeout=2))
+        await until(lambda: 'websocket.close' in channel.types())
+        assert not closer.done()  # it waits for the consumer to end
         channel.incoming.put_nowait(
             {'type': 'websocket.disconnect', 'code': 1001}
         )
@@ -245,54 +258,62 @@ def test_client_gone_before_refusal_is_quiet():
     assert channel.sent == []
 
 
-def test_app_without_include_still_serves_http():
-    config = Configurator()
-    app = ASGIApp(config.make_wsgi_app())
-    assert len(app.consumers) == 0
-    assert not app.consumers.has('websocket')
-
-
-@pytest.mark.parametrize('status', [200])
-def test_http_goes_to_pyramid(status):
-    config = Configurator()
-    config.include('pyramid_asgi_ws')
-    config.add_route('home', '/')
-    config.add_view(
-        lambda request: {'ok': True}, route_name='home', renderer='json'
-    )
-    app = config.make_asgi_app()
-    channel = Channel(
-        {'type': 'http.request', 'body': b'', 'more_body': False}
-    )
-    scope = {
+def http_scope(path):
+    return {
         'type': 'http',
         'asgi': {'version': '3.0'},
         'http_version': '1.1',
         'method': 'GET',
         'scheme': 'http',
-        'path': '/',
-        'raw_path': b'/',
+        'path': path,
+        'raw_path': path.encode(),
         'query_string': b'',
         'root_path': '',
         'headers': [(b'host', b'testserver')],
         'client': ('127.0.0.1', 1),
         'server': ('testserver', 80),
     }
-    run(app(scope, channel.receive, channel.send))
-    assert channel.sent[0]['status'] == status
+
+
+def get(app, path):
+    """Return the status and body ``app`` answers to GET ``path``."""
+    request = {'type': 'http.request', 'body': b'', 'more_body': False}
+    channel = Channel(request)
+    run(app(http_scope(path), channel.receive, channel.send))
     body = b''.join(m.get('body', b'') for m in channel.sent[1:])
-    assert body == b'{"ok": true}'
+    return channel.sent[0]['status'], body
 
 
-def http_scope(path):
-    return {
-        'type': 'http',
-        'method': 'GET',
-        'path': path,
-        'root_path': '',
-        'query_string': b'',
-        'headers': [],
-    }
+def home_view(config):
+    config.add_route('home', '/')
+    config.add_view(
+        lambda request: {'ok': True}, route_name='home', renderer='json'
+    )
+
+
+def test_app_without_include_still_serves_http():
+    config = Configurator()
+    home_view(config)
+    app = ASGIApp(config.make_wsgi_app())
+    assert len(app.consumers) == 0
+    assert not app.consumers.has('websocket')
+    assert get(app, '/') == (200, b'{"ok": true}')
+    channel = Channel(CONNECT)
+    run(app(ws_scope('/ws'), channel.receive, channel.send))
+    assert channel.sent[0]['status'] == 404
+
+
+@pytest.mark.parametrize(
+    'path, status, body',
+    [('/', 200, b'{"ok": true}'), ('/nowhere', 404, None)],
+)
+def test_http_goes_to_pyramid(path, status, body):
+    config = Configurator()
+    config.include('pyramid_asgi_ws')
+    home_view(config)
+    answered = get(config.make_asgi_app(), path)
+    assert answered[0] == status
+    assert body is None or answered[1] == body
 
 
 def test_raw_consumers_that_raise_answer_without_the_exception():
@@ -369,15 +390,11 @@ def test_shutdown_closes_raw_websocket_consumers_too():
 
     async def go():
         channel = Channel(CONNECT)
-        task = asyncio.ensure_future(
-            app(ws_scope('/raw'), channel.receive, channel.send)
-        )
-        while not app.connections:
-            await asyncio.sleep(0.01)
+        task = await connect(app, '/raw', channel)
         loop = asyncio.get_running_loop()
         started = loop.time()
         closer = asyncio.ensure_future(app.close_connections(timeout=2))
-        await asyncio.sleep(0.05)
+        await until(lambda: 'websocket.close' in channel.types())
         channel.incoming.put_nowait(
             {'type': 'websocket.disconnect', 'code': 1001}
         )
@@ -392,3 +409,54 @@ def test_shutdown_closes_raw_websocket_consumers_too():
         'reason': 'server shutting down',
     }
     assert took < 1
+
+
+class StuckChannel(Channel):
+    """A client that never takes its close: the close send never returns."""
+
+    async def send(self, message):
+        await super().send(message)
+        if message['type'] == 'websocket.close':
+            await asyncio.Event().wait()
+
+
+@pytest.mark.parametrize('stop', ['close_connections', 'shutdown'])
+def test_shutdown_ends_within_its_timeout_whatever_the_client(stop):
+    async def consumer(ws):
+        await ws.accept()
+        await ws.receive_text()  # pragma: no cover - nothing ever comes
+
+    app = make_app(
+        ('/ws', consumer, {}), settings={'asgi_ws.shutdown_timeout': '0.3'}
+    )
+
+    async def go():
+        await app.startup()
+        channel = StuckChannel(CONNECT)
+        task = await connect(app, '/ws', channel)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.wait_for(getattr(app, stop)(), 5)
+        took = loop.time() - started
+        task.cancel()
+        return channel.sent, took
+
+    sent, took = run(go())
+    assert sent[-1]['code'] == 1001
+    assert 0.25 < took < 1.0
+
+
+def test_close_connections_is_bounded_through_a_real_server():
+    from tests.support import serve
+    from tests.wsclient import TIMEOUT, stalled_socket
+
+    with serve('uvicorn', 'tests.pkgs.locked:app') as server:
+        sock = stalled_socket(server.port, '/ws/flood')
+        try:
+            with urllib.request.urlopen(
+                server.url + '/stop', timeout=TIMEOUT
+            ) as response:
+                answer = json.loads(response.read())
+        finally:
+            sock.close()
+    assert 0.9 < answer['took'] < 2.0, answer

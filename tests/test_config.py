@@ -133,6 +133,10 @@ def test_introspectable(config):
         ({'send_overflow': 'explode'}, 'send_overflow must be one of'),
         ({'send_queue_size': 0}, 'send_queue_size must be positive'),
         ({'send_queue_size': 'x'}, 'send_queue_size must be a whole'),
+        ({'send_queue_size': 2.5}, 'send_queue_size must be a whole'),
+        ({'raw': 'ture'}, "raw must be true or false .*not 'ture'"),
+        ({'raw': 'enabled'}, "raw must be true or false .*not 'enabled'"),
+        ({'require_origin': 'ture'}, 'require_origin must be true or false'),
     ],
 )
 def test_bad_arguments_name_the_problem(config, kwargs, message):
@@ -250,3 +254,28 @@ def test_bad_setting_fails_at_commit():
     config.include('pyramid_asgi_ws')
     with pytest.raises(ConfigurationError, match='asgi_ws.max_mesage_size'):
         config.commit()
+
+
+def test_raw_takes_pyramids_words(config):
+    async def raw(scope, receive, send):  # pragma: no cover - never runs
+        pass
+
+    config.add_asgi_consumer('/a', raw, name='a', raw='yes')
+    config.add_asgi_consumer('/b', echo, name='b', raw='off')
+    config.commit()
+    assert router(config).get('a').raw is True
+    assert router(config).get('b').raw is False
+
+
+def test_a_decorator_option_typo_fails_at_scan(config):
+    with pytest.raises(ConfigurationError, match="require_origin.*'ture'"):
+        config.scan('tests.pkgs.typo')
+
+
+def test_every_option_reads_as_a_consumer_attribute():
+    from pyramid_asgi_ws.config import OPTIONS
+    from pyramid_asgi_ws.router import Consumer
+
+    entry = Consumer('c', '/ws', echo, options={})
+    for name in OPTIONS:
+        assert getattr(entry, name) is None

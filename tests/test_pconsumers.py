@@ -92,3 +92,16 @@ def test_console_script(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == TABLE
+
+
+def test_the_effective_permission_is_shown():
+    from tests.pkgs.locked import app
+
+    rows = pconsumers.consumer_rows(app.registry)
+    assert [(row[2], row[4]) for row in rows] == [
+        ('default', 'view'),
+        ('own', 'chat'),
+        ('open', '-'),
+        ('flood', '-'),
+        ('tests.pkgs.locked.stop', '-'),
+    ]

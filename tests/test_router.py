@@ -115,3 +115,40 @@ def test_router_order_and_lookup():
 )  # fmt: skip
 def test_path_info(path, root, expected):
     assert path_info({'path': path, 'root_path': root}) == expected
+
+
+@pytest.mark.parametrize(
+    'elements, kw',
+    [
+        ((), {'_query': {'a': ['1', '2'], 'b': 'x y'}}),
+        ((), {'_query': [('k', 'v/w'), ('k', 'ü')]}),
+        ((), {'_query': 'q=a b&c=/'}),
+        (('a b', 'c/d?x', 'é', 3), {'_anchor': 'top part/ü'}),
+        (('x',), {'_query': {'t': ''}, '_anchor': ''}),
+        ((), {'_app_url': 'http://public.example/app', '_query': None}),
+    ],
+)
+def test_consumer_url_quotes_as_route_url_does(elements, kw):
+    config = Configurator()
+    config.include('pyramid_asgi_ws')
+    config.add_asgi_consumer('/f/{x}', consumer, name='f', protocol='http')
+    config.add_asgi_consumer('/w/{x}', consumer, name='w')
+    config.add_route('f', '/f/{x}')
+    config.commit()
+    request = Request.blank('/', base_url='http://example.com')
+    request.registry = config.registry
+    apply_request_extensions(request)
+    expected = request.route_url('f', *elements, x='a b/c', **kw)
+    assert request.consumer_url('f', *elements, x='a b/c', **kw) == expected
+    assert request.consumer_url(
+        'w', *elements, x='a b/c', **kw
+    ) == 'ws' + expected[4:].replace('/f/', '/w/', 1)
+
+
+def test_consumer_attribute_typos_raise():
+    entry = Consumer('c', '/ws', consumer, options={'permission': 'chat'})
+    assert entry.permission == 'chat'
+    assert entry.factory is None  # a known option, not given
+    with pytest.raises(AttributeError):
+        entry.permision  # noqa: B018
+    assert Consumer.permission.name == 'permission'

@@ -11,6 +11,7 @@ from typing import IO, Any
 from pyramid.paster import bootstrap
 from pyramid.scripts.common import get_config_loader, parse_vars
 
+from pyramid_asgi_ws.handshake import effective_permission
 from pyramid_asgi_ws.interfaces import IASGISettings, IConsumerRouter
 
 PAD = 3
@@ -67,6 +68,17 @@ def origins(consumer: Any, settings: dict[str, Any]) -> str:
     return ' '.join(('same-origin', *allowed))
 
 
+def permission(consumer: Any, registry: Any) -> str:
+    """Return the permission a consumer's handshake needs, or ``-``.
+
+    The effective one, as for a view: the consumer's own ``permission=``
+    or else the app's default permission; ``-`` when none applies (none
+    set, or ``NO_PERMISSION_REQUIRED``).
+    """
+    needed = effective_permission(consumer, registry)
+    return '-' if needed is None else str(needed)
+
+
 def consumer_rows(registry: Any, glob: str = '') -> list[tuple[str, ...]]:
     """Return one table row per consumer registered in ``registry``."""
     router = registry.getUtility(IConsumerRouter)
@@ -87,7 +99,7 @@ def consumer_rows(registry: Any, glob: str = '') -> list[tuple[str, ...]]:
                 consumer.pattern,
                 consumer.name,
                 describe(consumer.original),
-                str(consumer.permission or '-'),
+                permission(consumer, registry),
                 origins(consumer, settings)
                 if consumer.protocol == 'websocket'
                 else '-',

@@ -1,4 +1,4 @@
-"""Handshake checks: origins, trusted proxies, permissions."""
+"""The handshake: origins, trusted proxies, permissions."""
 
 from __future__ import annotations
 
@@ -6,17 +6,19 @@ from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPFound
 import pytest
 
-from pyramid_asgi_ws.router import Consumer
-from pyramid_asgi_ws.security import (
+from pyramid_asgi_ws.handshake import (
     check_origin,
     is_trusted,
     negotiate_subprotocol,
-    normalize_origin,
     own_origin,
 )
+from pyramid_asgi_ws.router import Consumer
 from pyramid_asgi_ws.settings import parse_settings
 from tests.apps.core import Root, SessionSecurityPolicy
 from tests.asgi import Channel, run, ws_scope
+from tests.pkgs.locked import NobodyPolicy
+from tests.support import SERVERS, serve
+from tests.wsclient import TIMEOUT, open_ws, refused_status
 
 
 async def consumer(ws):
@@ -38,20 +40,6 @@ def check(origin, settings=None, **options):
         Consumer('c', '/ws', consumer, options=options),
         parse_settings(settings or {}),
     )
-
-
-@pytest.mark.parametrize(
-    'given, expected',
-    [
-        ('HTTP://Example.COM/', 'http://example.com'),
-        ('https://example.com:443', 'https://example.com'),
-        ('http://example.com:8080', 'http://example.com:8080'),
-        ('http://[::1]:80', 'http://[::1]'),
-        ('null', 'null'),
-    ],
-)
-def test_normalize_origin(given, expected):
-    assert normalize_origin(given) == expected
 
 
 def test_own_origin_allowed_foreign_refused():
@@ -190,13 +178,7 @@ def test_permission_without_a_root_factory_uses_pyramids_default():
 
     seen = []
 
-    class EveryonePolicy:
-        def identity(self, request):
-            return None
-
-        def authenticated_userid(self, request):
-            return None
-
+    class EveryonePolicy(NobodyPolicy):
         def permits(self, request, context, permission):
             seen.append((type(context).__name__, get_current_request()))
             return permission == 'view'
@@ -208,3 +190,55 @@ def test_permission_without_a_root_factory_uses_pyramids_default():
     assert sent[0] == {'type': 'websocket.accept'}
     assert seen[0][0] == 'DefaultRootFactory'
     assert seen[0][1] is not None  # thread locals, as a view has them
+
+
+@pytest.fixture(scope='module', params=SERVERS)
+def locked(request):
+    """tests/pkgs/locked served by each real server in turn."""
+    with serve(request.param, 'tests.pkgs.locked:app') as running:
+        yield running
+
+
+def test_default_permission_guards_consumers_without_one(locked):
+    # daphne refuses every handshake with 403 (no denial responses)
+    expected = 403 if locked.kind == 'daphne' else 401
+    assert refused_status(locked.ws_url + '/ws/default') == expected
+    assert refused_status(locked.ws_url + '/ws/own') == expected
+    with open_ws(locked.ws_url + '/ws/open') as ws:
+        assert ws.recv(timeout=TIMEOUT) == 'in'
+    assert 'Traceback' not in locked.log()
+
+
+def test_default_permission_without_a_policy_allows():
+    async def hello(ws):
+        await ws.accept()
+
+    config = Configurator()
+    config.include('pyramid_asgi_ws')
+    config.set_default_permission('view')
+    config.add_asgi_consumer('/ws', hello)
+    assert handshake(config.make_asgi_app())[0] == {'type': 'websocket.accept'}
+
+
+def test_default_permission_in_process():
+    from pyramid.security import NO_PERMISSION_REQUIRED
+
+    def app(**options):
+        config = Configurator(security_policy=NobodyPolicy())
+        config.include('pyramid_asgi_ws')
+        config.set_default_permission('view')
+        config.add_asgi_consumer('/ws', consumer, **options)
+        return config.make_asgi_app()
+
+    assert handshake(app())[0]['status'] == 401
+    opted_out = app(permission=NO_PERMISSION_REQUIRED)
+    assert handshake(opted_out)[0] == {'type': 'websocket.accept'}
+
+
+def test_the_security_module_keeps_its_names():
+    from pyramid_asgi_ws import handshake, security, settings
+
+    for name in security.__all__:
+        assert getattr(security, name) is (
+            getattr(handshake, name, None) or getattr(settings, name)
+        )

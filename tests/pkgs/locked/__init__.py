@@ -1,0 +1,86 @@
+"""A locked-down app: default permission ``view``, a policy that permits
+nothing; and a consumer that floods a client, for the shutdown bound."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from pyramid.config import Configurator
+from pyramid.security import NO_PERMISSION_REQUIRED
+
+from pyramid_asgi_ws.interfaces import IASGIApp
+
+CHUNK = b'x' * (256 * 1024)
+
+
+class NobodyPolicy:
+    """Nobody is anybody, and nothing is permitted."""
+
+    def identity(self, request):
+        return None
+
+    def authenticated_userid(self, request):
+        return None
+
+    def permits(self, request, context, permission):
+        return False
+
+
+async def hello(ws):
+    await ws.accept()
+    await ws.send_text('in')
+    await ws.receive_text()
+
+
+class Flood:
+    """Send to a client that never reads, and say when a send is stuck."""
+
+    def __init__(self):
+        self.stuck = asyncio.Event()
+
+    async def __call__(self, ws):
+        await ws.accept()
+        loop = asyncio.get_running_loop()
+        while True:
+            timer = loop.call_later(0.3, self.stuck.set)
+            await ws.send_bytes(CHUNK)
+            timer.cancel()
+
+
+flood = Flood()
+
+
+async def stop(scope, receive, send):
+    """Close every connection once a send is stuck; answer how long."""
+    app = scope['registry'].getUtility(IASGIApp)
+    await asyncio.wait_for(flood.stuck.wait(), 10)
+    started = time.monotonic()
+    await app.close_connections(timeout=1.0)
+    body = json.dumps(
+        {'took': time.monotonic() - started, 'open': len(app.connections)}
+    ).encode()
+    await send({'type': 'http.response.start', 'status': 200, 'headers': []})
+    await send({'type': 'http.response.body', 'body': body})
+
+
+def make_app():
+    config = Configurator(security_policy=NobodyPolicy())
+    config.include('pyramid_asgi_ws')
+    config.set_default_permission('view')
+    config.add_asgi_consumer('/ws/default', hello, name='default')
+    config.add_asgi_consumer('/ws/own', hello, name='own', permission='chat')
+    config.add_asgi_consumer(
+        '/ws/open', hello, name='open', permission=NO_PERMISSION_REQUIRED
+    )
+    config.add_asgi_consumer(
+        '/ws/flood', flood, name='flood', permission=NO_PERMISSION_REQUIRED
+    )
+    config.add_asgi_consumer(
+        '/stop', stop, protocol='http', permission=NO_PERMISSION_REQUIRED
+    )
+    return config.make_asgi_app()
+
+
+app = make_app()
