@@ -1,9 +1,11 @@
-"""The :class:`WebSocket` object a consumer receives."""
+"""The :class:`WebSocket` object a consumer receives: the protocol alone.
+
+State, the handshake (accept or deny), receiving, sending, iterating and
+closing. Groups come from :class:`~pyramid_asgi_ws.groups.GroupsMixin`.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -13,20 +15,33 @@ from collections.abc import (
     Mapping,
 )
 import contextvars
-import enum
-import inspect
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pyramid_asgi_ws.interfaces import IBroadcaster
+from pyramid.response import Response
+
+from pyramid_asgi_ws.broadcast.member import PRESENCE_KEY
+from pyramid_asgi_ws.broadcast.outbox import FLUSH_TIMEOUT
+from pyramid_asgi_ws.closecodes import CloseCode, check_close, private_fallback
+from pyramid_asgi_ws.groups import GroupsMixin
+from pyramid_asgi_ws.messages import (
+    TRANSITIONS,
+    HeadersArg,
+    Message,
+    WebSocketState,
+    denial_messages,
+    disconnect_code,
+    encode_headers,
+    json_message,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyramid.request import Request
 
-Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+T = TypeVar('T')
 
 log = logging.getLogger(__name__)
 
@@ -34,25 +49,10 @@ log = logging.getLogger(__name__)
 #: full HTTP response instead of the server's bare 403.
 DENIAL_EXTENSION = 'websocket.http.response'
 
-#: Seconds a close waits for queued group messages to reach the client.
-FLUSH_TIMEOUT = 1.0
-
-#: The scope key holding a connection's presence info.
-PRESENCE_KEY = 'asgi_ws.presence'
-
 #: Set in the task that refused a handshake (see ``app._DenialFilter``).
 DENIED: contextvars.ContextVar[bool] = contextvars.ContextVar(
     'pyramid_asgi_ws.denied', default=False
 )
-
-
-class _AppCloseCodes:
-    def __contains__(self, code: object) -> bool:
-        return code == 1000 or isinstance(code, int) and 3000 <= code <= 4999
-
-
-#: Close codes every server lets an application send.
-APP_CLOSE_CODES = _AppCloseCodes()
 
 
 class Headers(Mapping[str, str]):
@@ -84,20 +84,12 @@ class Headers(Mapping[str, str]):
         return f'Headers({self._items!r})'
 
 
-class WebSocketState(enum.Enum):
-    """Where one side of a WebSocket connection is in its life."""
-
-    CONNECTING = 0
-    CONNECTED = 1
-    DISCONNECTED = 2
-    RESPONSE = 3
-
-
 class WebSocketDisconnect(Exception):
     """Raised by a receive (or a send) once the connection is closed.
 
-    ``code`` is the WebSocket close code, ``reason`` its text (empty when
-    the server does not pass one on, as daphne does not).
+    ``code`` is the WebSocket close code (1006 when the connection was lost
+    without a close frame), ``reason`` its text (empty when the server does
+    not pass one on, as daphne does not).
     """
 
     def __init__(self, code: int = 1000, reason: str = '') -> None:
@@ -111,25 +103,7 @@ class WebSocketDisconnect(Exception):
         )
 
 
-def encode_headers(
-    headers: Iterable[tuple[Any, Any]] | dict[Any, Any] | None,
-) -> list[tuple[bytes, bytes]]:
-    """Return ASGI ``headers`` (latin-1 bytes pairs) from pairs or a dict."""
-    if headers is None:
-        return []
-    items = headers.items() if isinstance(headers, dict) else headers
-    return [
-        (
-            name if isinstance(name, bytes) else str(name).encode('latin-1'),
-            value
-            if isinstance(value, bytes)
-            else str(value).encode('latin-1'),
-        )
-        for name, value in items
-    ]
-
-
-class WebSocket:
+class WebSocket(GroupsMixin):
     """One WebSocket connection, as a consumer sees it.
 
     The consumer awaits :meth:`accept` (or :meth:`deny`), then exchanges
@@ -161,18 +135,6 @@ class WebSocket:
         self.client_state = WebSocketState.CONNECTING
         self.application_state = WebSocketState.CONNECTING
         self.close_code: int | None = None
-        self.dropped = 0
-        # created on first use: most connections never need them, and
-        # thousands of idle connections should cost as little as possible
-        self._outbox: deque[Message] | None = None
-        self._groups: set[str] | None = None
-        self._hook_tasks: set[asyncio.Future[Any]] | None = None
-        self._drainer: asyncio.Task[None] | None = None
-        self._emptied: asyncio.Event | None = None
-        self._wakeup: asyncio.Event
-        #: Called as ``hook(group, message)`` for each group message instead
-        #: of sending it to the client; see :meth:`deliver`.
-        self.on_group_message: Callable[[str, Any], Any] | None = None
 
     # -- what the handshake said ------------------------------------------
 
@@ -214,9 +176,7 @@ class WebSocket:
             await self.receive()
 
     async def accept(
-        self,
-        subprotocol: str | None = None,
-        headers: Iterable[tuple[Any, Any]] | dict[Any, Any] | None = None,
+        self, subprotocol: str | None = None, headers: HeadersArg = None
     ) -> None:
         """Complete the handshake.
 
@@ -234,14 +194,17 @@ class WebSocket:
 
     async def deny(
         self,
-        status: int = 403,
+        status: int | Response = 403,
         body: bytes | str = b'',
-        headers: Iterable[tuple[Any, Any]] | dict[Any, Any] | None = None,
+        headers: HeadersArg = None,
     ) -> None:
         """Refuse the handshake with an HTTP response.
 
+        ``status`` may also be a Pyramid response or HTTP exception
+        (``ws.deny(HTTPForbidden())``), whose status, headers and body are
+        sent; an HTTP exception without a body sends its status line.
         Servers without the ``websocket.http.response`` extension (daphne)
-        answer 403 whatever ``status`` says.
+        answer 403 whatever the status.
         """
         if self.application_state is not WebSocketState.CONNECTING:
             raise RuntimeError('deny() must be called before accept()')
@@ -250,22 +213,8 @@ class WebSocket:
         if DENIAL_EXTENSION not in (self.scope.get('extensions') or {}):
             await self.send({'type': 'websocket.close', 'code': 1008})
             return
-        if isinstance(body, str):
-            body = body.encode('utf-8')
-        raw_headers = encode_headers(headers)
-        if body and not any(
-            n.lower() == b'content-type' for n, _ in raw_headers
-        ):
-            raw_headers.append((b'content-type', b'text/plain; charset=utf-8'))
-        raw_headers.append((b'content-length', str(len(body)).encode()))
-        await self.send(
-            {
-                'type': 'websocket.http.response.start',
-                'status': status,
-                'headers': raw_headers,
-            }
-        )
-        await self.send({'type': 'websocket.http.response.body', 'body': body})
+        for message in denial_messages(status, body, headers):
+            await self.send(message)
 
     # -- receiving --------------------------------------------------------
 
@@ -286,8 +235,7 @@ class WebSocket:
             self.client_state = WebSocketState.CONNECTED
         elif kind == 'websocket.disconnect':
             self.client_state = WebSocketState.DISCONNECTED
-            # daphne sends code None for a close frame without a code
-            self.close_code = message.get('code') or 1005
+            self.close_code = disconnect_code(message)
         return message
 
     async def _receive_data(self) -> str | bytes:
@@ -308,14 +256,16 @@ class WebSocket:
                 # what they report for the client's echo, so report ours.
                 raise WebSocketDisconnect(self.close_code or 1000)
             self.application_state = WebSocketState.DISCONNECTED
-            self.close_code = code = message.get('code') or 1005
+            self.close_code = code = disconnect_code(message)
             raise WebSocketDisconnect(code, message.get('reason') or '')
         data = message.get('text')
         if data is None:
             data = message.get('bytes') or b''
         limit = self.max_message_size
         if limit is not None and len(data) > limit:
-            await self._close_for(1009, f'message over the {limit} limit')
+            await self._close_for(
+                CloseCode.TOO_BIG, f'message over the {limit} limit'
+            )
         return data
 
     async def _close_for(self, code: int, reason: str) -> None:
@@ -325,17 +275,21 @@ class WebSocket:
 
     async def receive_text(self) -> str:
         """Return the next text message; a binary one closes with 1003."""
-        data = await self._receive_data()
-        if not isinstance(data, str):
-            await self._close_for(1003, 'expected a text message')
-        return data  # type: ignore[return-value]
+        text: str = await self._receive_kind(str, 'text')
+        return text
 
     async def receive_bytes(self) -> bytes:
         """Return the next binary message; a text one closes with 1003."""
+        data: bytes = await self._receive_kind(bytes, 'binary')
+        return data
+
+    async def _receive_kind(self, kind: type, name: str) -> Any:
         data = await self._receive_data()
-        if not isinstance(data, bytes):
-            await self._close_for(1003, 'expected a binary message')
-        return data  # type: ignore[return-value]
+        if not isinstance(data, kind):
+            await self._close_for(
+                CloseCode.UNSUPPORTED_DATA, f'expected a {name} message'
+            )
+        return data
 
     async def receive_json(self) -> Any:
         """Return the next message, text or binary, decoded from JSON.
@@ -347,110 +301,92 @@ class WebSocket:
         try:
             return json.loads(data)
         except ValueError:
-            await self._close_for(1007, 'message is not valid JSON')
+            await self._close_for(
+                CloseCode.INVALID_DATA, 'message is not valid JSON'
+            )
         except RecursionError:  # '[[[[...' from a hostile client
-            await self._close_for(1007, 'JSON nested too deeply')
+            await self._close_for(CloseCode.INVALID_DATA, 'JSON too deep')
 
-    async def iter_text(self) -> AsyncIterator[str]:
+    async def _iterate(
+        self, receive: Callable[[], Awaitable[T]]
+    ) -> AsyncIterator[T]:
+        try:
+            while True:
+                yield await receive()
+        except WebSocketDisconnect:
+            pass
+
+    def iter_text(self) -> AsyncIterator[str]:
         """Yield text messages until the client goes."""
-        try:
-            while True:
-                yield await self.receive_text()
-        except WebSocketDisconnect:
-            pass
+        return self._iterate(self.receive_text)
 
-    async def iter_bytes(self) -> AsyncIterator[bytes]:
+    def iter_bytes(self) -> AsyncIterator[bytes]:
         """Yield binary messages until the client goes."""
-        try:
-            while True:
-                yield await self.receive_bytes()
-        except WebSocketDisconnect:
-            pass
+        return self._iterate(self.receive_bytes)
 
-    async def iter_json(self) -> AsyncIterator[Any]:
+    def iter_json(self) -> AsyncIterator[Any]:
         """Yield decoded JSON messages until the client goes."""
-        try:
-            while True:
-                yield await self.receive_json()
-        except WebSocketDisconnect:
-            pass
+        return self._iterate(self.receive_json)
 
     # -- sending ----------------------------------------------------------
 
     async def send(self, message: Message) -> None:
-        """Send a raw ASGI message, keeping track of the connection state."""
+        """Send a raw ASGI message, keeping track of the connection state.
+
+        Once the connection is closed, raises :class:`WebSocketDisconnect`
+        with the close code.
+        """
         kind = message['type']
-        if (
-            kind == 'websocket.send'
-            and self.application_state is WebSocketState.CONNECTED
-        ):
+        state = self.application_state
+        if kind == 'websocket.send' and state is WebSocketState.CONNECTED:
             try:  # the hot path
                 await self._send(message)
             except OSError:
                 self._vanished()
             return
-        state = self.application_state
-        if state is WebSocketState.CONNECTING:
-            if kind == 'websocket.accept':
-                self.application_state = WebSocketState.CONNECTED
-            elif kind == 'websocket.close':
-                self.application_state = WebSocketState.DISCONNECTED
-                self.close_code = message.get('code', 1000)
-            elif kind == 'websocket.http.response.start':
-                self.application_state = WebSocketState.RESPONSE
-            else:
-                raise RuntimeError(
-                    'Expected ASGI message "websocket.accept", '
-                    '"websocket.close" or "websocket.http.response.start", '
-                    f'but got {kind!r}'
-                )
-        elif state is WebSocketState.CONNECTED:
-            if kind == 'websocket.close':
-                self.application_state = WebSocketState.DISCONNECTED
-                self.close_code = message.get('code', 1000)
-            elif kind != 'websocket.send':
-                raise RuntimeError(
-                    'Expected ASGI message "websocket.send" or '
-                    f'"websocket.close", but got {kind!r}'
-                )
-        elif state is WebSocketState.RESPONSE:
-            if kind != 'websocket.http.response.body':
-                raise RuntimeError(
-                    'Expected ASGI message "websocket.http.response.body", '
-                    f'but got {kind!r}'
-                )
-            if not message.get('more_body', False):
-                self.application_state = WebSocketState.DISCONNECTED
-        else:
+        if state is WebSocketState.DISCONNECTED:
             raise WebSocketDisconnect(self.close_code or 1000)
-        try:
-            await self._transmit(message)
-        except OSError:
-            self._vanished()
+        allowed = TRANSITIONS[state]
+        if kind not in allowed:
+            raise RuntimeError(
+                f'Expected ASGI message {" or ".join(map(repr, allowed))}, '
+                f'but got {kind!r}'
+            )
+        self.application_state = allowed[kind]
+        if kind == 'websocket.close':
+            self.close_code = message.get('code', 1000)
+        elif kind == 'websocket.http.response.body' and not message.get(
+            'more_body', False
+        ):
+            self.application_state = WebSocketState.DISCONNECTED
+        await self._transmit(message)
 
     def _vanished(self) -> None:
         # ASGI 2.4: sending on a connection the client closed raises OSError.
         self.application_state = WebSocketState.DISCONNECTED
         self.client_state = WebSocketState.DISCONNECTED
-        raise WebSocketDisconnect(1006)
+        self.close_code = CloseCode.ABNORMAL
+        raise WebSocketDisconnect(CloseCode.ABNORMAL)
 
     async def _transmit(self, message: Message) -> None:
         try:
             await self._send(message)
         except OSError:
-            raise
+            self._vanished()
         except Exception:
             code = message.get('code', 1000)
-            if message['type'] != 'websocket.close' or code in APP_CLOSE_CODES:
+            fallback = private_fallback(code)
+            if message['type'] != 'websocket.close' or fallback == code:
                 raise
-            # daphne (autobahn) refuses close codes an application may not
-            # send by RFC 6455's letter (1001-2999): fall back to 1000.
+            # daphne (autobahn) refuses close codes 1001-2999 from an
+            # application: send the private-range code standing for it.
             log.info(
-                'server refused close code %d on %s; closing with 1000',
+                'server refused close code %d on %s; closing with %d',
                 code,
                 self.path,
+                fallback,
             )
-            await self._send(dict(message, code=1000))
+            await self._send(dict(message, code=fallback))
 
     async def send_text(self, data: str) -> None:
         """Send a text message."""
@@ -467,220 +403,34 @@ class WebSocket:
     async def close(self, code: int = 1000, reason: str = '') -> None:
         """Close the connection; closing twice does nothing.
 
-        Group messages still queued for this client go out first, for at
-        most :data:`FLUSH_TIMEOUT` seconds.
+        ``code`` must be one an application may send (1000-1003,
+        1007-1014, 3000-4999) and ``reason`` at most 123 UTF-8 bytes, or
+        :class:`ValueError` is raised. Group messages still queued for
+        this client go out first, for at most :data:`FLUSH_TIMEOUT`
+        seconds.
         """
+        reason = reason or ''
+        check_close(code, reason)
         if self.application_state is WebSocketState.DISCONNECTED:
             return
         if self.application_state is WebSocketState.CONNECTING:
             await self._connect()
-        if self._outbox:
-            await self._flush()
+        await self._flush()
         await self.send(
-            {'type': 'websocket.close', 'code': code, 'reason': reason or ''}
+            {'type': 'websocket.close', 'code': code, 'reason': reason}
         )
 
-    # -- groups -----------------------------------------------------------
 
-    @property
-    def broadcaster(self) -> Any:
-        """The application's broadcaster (groups and publishing)."""
-        registry = self.scope.get('registry')
-        broadcaster = (
-            registry.queryUtility(IBroadcaster)
-            if registry is not None
-            else None
-        )
-        if broadcaster is None:
-            raise RuntimeError(
-                'no broadcaster: serve this WebSocket through an app made by '
-                'config.make_asgi_app() after '
-                "config.include('pyramid_asgi_ws')"
-            )
-        return broadcaster
-
-    @property
-    def groups(self) -> set[str]:
-        """The groups this connection is in."""
-        if self._groups is None:
-            self._groups = set()
-        return self._groups
-
-    @property
-    def presence(self) -> Any:
-        """What ``members()`` reports for this connection (JSON-able)."""
-        return self.scope.get(PRESENCE_KEY)
-
-    @presence.setter
-    def presence(self, info: Any) -> None:
-        self.scope[PRESENCE_KEY] = info
-
-    async def join(self, group: str, info: Any = None) -> None:
-        """Add this connection to ``group``; it leaves when it closes.
-
-        ``info`` (default: :attr:`presence`) is what ``members(group)``
-        reports for this connection in that group.
-        """
-        await self.broadcaster.join(self, group, info)
-
-    async def members(self, group: str) -> dict[str, Any]:
-        """Return ``{connection id: presence info}`` for ``group``.
-
-        With the Redis backend this spans every process.
-        """
-        return await self.broadcaster.members(group)
-
-    async def leave(self, group: str) -> None:
-        """Take this connection out of ``group``."""
-        await self.broadcaster.leave(self, group)
-
-    async def broadcast(self, group: str, message: Any) -> None:
-        """Publish ``message`` (text, bytes or JSON-able) to ``group``."""
-        await self.broadcaster.publish(group, message)
-
-    def deliver(self, group: str, message: Any) -> None:
-        """Hand a group message to this connection without waiting.
-
-        With an ``on_group_message`` hook set, the hook gets the message
-        (a coroutine hook runs as a task); otherwise the message is pushed
-        to the client: text as text, bytes as bytes, anything else as JSON.
-        """
-        hook = self.on_group_message
-        if hook is not None:
-            result = hook(group, message)
-            if inspect.isawaitable(result):
-                task = asyncio.ensure_future(result)
-                if self._hook_tasks is None:
-                    self._hook_tasks = set()
-                self._hook_tasks.add(task)
-                task.add_done_callback(self._hook_done)
-            return
-        if isinstance(message, str):
-            self.push({'type': 'websocket.send', 'text': message})
-        elif isinstance(message, (bytes, bytearray)):
-            self.push({'type': 'websocket.send', 'bytes': bytes(message)})
-        else:
-            self.push(json_message(message))
-
-    def _hook_done(self, task: asyncio.Future[Any]) -> None:
-        if self._hook_tasks is not None:
-            self._hook_tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error(
-                'on_group_message hook failed on WebSocket %s',
-                self.path,
-                exc_info=task.exception(),
-            )
-
-    # -- fan-out ----------------------------------------------------------
-
-    def push(self, message: Message) -> bool:
-        """Queue a ``websocket.send`` message without waiting for the client.
-
-        Used for group messages so one slow client never delays the others.
-        The queue holds ``send_queue_size`` messages; past that
-        ``send_overflow`` decides: ``drop_oldest``, ``drop_newest`` or
-        ``close`` (with 1013). Returns whether the message was queued.
-        """
-        if self.application_state is not WebSocketState.CONNECTED:
-            return False
-        outbox = self._outbox
-        if outbox is None:
-            outbox = self._outbox = deque()
-        if len(outbox) >= self.send_queue_size:
-            self.dropped += 1
-            if self.send_overflow == 'drop_newest':
-                return False
-            if self.send_overflow == 'close':
-                outbox.clear()
-                log.warning(
-                    'closing WebSocket %s with 1013: its send queue of %d '
-                    'messages is full (asgi_ws.send_overflow = close)',
-                    self.path,
-                    self.send_queue_size,
-                )
-                outbox.append(
-                    {
-                        'type': 'websocket.close',
-                        'code': 1013,
-                        'reason': 'send queue full',
-                    }
-                )
-                self.application_state = WebSocketState.DISCONNECTED
-                self.close_code = 1013
-                self._start_drain(outbox)
-                return False
-            outbox.popleft()
-        outbox.append(message)
-        self._start_drain(outbox)
-        return True
-
-    def _start_drain(self, outbox: deque[Message]) -> None:
-        # One sender task per connection, started on the first push and
-        # kept until the connection ends: a task per fan-out would leave
-        # thousands of dead tasks for the garbage collector each broadcast.
-        if self._drainer is None:
-            self._wakeup = asyncio.Event()
-            self._drainer = asyncio.get_running_loop().create_task(
-                self._drain(outbox, self._wakeup)
-            )
-        else:
-            self._wakeup.set()
-
-    async def _drain(
-        self, outbox: deque[Message], wakeup: asyncio.Event
-    ) -> None:
-        try:
-            while True:
-                while outbox:
-                    await self._transmit(outbox.popleft())
-                if self._emptied is not None:
-                    self._emptied.set()
-                wakeup.clear()
-                await wakeup.wait()
-        except Exception:  # the client is gone; nothing left to tell it
-            outbox.clear()
-            self.application_state = WebSocketState.DISCONNECTED
-
-    async def _flush(self) -> None:
-        emptied = self._emptied = asyncio.Event()
-        self._wakeup.set()
-        try:
-            await asyncio.wait_for(emptied.wait(), FLUSH_TIMEOUT)
-        except asyncio.TimeoutError:
-            log.info(
-                'closing WebSocket %s with %d queued messages unsent',
-                self.path,
-                self.pending,
-            )
-        finally:
-            self._emptied = None
-
-    @property
-    def pending(self) -> int:
-        """How many pushed messages wait to be sent."""
-        return len(self._outbox) if self._outbox is not None else 0
-
-    async def _finish(self) -> None:
-        """Stop the send queue once the consumer is done."""
-        for task in list(self._hook_tasks or ()):
-            task.cancel()
-        drainer = self._drainer
-        if drainer is not None:
-            drainer.cancel()
-            try:
-                await drainer
-            except asyncio.CancelledError:
-                pass
-        if self._outbox is not None:
-            self._outbox.clear()
-
-
-def json_message(data: Any, mode: str = 'text') -> Message:
-    """Return the ``websocket.send`` message carrying ``data`` as JSON."""
-    if mode not in ('text', 'binary'):
-        raise ValueError(f'mode must be "text" or "binary", not {mode!r}')
-    text = json.dumps(data, separators=(',', ':'), ensure_ascii=False)
-    if mode == 'binary':
-        return {'type': 'websocket.send', 'bytes': text.encode('utf-8')}
-    return {'type': 'websocket.send', 'text': text}
+__all__ = [
+    'DENIAL_EXTENSION',
+    'DENIED',
+    'FLUSH_TIMEOUT',
+    'PRESENCE_KEY',
+    'Headers',
+    'WebSocket',
+    'WebSocketDisconnect',
+    'WebSocketState',
+    'disconnect_code',
+    'encode_headers',
+    'json_message',
+]

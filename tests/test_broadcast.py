@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+import contextlib
 import json
 import socket
 import threading
@@ -34,6 +36,15 @@ def connect(url: str, **options: Any) -> Any:
     options.setdefault('max_queue', None)
     options.setdefault('close_timeout', 2)
     return websockets.connect(url, **options)
+
+
+@contextlib.asynccontextmanager
+async def listening(url: str, **options: Any) -> AsyncIterator[Any]:
+    """Connect to a consumer that joins a group, and wait (bounded) until
+    it says it joined."""
+    async with connect(url, **options) as ws:
+        assert await recv(ws) == 'joined'
+        yield ws
 
 
 async def recv(ws: Any, timeout: float = TIMEOUT) -> Any:
@@ -268,7 +279,7 @@ def test_full_queue_counts_drops():
         assert ws.dropped == broadcaster.dropped == 2
         assert broadcaster.delivered == 5
         gate.set()
-        await asyncio.sleep(0.01)
+        await ws.membership.outbox.flush(TIMEOUT)
         assert [m['text'] for m in sent] == ['0', '3', '4']
         await broadcaster.close()
 
@@ -385,7 +396,7 @@ def test_publish_threadsafe_from_another_thread():
                 errors.append(exc)
 
         await asyncio.to_thread(from_thread)
-        await asyncio.sleep(0.01)
+        await ws.membership.outbox.flush(TIMEOUT)
         with pytest.raises(RuntimeError, match='from the event loop'):
             broadcaster.publish_threadsafe('g', 'x')
         await broadcaster.close()
@@ -459,7 +470,7 @@ def app():
 def test_join_leave_and_auto_leave(app):
     async def scenario() -> None:
         async with connect(app.ws_url + '/groups?name=ann') as a:
-            async with connect(app.ws_url + '/listen/jl') as b:
+            async with listening(app.ws_url + '/listen/jl') as b:
                 await command(a, op='join', group='jl')
                 me = (await command(a, op='stats'))['id']
                 members = await command(a, op='members', group='jl')
@@ -486,8 +497,7 @@ def test_join_leave_and_auto_leave(app):
 
 def test_publish_from_a_sync_view(app):
     async def scenario() -> None:
-        async with connect(app.ws_url + '/listen/view') as ws:
-            await asyncio.sleep(0.05)
+        async with listening(app.ws_url + '/listen/view') as ws:
             url = app.url + '/publish/view'
             assert await apost(url + '?kind=text', 'héllo'.encode()) == (
                 200,
@@ -505,8 +515,7 @@ def test_publish_from_a_sync_view(app):
 def test_publish_from_async_code(app):
     async def scenario() -> None:
         async with connect(app.ws_url + '/groups') as a:
-            async with connect(app.ws_url + '/listen/async') as b:
-                await asyncio.sleep(0.05)
+            async with listening(app.ws_url + '/listen/async') as b:
                 for kind, value, expected in (
                     ('text', 'hi', 'hi'),
                     ('bytes', 'hi', b'hi'),
@@ -526,8 +535,7 @@ def test_publish_from_async_code(app):
 
 def test_on_group_message_hook(app):
     async def scenario() -> None:
-        async with connect(app.ws_url + '/hooked/hk') as ws:
-            await asyncio.sleep(0.05)
+        async with listening(app.ws_url + '/hooked/hk') as ws:
             await apost(app.url + '/publish/hk?kind=bytes', b'raw')
             assert json.loads(await recv(ws)) == {
                 'hooked': 'hk',
@@ -539,7 +547,7 @@ def test_on_group_message_hook(app):
 
 def test_background_task_publishes(app):
     async def scenario() -> None:
-        async with connect(app.ws_url + '/listen/ticker') as ws:
+        async with listening(app.ws_url + '/listen/ticker') as ws:
             first = json.loads(await recv(ws))
             second = json.loads(await recv(ws))
             assert second['tick'] > first['tick']
@@ -561,9 +569,11 @@ async def stalled_client(url: str) -> Any:
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
     # No compression: the numbered, padded messages would shrink to nothing.
-    return await websockets.connect(
+    ws = await websockets.connect(
         url, sock=sock, max_queue=1, max_size=None, compression=None
     )
+    assert await recv(ws) == 'joined'
+    return ws
 
 
 def test_slow_socket_does_not_delay_the_others(app):
@@ -575,10 +585,9 @@ def test_slow_socket_does_not_delay_the_others(app):
         slow = await stalled_client(app.ws_url + '/slow/flood')
         try:
             async with (
-                connect(app.ws_url + '/listen/flood', max_size=None) as fast,
+                listening(app.ws_url + '/listen/flood', max_size=None) as fast,
                 connect(app.ws_url + '/groups') as pub,
             ):
-                await asyncio.sleep(0.05)
                 started = time.monotonic()
                 await command(
                     pub, op='flood', group='flood', count=count, size=size
@@ -602,7 +611,6 @@ def test_full_queue_with_close_policy_closes_with_1013(app):
     async def scenario() -> None:
         slow = await stalled_client(app.ws_url + '/closing/cl')
         async with connect(app.ws_url + '/groups') as pub:
-            await asyncio.sleep(0.05)
             await command(pub, op='flood', group='cl', count=300, size=32768)
         with pytest.raises(websockets.ConnectionClosed) as info:
             for _ in range(400):
@@ -625,7 +633,7 @@ def test_memory_backend_on_each_server(kind):
                 b'published',
             )
             async with (
-                connect(server.ws_url + '/listen/s') as listener,
+                listening(server.ws_url + '/listen/s') as listener,
                 connect(server.ws_url + '/groups') as a,
             ):
                 await command(a, op='join', group='s')

@@ -25,6 +25,7 @@ from tests.test_broadcast import (
     command,
     connect,
     http,
+    listening,
     recv,
 )
 
@@ -225,7 +226,7 @@ def test_cross_process_groups_and_presence(redis):
             async with (
                 connect(one.ws_url + '/groups?name=ann') as ann,
                 connect(two.ws_url + '/groups?name=bob') as bob,
-                connect(one.ws_url + '/listen/room') as local,
+                listening(one.ws_url + '/listen/room') as local,
             ):
                 for ws in (ann, bob):
                     await command(ws, op='join', group='room')

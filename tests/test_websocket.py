@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from pyramid_asgi_ws.broadcast.codec import Payload, encode
 from pyramid_asgi_ws.websocket import (
     WebSocket,
     WebSocketDisconnect,
@@ -229,38 +230,95 @@ def test_close_before_accept_refuses():
     assert run(go()) == (['websocket.close'], 1000)
 
 
-def test_send_to_a_vanished_client_raises_disconnect():
+@pytest.mark.parametrize('kind', ['websocket.send', 'websocket.close'])
+def test_send_to_a_vanished_client_raises_disconnect_1006(kind):
     async def go():
         ws, channel = make(CONNECT)
         await ws.accept()
-        channel.fail_on = 'websocket.send'
+        channel.fail_on = kind
         with pytest.raises(WebSocketDisconnect) as excinfo:
-            await ws.send_text('x')
-        return excinfo.value.code, ws.application_state
+            if kind == 'websocket.send':
+                await ws.send_text('x')
+            else:
+                await ws.close()
+        return (
+            excinfo.value.code,
+            ws.close_code,
+            ws.application_state,
+            ws.client_state,
+        )
 
-    assert run(go()) == (1006, WebSocketState.DISCONNECTED)
+    disconnected = WebSocketState.DISCONNECTED
+    assert run(go()) == (1006, 1006, disconnected, disconnected)
 
 
-def test_refused_close_code_falls_back_to_1000():
+def daphne_like_send(sent):
+    """A send that refuses close codes 1001-2999, as daphne does."""
+
+    async def send(message):
+        code = message.get('code', 1000)
+        if message['type'] == 'websocket.close' and 1000 < code < 3000:
+            raise ValueError('invalid close code')
+        sent.append(message)
+
+    return send
+
+
+@pytest.mark.parametrize(
+    'code, sent_code', [(1011, 4011), (1001, 4001), (1013, 4013), (4000, 4000)]
+)
+def test_refused_close_code_falls_back_to_the_private_range(code, sent_code):
     async def go():
         sent = []
+        ws = WebSocket(
+            ws_scope(), Channel(CONNECT).receive, daphne_like_send(sent)
+        )
+        await ws.accept()
+        await ws.close(code, 'why')
+        return sent[-1], ws.close_code
 
+    last, close_code = run(go())
+    assert last == {
+        'type': 'websocket.close',
+        'code': sent_code,
+        'reason': 'why',
+    }
+    assert close_code == code
+
+
+def test_a_server_refusing_an_accepted_code_raises():
+    async def go():
         async def send(message):
-            if message['type'] == 'websocket.close' and message['code'] > 1000:
-                raise ValueError('invalid close code')
-            sent.append(message)
+            if message['type'] == 'websocket.close':
+                raise ValueError('refused')
 
         ws = WebSocket(ws_scope(), Channel(CONNECT).receive, send)
         await ws.accept()
-        await ws.close(1011)
+        with pytest.raises(ValueError):
+            await ws.close(4000)
         ws2 = WebSocket(ws_scope(), Channel(CONNECT).receive, send)
         await ws2.accept()
-        with pytest.raises(ValueError):
-            await ws2.close(4000)
-        return sent
+        with pytest.raises(ValueError):  # 4011 is refused too
+            await ws2.close(1011)
 
-    closes = [m for m in run(go()) if m['type'] == 'websocket.close']
-    assert [m['code'] for m in closes] == [1000]
+    run(go())
+
+
+@pytest.mark.parametrize(
+    'code, reason',
+    [(1005, ''), (1006, ''), (1004, ''), (1015, ''), (999, ''), (2000, ''),
+     (5000, ''), (True, ''), ('1000', ''), (1000, 'é' * 62)],
+)  # fmt: skip
+def test_close_refuses_what_the_protocol_forbids(code, reason):
+    async def go():
+        ws, channel = make(CONNECT)
+        await ws.accept()
+        with pytest.raises(ValueError, match='close'):
+            await ws.close(code, reason)
+        await ws.close(4999, 'é' * 61)  # 122 bytes: fits
+        return channel.sent[-1]
+
+    assert run(go())['code'] == 4999
 
 
 def test_request_is_built_once_on_demand():
@@ -316,10 +374,14 @@ def test_push_policies():
             send_overflow=policy,
         )
         await ws.accept()
-        results = [ws.push({'type': 'websocket.send', 'text': '0'})]
+        results = [
+            ws.membership.outbox.push({'type': 'websocket.send', 'text': '0'})
+        ]
         await asyncio.sleep(0)  # the sender takes '0' and waits on it
         results += [
-            ws.push({'type': 'websocket.send', 'text': str(n)})
+            ws.membership.outbox.push(
+                {'type': 'websocket.send', 'text': str(n)}
+            )
             for n in range(1, 5)
         ]
         release.set()
@@ -335,21 +397,23 @@ def test_push_policies():
     results, texts, closes, dropped = run(go('drop_newest'))
     assert texts == ['0', '1', '2'] and results[3:] == [False, False]
     results, texts, closes, dropped = run(go('close'))
-    assert closes == [1013] and texts == ['0']
+    # the close does not wait behind '0', which waits for the slow client
+    assert closes == [1013] and texts == []
 
 
 def test_push_when_not_connected_is_ignored():
     ws, _ = make()
-    assert ws.push({'type': 'websocket.send', 'text': 'x'}) is False
+    message = {'type': 'websocket.send', 'text': 'x'}
+    assert ws.membership.outbox.push(message) is False
 
 
 def test_deliver_pushes_or_calls_the_hook():
     async def go():
         ws, channel = make(CONNECT)
         await ws.accept()
-        ws.deliver('g', 'text')
-        ws.deliver('g', b'bytes')
-        ws.deliver('g', {'json': True})
+        member = ws.membership
+        for message in ('text', b'bytes', {'json': True}):
+            assert member.deliver('g', Payload(encode(message)))
         for _ in range(5):
             await asyncio.sleep(0)
         seen = []
@@ -360,12 +424,20 @@ def test_deliver_pushes_or_calls_the_hook():
                 raise ValueError('hook failed')
 
         ws.on_group_message = hook
-        ws.deliver('g', 'to hook')
-        ws.deliver('g', 'boom')
+        assert ws.on_group_message is hook
+        member.deliver('g', Payload(encode('to hook')))
+        member.deliver('g', Payload(encode('boom')))
         for _ in range(5):
             await asyncio.sleep(0)
-        ws.on_group_message = seen.append and (lambda g, m: seen.append(m))
-        ws.deliver('g', 'sync hook')
+        ws.on_group_message = lambda g, m: seen.append(m)
+        member.deliver('g', Payload(encode('sync hook')))
+
+        async def forever(group, message):
+            await asyncio.Event().wait()
+
+        ws.on_group_message = forever
+        member.deliver('g', Payload(encode('cancelled at the end')))
+        await asyncio.sleep(0)
         await ws._finish()
         return channel.sent[1:], seen
 
@@ -376,6 +448,29 @@ def test_deliver_pushes_or_calls_the_hook():
         {'type': 'websocket.send', 'text': '{"json":true}'},
     ]
     assert seen == [('g', 'to hook'), ('g', 'boom'), 'sync hook']
+
+
+def test_a_failing_sync_hook_counts_as_not_delivered(caplog):
+    async def go():
+        ws, _ = make(CONNECT)
+        await ws.accept()
+
+        def broken(group, message):
+            raise RuntimeError('broken hook')
+
+        ws.on_group_message = broken
+        return ws.membership.deliver('g', Payload(encode('x')))
+
+    assert run(go()) is False
+    assert 'on_group_message hook failed on WebSocket /ws' in caplog.text
+
+
+def test_an_idle_connection_has_no_membership():
+    ws, _ = make(CONNECT)
+    assert ws.groups == set() and ws.pending == ws.dropped == 0
+    assert ws.on_group_message is None
+    run(ws._finish())
+    assert ws._membership is None
 
 
 def test_groups_need_a_broadcaster():
@@ -423,7 +518,9 @@ def test_close_sends_queued_group_messages_first():
         ws, channel = make(CONNECT)
         await ws.accept()
         for n in range(3):
-            ws.push({'type': 'websocket.send', 'text': str(n)})
+            ws.membership.outbox.push(
+                {'type': 'websocket.send', 'text': str(n)}
+            )
         await ws.close()
         await ws._finish()
         return [m.get('text', m['type']) for m in channel.sent[1:]]
@@ -432,9 +529,9 @@ def test_close_sends_queued_group_messages_first():
 
 
 def test_close_gives_up_on_a_stuck_client(monkeypatch):
-    from pyramid_asgi_ws import websocket
+    from pyramid_asgi_ws.broadcast import outbox
 
-    monkeypatch.setattr(websocket, 'FLUSH_TIMEOUT', 0.05)
+    monkeypatch.setattr(outbox, 'FLUSH_TIMEOUT', 0.05)
 
     async def go():
         sent = []
@@ -446,10 +543,88 @@ def test_close_gives_up_on_a_stuck_client(monkeypatch):
 
         ws = WebSocket(ws_scope(), Channel(CONNECT).receive, stuck)
         await ws.accept()
-        ws.push({'type': 'websocket.send', 'text': 'a'})
-        ws.push({'type': 'websocket.send', 'text': 'b'})
+        ws.membership.outbox.push({'type': 'websocket.send', 'text': 'a'})
+        ws.membership.outbox.push({'type': 'websocket.send', 'text': 'b'})
         await ws.close()
         await ws._finish()
         return sent, ws.pending
 
     assert run(go()) == (['websocket.accept', 'websocket.close'], 0)
+
+
+@pytest.mark.parametrize(
+    'disconnect, code',
+    [
+        ({'code': 1005}, 1006),  # uvicorn: the TCP connection ended
+        ({'code': 1005, 'reason': ''}, 1005),  # a close frame without a code
+        ({'code': None}, 1005),  # daphne: a close frame without a code
+        ({}, 1005),
+        ({'code': 1006}, 1006),  # hypercorn, daphne: lost
+        ({'code': 4001, 'reason': 'x'}, 4001),
+    ],
+)
+def test_a_lost_connection_is_1006_a_close_without_code_1005(disconnect, code):
+    async def go(receive_with):
+        ws, _ = make(CONNECT, dict(disconnect, type='websocket.disconnect'))
+        await ws.accept()
+        if receive_with == 'receive':
+            await ws.receive()
+            return ws.close_code
+        with pytest.raises(WebSocketDisconnect) as excinfo:
+            await ws.receive_text()
+        assert excinfo.value.code == ws.close_code
+        return ws.close_code
+
+    assert run(go('receive')) == code
+    assert run(go('receive_text')) == code
+
+
+def test_deny_takes_a_pyramid_response_or_http_exception():
+    from pyramid.httpexceptions import HTTPForbidden, HTTPUnauthorized
+    from pyramid.response import Response
+
+    async def go(response):
+        ws, channel = make(CONNECT)
+        await ws.deny(response)
+        return channel.sent
+
+    start, body = run(go(HTTPForbidden()))
+    assert start['status'] == 403 and body['body'] == b'403 Forbidden'
+    assert (b'content-type', b'text/plain; charset=utf-8') in start['headers']
+    assert (b'content-length', b'13') in start['headers']
+    start, body = run(
+        go(HTTPUnauthorized(headers={'WWW-Authenticate': 'Basic'}))
+    )
+    assert (b'WWW-Authenticate', b'Basic') in start['headers']
+    response = Response(b'{}', status=409, content_type='application/json')
+    start, body = run(go(response))
+    assert start['status'] == 409 and body['body'] == b'{}'
+    assert (b'Content-Type', b'application/json') in start['headers']
+    assert [
+        n for n, _ in start['headers'] if n.lower() == b'content-length'
+    ] == [b'content-length']
+
+
+def test_finish_leaves_the_groups():
+    from pyramid.config import Configurator
+
+    from pyramid_asgi_ws.broadcast import get_broadcaster
+
+    config = Configurator()
+    config.include('pyramid_asgi_ws')
+    config.commit()
+    broadcaster = get_broadcaster(config.registry)
+
+    async def go():
+        ws, _ = make(CONNECT, scope=ws_scope(registry=config.registry))
+        await ws.accept()
+        await ws.join('a')
+        await ws.join('b')
+        assert broadcaster.groups == {'a': 1, 'b': 1}
+        assert ws.groups == {'a', 'b'}
+        await ws._finish()
+        assert broadcaster.groups == {} and ws.groups == set()
+        await ws._finish()  # twice: nothing
+        await broadcaster.close()
+
+    run(go())

@@ -23,11 +23,12 @@ def report(data: dict) -> None:
 
 
 async def pushed(ws):
-    """Fan-out style: push() never waits; the queue policy decides."""
+    """Fan-out style: the outbox never waits; the queue policy decides."""
     await ws.accept()
+    outbox = ws.membership.outbox
     before = rss_kib()
     for n in range(COUNT):
-        ws.push({'type': 'websocket.send', 'text': CHUNK})
+        outbox.push({'type': 'websocket.send', 'text': CHUNK})
         if n % 100 == 0:
             await asyncio.sleep(0)
     await asyncio.sleep(0.5)
@@ -50,6 +51,26 @@ async def sent(ws):
     await ws.receive_text()
 
 
+async def stuck(ws):
+    """Direct sends until one waits for the client, then group messages
+    queued behind the send that the sender is stuck in: one more than the
+    queue holds."""
+    await ws.accept()
+    try:
+        while True:
+            await asyncio.wait_for(ws.send_text(CHUNK), 0.5)
+    except asyncio.TimeoutError:
+        pass
+    outbox = ws.membership.outbox
+    outbox.push({'type': 'websocket.send', 'text': CHUNK})
+    for _ in range(3):
+        await asyncio.sleep(0)  # the sender takes it and waits
+    for _ in range(outbox.size + 1):
+        outbox.push({'type': 'websocket.send', 'text': CHUNK})
+    report({'closing': outbox.closing, 'dropped': ws.dropped})
+    await ws.receive_text()
+
+
 def make_app(overflow):
     config = Configurator(
         settings={
@@ -60,6 +81,7 @@ def make_app(overflow):
     config.include('pyramid_asgi_ws')
     config.add_asgi_consumer('/pushed', pushed)
     config.add_asgi_consumer('/sent', sent)
+    config.add_asgi_consumer('/stuck', stuck)
     return config.make_asgi_app()
 
 

@@ -4,7 +4,9 @@ Served as ``tests.apps.groups:app``. The environment picks the backend
 (``BROADCAST_URL``, default ``memory://``) and whether a background task
 publishes ``{"tick": n}`` to the group ``ticker`` (``GROUPS_TICKER=1``).
 
-``/groups?name=alice`` takes JSON commands and answers each with a JSON
+``/listen/{group}`` (and ``/slow``, ``/closing``, ``/hooked``) joins the
+group and sends ``joined`` once it is in. ``/groups?name=alice`` takes
+JSON commands and answers each with a JSON
 object holding ``ok`` (the command's name) or ``error``; group messages
 arrive on the same socket in between.
 """
@@ -79,9 +81,11 @@ async def groups(ws: WebSocket) -> None:
 
 
 async def listener(ws: WebSocket) -> None:
-    """Join the group in the path and wait for the client to go."""
+    """Join the group in the path, say ``joined``, and wait for the client
+    to go."""
     await ws.accept()
     await ws.join(ws.matchdict['group'])
+    await ws.send_text('joined')
     async for _ in ws.iter_text():
         pass
 
@@ -92,6 +96,7 @@ class Hooked(WebSocketConsumer):
     async def on_connect(self, ws: WebSocket) -> None:
         await ws.accept()
         await ws.join(ws.matchdict['group'])
+        await ws.send_text('joined')
 
     async def on_group_message(self, group: str, message: Any) -> None:
         if isinstance(message, bytes):

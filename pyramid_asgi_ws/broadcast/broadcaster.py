@@ -1,17 +1,16 @@
-"""Groups, publishing and presence, over a pluggable broadcast backend.
+"""The :class:`Broadcaster`: local groups, publishing and presence.
 
-A :class:`Broadcaster` is registered as the
-:class:`~pyramid_asgi_ws.interfaces.IBroadcaster` utility. It keeps which
-local WebSockets joined which group, hands published messages to a
-:class:`~pyramid_asgi_ws.backends.Backend` (``memory://`` in one process,
-``redis://`` across processes) and fans what the backend delivers out to
-the local members, each through its own bounded send queue.
+It keeps which local members joined which group, hands published messages
+to a :class:`~pyramid_asgi_ws.broadcast.backend.Backend` (``memory://`` in
+one process, ``redis://`` across processes) and fans what the backend
+delivers out to the local members. Members are anything with the
+:class:`~pyramid_asgi_ws.broadcast.member.Member` interface; a WebSocket
+stands for its ``membership``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import itertools
 import json
 import logging
@@ -19,45 +18,35 @@ import threading
 from typing import Any
 import uuid
 
-from pyramid.config import PHASE2_CONFIG
-
-from pyramid_asgi_ws.backends import (
+from pyramid_asgi_ws.broadcast.backend import (
     Backend,
     BroadcastError,
-    MemoryBackend,
     backend_factory,
-    decode,
-    encode,
-    to_json,
 )
-from pyramid_asgi_ws.interfaces import IASGISettings, IBroadcaster
-from pyramid_asgi_ws.websocket import PRESENCE_KEY
+from pyramid_asgi_ws.broadcast.codec import Payload, encode, to_json
+from pyramid_asgi_ws.broadcast.member import Member, member_of
+from pyramid_asgi_ws.broadcast.memory import MemoryBackend
+from pyramid_asgi_ws.broadcast.threads import result_within
 
-log = logging.getLogger(__name__)
+log = logging.getLogger('pyramid_asgi_ws.broadcast')
 
 #: Seconds ``request.broadcast`` waits for the event loop to hand the
 #: message to the backend before raising :class:`BroadcastError`.
 PUBLISH_TIMEOUT = 5.0
 
-#: The scope key holding a connection's member identifier.
-CONNECTION_ID_KEY = 'asgi_ws.connection_id'
-
-
-# -- the broadcaster ----------------------------------------------------------
-
 
 class Broadcaster:
-    """Joins local WebSockets to groups and publishes to groups.
+    """Joins local members to groups and publishes to groups.
 
     ``url`` picks the backend (see
-    :data:`~pyramid_asgi_ws.backends.BACKENDS`). The broadcaster runs
-    in one event loop, the server's: :meth:`start` binds it (the
+    :data:`~pyramid_asgi_ws.broadcast.backend.BACKENDS`). The broadcaster
+    runs in one event loop, the server's: :meth:`start` binds it (the
     application calls it at lifespan startup, and :meth:`join` and
     :meth:`publish` call it on first use where there is no lifespan).
 
     Counters: ``published`` (messages this process handed to the backend),
     ``received`` (messages the backend delivered here), ``delivered``
-    (messages handed to local sockets or their hooks) and ``dropped``
+    (messages handed to local members' queues or hooks) and ``dropped``
     (messages lost to full send queues).
     """
 
@@ -69,7 +58,7 @@ class Broadcaster:
         self.publish_timeout = PUBLISH_TIMEOUT
         self.token = uuid.uuid4().hex[:12]
         self._ids = itertools.count(1)
-        self._groups: dict[str, set[Any]] = {}
+        self._groups: dict[str, set[Member]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
         self.published = 0
@@ -80,7 +69,7 @@ class Broadcaster:
     @property
     def groups(self) -> dict[str, int]:
         """The groups with local members, and how many each has."""
-        return {group: len(sockets) for group, sockets in self._groups.items()}
+        return {group: len(members) for group, members in self._groups.items()}
 
     def stats(self) -> dict[str, Any]:
         """Return the counters and the local groups, as a dict."""
@@ -125,9 +114,9 @@ class Broadcaster:
     async def close(self) -> None:
         """Disconnect the backend; local groups are forgotten.
 
-        Until :meth:`start` is called again, publishing, joining and asking
-        for members raise :class:`BroadcastError` instead of quietly
-        connecting a new backend that nothing would close.
+        Until :meth:`start` is called again, publishing (``request.broadcast``
+        too), joining and asking for members raise :class:`BroadcastError`
+        instead of quietly connecting a new backend that nothing would close.
         """
         self.closed = True
         backend, self.backend = self.backend, None
@@ -136,66 +125,72 @@ class Broadcaster:
         if backend is not None:
             await backend.disconnect()
 
-    async def _backend(self) -> Backend:
+    def _refuse_when_closed(self) -> None:
         if self.closed:
             raise BroadcastError(
                 'the broadcaster is closed: the application is shutting down'
             )
+
+    async def _backend(self) -> Backend:
+        self._refuse_when_closed()
         await self.start()
         assert self.backend is not None
         return self.backend
 
     # -- groups -----------------------------------------------------------
 
-    def connection_id(self, ws: Any) -> str:
-        """Return the member identifier of ``ws``, unique across processes."""
-        scope = ws.scope
-        if CONNECTION_ID_KEY not in scope:
-            scope[CONNECTION_ID_KEY] = f'{self.token}.{next(self._ids)}'
-        return scope[CONNECTION_ID_KEY]
+    def connection_id(self, member: Any) -> str:
+        """Return the identifier of ``member`` (or of a WebSocket), unique
+        across processes."""
+        member = member_of(member)
+        if member.identifier is None:
+            member.identifier = f'{self.token}.{next(self._ids)}'
+        return member.identifier
 
-    async def join(self, ws: Any, group: str, info: Any = None) -> None:
-        """Add ``ws`` to ``group``.
+    async def join(self, member: Any, group: str, info: Any = None) -> None:
+        """Add ``member`` (or a WebSocket) to ``group``.
 
-        ``info`` (default: ``ws.scope['asgi_ws.presence']``) is what
-        :meth:`members` reports for this connection; any JSON-serialisable
-        value, such as a user name.
+        ``info`` (default: the member's ``presence``) is what
+        :meth:`members` reports for it; any JSON-serialisable value, such
+        as a user name. When the backend cannot subscribe to the group,
+        :class:`BroadcastError` is raised and nothing is left behind: the
+        next join subscribes afresh.
         """
         _check_group(group)
+        member = member_of(member)
         if info is None:
-            info = ws.scope.get(PRESENCE_KEY)
+            info = member.presence
         presence = to_json(info)
         backend = await self._backend()
-        member = self.connection_id(ws)
-        sockets = self._groups.get(group)
-        first = sockets is None
-        if sockets is None:
-            sockets = self._groups[group] = set()
-        sockets.add(ws)
-        ws.groups.add(group)
-        if first:
+        identifier = self.connection_id(member)
+        if group not in self._groups:
             await backend.subscribe(group)
-        await backend.add_member(group, member, presence)
+        self._groups.setdefault(group, set()).add(member)
+        member.groups.add(group)
+        await backend.add_member(group, identifier, presence)
 
-    async def leave(self, ws: Any, group: str) -> None:
-        """Take ``ws`` out of ``group``; leaving twice does nothing."""
-        ws.groups.discard(group)
-        sockets = self._groups.get(group)
-        if sockets is None or ws not in sockets:
+    async def leave(self, member: Any, group: str) -> None:
+        """Take ``member`` (or a WebSocket) out of ``group``; leaving twice
+        does nothing."""
+        member = member_of(member)
+        member.groups.discard(group)
+        members = self._groups.get(group)
+        if members is None or member not in members:
             return
-        sockets.discard(ws)
+        members.discard(member)
         backend = self.backend
         assert backend is not None  # close() forgets every group
-        if not sockets:
+        if not members:
             del self._groups[group]
             await backend.unsubscribe(group)
-        await backend.remove_member(group, self.connection_id(ws))
+        await backend.remove_member(group, self.connection_id(member))
 
-    async def discard(self, ws: Any) -> None:
-        """Take a closed connection out of all its groups."""
-        for group in list(ws.groups):
+    async def discard(self, member: Any) -> None:
+        """Take a closed member (or WebSocket) out of all its groups."""
+        member = member_of(member)
+        for group in list(member.groups):
             try:
-                await self.leave(ws, group)
+                await self.leave(member, group)
             except Exception:
                 log.exception('leaving group %r failed', group)
 
@@ -212,7 +207,7 @@ class Broadcaster:
     async def publish(self, group: str, message: Any) -> None:
         """Publish ``message`` (text, bytes or a JSON-serialisable value)
         to every member of ``group``; raises :class:`BroadcastError` when
-        the backend cannot take it."""
+        the backend cannot take it or the broadcaster is closed."""
         _check_group(group)
         await self._publish_payload(group, encode(message))
 
@@ -220,8 +215,8 @@ class Broadcaster:
         """Publish from a thread other than the event loop's, such as a
         WSGI view's; returns once the backend has the message.
 
-        Raises :class:`BroadcastError` when it fails or takes longer than
-        ``publish_timeout`` seconds.
+        Raises :class:`BroadcastError` when it fails, takes longer than
+        ``publish_timeout`` seconds, or the broadcaster is closed.
         """
         _check_group(group)
         payload = encode(message)
@@ -230,6 +225,7 @@ class Broadcaster:
                 'publish_threadsafe() called from the event loop: '
                 'use "await broadcaster.publish(group, message)"'
             )
+        self._refuse_when_closed()
         loop = self._loop
         if loop is None or loop.is_closed() or not loop.is_running():
             self._publish_detached(group, payload)
@@ -237,14 +233,14 @@ class Broadcaster:
         future = asyncio.run_coroutine_threadsafe(
             self._publish_payload(group, payload), loop
         )
-        try:
-            future.result(self.publish_timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise BroadcastError(
+        result_within(
+            future,
+            self.publish_timeout,
+            lambda: BroadcastError(
                 f'publishing to group {group!r} took more than '
                 f'{self.publish_timeout} s'
-            ) from None
+            ),
+        )
 
     async def _publish_payload(self, group: str, payload: bytes) -> None:
         backend = await self._backend()
@@ -254,7 +250,7 @@ class Broadcaster:
     def _publish_detached(self, group: str, payload: bytes) -> None:
         """Publish with no event loop running the broadcaster.
 
-        No local socket can be in a group then, so the memory backend has
+        No local member can be in a group then, so the memory backend has
         nobody to deliver to; other backends publish through a short-lived
         connection of their own.
         """
@@ -274,33 +270,27 @@ class Broadcaster:
 
     # -- fan-out ----------------------------------------------------------
 
-    def _receive(self, group: str, payload: bytes) -> None:
-        """Hand a message from the backend to every local member."""
-        sockets = self._groups.get(group)
+    def _receive(self, group: str, data: bytes) -> None:
+        """Hand a message from the backend to every local member.
+
+        One member that fails must not cost the others the message.
+        """
+        members = self._groups.get(group)
         self.received += 1
-        if not sockets:
+        if not members:
             return
-        event = decode(payload)[1]
+        payload = Payload(data)
         delivered = dropped = 0
-        for ws in list(sockets):
-            before = ws.dropped
-            if ws.on_group_message is None:
-                # The shared, ready-made event spares encoding the message
-                # once per socket; WebSocket.deliver does the same work.
-                delivered += ws.push(event)
-            else:
-                # A hook gets a value of its own, free to change it; one
-                # that raises must not cost the other members the message.
-                try:
-                    ws.deliver(group, decode(payload)[0])
-                except Exception:
-                    log.exception(
-                        'on_group_message hook failed on WebSocket %s',
-                        ws.path,
-                    )
-                    continue
-                delivered += 1
-            dropped += ws.dropped - before
+        for member in list(members):
+            before = member.dropped
+            try:
+                delivered += member.deliver(group, payload)
+            except Exception:
+                log.exception(
+                    'delivering to member %s failed', member.identifier
+                )
+                continue
+            dropped += member.dropped - before
         self.delivered += delivered
         self.dropped += dropped
 
@@ -310,58 +300,3 @@ def _check_group(group: Any) -> None:
         raise ValueError(
             f'a group name must be a non-empty str, not {group!r}'
         )
-
-
-def get_broadcaster(registry: Any) -> Broadcaster:
-    """Return the application's :class:`Broadcaster`.
-
-    Use it where there is no WebSocket at hand: in an
-    :class:`~pyramid_asgi_ws.events.ApplicationStartup` subscriber or a
-    background task, ``await get_broadcaster(registry).publish(group,
-    message)``.
-    """
-    broadcaster = registry.queryUtility(IBroadcaster)
-    if broadcaster is None:
-        raise RuntimeError(
-            "no broadcaster: call config.include('pyramid_asgi_ws') and "
-            'commit the configuration first'
-        )
-    return broadcaster
-
-
-def broadcast(request: Any, group: str, message: Any) -> None:
-    """Publish ``message`` to ``group`` from a synchronous view.
-
-    This function is added as the request method ``request.broadcast`` by
-    ``config.include('pyramid_asgi_ws')``. It is thread-safe and returns
-    once the backend has the message; it raises :class:`BroadcastError`
-    when the backend fails.
-    """
-    get_broadcaster(request.registry).publish_threadsafe(group, message)
-
-
-def includeme(config: Any) -> None:
-    """Register the :class:`Broadcaster` and ``request.broadcast``.
-
-    The backend is chosen by the ``asgi_ws.broadcast_url`` setting, read
-    in a deferred action once the settings are parsed.
-    """
-    config.add_request_method(broadcast, 'broadcast')
-
-    def register() -> None:
-        registry = config.registry
-        settings = registry.getUtility(IASGISettings)
-        broadcaster = Broadcaster(settings['broadcast_url'])
-        broadcaster.publish_timeout = settings['publish_timeout']
-        registry.registerUtility(broadcaster, IBroadcaster)
-
-    config.action(('asgi_ws broadcaster',), register, order=PHASE2_CONFIG)
-
-
-__all__ = [
-    'BroadcastError',
-    'Broadcaster',
-    'broadcast',
-    'get_broadcaster',
-    'includeme',
-]

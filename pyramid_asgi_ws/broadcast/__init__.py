@@ -1,0 +1,79 @@
+"""Groups, publishing and presence, over a pluggable broadcast backend.
+
+A :class:`Broadcaster` is registered as the
+:class:`~pyramid_asgi_ws.interfaces.IBroadcaster` utility. The package
+reads from the bottom up: :mod:`~.codec` (payloads), :mod:`~.backend`
+(the interface and the table of schemes), one module per backend
+(:mod:`~.memory`, :mod:`~.redis`), :mod:`~.outbox` (a connection's
+bounded send queue), :mod:`~.member` (what the broadcaster knows of a
+connection) and :mod:`~.broadcaster`. Nothing here imports the WebSocket.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.config import PHASE2_CONFIG
+
+from pyramid_asgi_ws.broadcast.backend import BroadcastError
+from pyramid_asgi_ws.broadcast.broadcaster import PUBLISH_TIMEOUT, Broadcaster
+from pyramid_asgi_ws.broadcast.member import CONNECTION_ID_KEY
+from pyramid_asgi_ws.interfaces import IASGISettings, IBroadcaster
+
+
+def get_broadcaster(registry: Any) -> Broadcaster:
+    """Return the application's :class:`Broadcaster`.
+
+    Use it where there is no WebSocket at hand: in an
+    :class:`~pyramid_asgi_ws.events.ApplicationStartup` subscriber or a
+    background task, ``await get_broadcaster(registry).publish(group,
+    message)``.
+    """
+    broadcaster = registry.queryUtility(IBroadcaster)
+    if broadcaster is None:
+        raise RuntimeError(
+            "no broadcaster: call config.include('pyramid_asgi_ws') and "
+            'commit the configuration first'
+        )
+    return broadcaster
+
+
+def broadcast(request: Any, group: str, message: Any) -> None:
+    """Publish ``message`` to ``group`` from a synchronous view.
+
+    This function is added as the request method ``request.broadcast`` by
+    ``config.include('pyramid_asgi_ws')``. It is thread-safe and returns
+    once the backend has the message; it raises :class:`BroadcastError`
+    when the backend fails or the broadcaster is closed.
+    """
+    get_broadcaster(request.registry).publish_threadsafe(group, message)
+
+
+def includeme(config: Any) -> None:
+    """Register the :class:`Broadcaster` and ``request.broadcast``.
+
+    The backend is chosen by the ``asgi_ws.broadcast_url`` setting, read
+    (and its options checked) in a deferred action once the settings are
+    parsed.
+    """
+    config.add_request_method(broadcast, 'broadcast')
+
+    def register() -> None:
+        registry = config.registry
+        settings = registry.getUtility(IASGISettings)
+        broadcaster = Broadcaster(settings['broadcast_url'])
+        broadcaster.publish_timeout = settings['publish_timeout']
+        registry.registerUtility(broadcaster, IBroadcaster)
+
+    config.action(('asgi_ws broadcaster',), register, order=PHASE2_CONFIG)
+
+
+__all__ = [
+    'CONNECTION_ID_KEY',
+    'PUBLISH_TIMEOUT',
+    'BroadcastError',
+    'Broadcaster',
+    'broadcast',
+    'get_broadcaster',
+    'includeme',
+]

@@ -1,0 +1,172 @@
+"""A connection's bounded queue of group messages, and its one sender.
+
+Fan-out never waits for a client: a group message is pushed into the
+recipient's :class:`Outbox` and the publisher moves on. One long-lived
+task per connection sends what is queued; a task per message would leave
+thousands of dead tasks for the garbage collector on every broadcast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+import contextlib
+import logging
+from typing import Any
+
+from pyramid_asgi_ws.closecodes import CloseCode
+
+Message = dict[str, Any]
+
+log = logging.getLogger('pyramid_asgi_ws.websocket')
+
+#: Seconds a close waits for queued group messages to reach the client.
+FLUSH_TIMEOUT = 1.0
+
+#: What may happen when the queue is full; see :meth:`Outbox.push`.
+OVERFLOW_POLICIES = ('drop_oldest', 'drop_newest', 'close')
+
+
+class Outbox:
+    """The bounded send queue of one connection.
+
+    ``send`` transmits one ASGI message and raises once the connection is
+    gone; ``is_open`` says whether the connection still takes messages;
+    ``on_overflow(code)`` is told when the ``close`` policy closes it.
+    """
+
+    def __init__(
+        self,
+        send: Callable[[Message], Awaitable[None]],
+        is_open: Callable[[], bool],
+        on_overflow: Callable[[int], None],
+        *,
+        size: int = 256,
+        policy: str = 'close',
+        name: str = '',
+    ) -> None:
+        self._send = send
+        self._is_open = is_open
+        self._on_overflow = on_overflow
+        self.size = size
+        self.policy = policy
+        self.name = name
+        self.dropped = 0
+        self.closing = False
+        self._queue: deque[Message] = deque()
+        self._sender: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+        self._busy = False
+        self._drained: asyncio.Event | None = None
+
+    @property
+    def pending(self) -> int:
+        """How many pushed messages wait to be sent."""
+        return len(self._queue)
+
+    def push(self, message: Message) -> bool:
+        """Queue a ``websocket.send`` message without waiting for the client.
+
+        The queue holds ``size`` messages; past that ``policy`` decides:
+        ``drop_oldest``, ``drop_newest`` or ``close`` (with 1013, sent
+        ahead of anything in flight). Returns whether it was queued.
+        """
+        if self.closing or not self._is_open():
+            return False
+        queue = self._queue
+        if len(queue) >= self.size:
+            self.dropped += 1
+            if self.policy == 'drop_newest':
+                return False
+            if self.policy == 'close':
+                self._overflow()
+                return False
+            queue.popleft()
+        queue.append(message)
+        self._start()
+        return True
+
+    def _overflow(self) -> None:
+        code = CloseCode.TRY_AGAIN_LATER
+        log.warning(
+            'closing WebSocket %s with %d: its send queue of %d messages is '
+            'full (asgi_ws.send_overflow = close)',
+            self.name,
+            code,
+            self.size,
+        )
+        self.closing = True
+        self._queue.clear()
+        self._queue.append(
+            {
+                'type': 'websocket.close',
+                'code': code,
+                'reason': 'send queue full',
+            }
+        )
+        self._on_overflow(code)
+        if self._busy:
+            # The send in flight may wait for the slow client for ever: the
+            # close must not wait behind it.
+            assert self._sender is not None
+            self._sender.cancel()
+            self._sender = None
+            self._busy = False
+        self._start()
+
+    def _start(self) -> None:
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._run())
+        else:
+            self._wakeup.set()
+
+    async def _run(self) -> None:
+        queue, wakeup = self._queue, self._wakeup
+        try:
+            while True:
+                while queue:
+                    self._busy = True
+                    await self._send(queue.popleft())
+                    self._busy = False
+                if self._drained is not None:
+                    self._drained.set()
+                wakeup.clear()
+                await wakeup.wait()
+        except Exception:  # the client is gone; nothing left to tell it
+            self._busy = False
+            queue.clear()
+            if self._drained is not None:
+                self._drained.set()
+
+    async def flush(self, timeout: float = FLUSH_TIMEOUT) -> None:
+        """Wait, for at most ``timeout`` seconds, until the queue is sent."""
+        if not (self._queue or self._busy):
+            return
+        drained = self._drained = asyncio.Event()
+        self._start()
+        try:
+            await asyncio.wait_for(drained.wait(), timeout)
+        except asyncio.TimeoutError:
+            log.info(
+                'closing WebSocket %s with %d queued messages unsent',
+                self.name,
+                self.pending,
+            )
+        finally:
+            self._drained = None
+
+    async def finish(self, timeout: float = FLUSH_TIMEOUT) -> None:
+        """Stop the sender once the connection is done.
+
+        A close the ``close`` policy queued is given ``timeout`` seconds to
+        go out first; group messages still queued are dropped.
+        """
+        if self.closing:
+            await self.flush(timeout)
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+        self._queue.clear()

@@ -1,0 +1,183 @@
+"""The group side of a :class:`~pyramid_asgi_ws.WebSocket`.
+
+:class:`GroupsMixin` gives a connection ``join``, ``leave``,
+``broadcast``, ``members``, ``presence`` and ``on_group_message``. The
+work is done elsewhere: the application's
+:class:`~pyramid_asgi_ws.broadcast.Broadcaster` keeps the groups, and the
+connection's :class:`~pyramid_asgi_ws.broadcast.member.Membership`
+(made on first use, so that idle connections cost nothing) holds its
+hook and its bounded send queue.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pyramid_asgi_ws.broadcast import outbox
+from pyramid_asgi_ws.broadcast.member import (
+    PRESENCE_KEY,
+    Hook,
+    Membership,
+)
+from pyramid_asgi_ws.broadcast.outbox import Outbox
+from pyramid_asgi_ws.interfaces import IBroadcaster
+from pyramid_asgi_ws.messages import Message, WebSocketState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyramid_asgi_ws.broadcast import Broadcaster
+
+
+class GroupsMixin:
+    """Groups, presence and group messages for a connection.
+
+    The class using it provides ``scope``, ``path``, ``send_queue_size``,
+    ``send_overflow``, ``application_state``, ``close_code`` and
+    ``_transmit(message)``.
+    """
+
+    scope: dict[str, Any]
+    send_queue_size: int
+    send_overflow: str
+    application_state: WebSocketState
+    close_code: int | None
+    _membership: Membership | None = None
+
+    if TYPE_CHECKING:  # pragma: no cover
+
+        @property
+        def path(self) -> str: ...
+
+    async def _transmit(self, message: Message) -> None:
+        raise NotImplementedError  # pragma: no cover - the class provides it
+
+    # -- what the send queue needs of the connection ----------------------
+
+    def _is_open(self) -> bool:
+        return self.application_state is WebSocketState.CONNECTED
+
+    def _overflowed(self, code: int) -> None:
+        self.application_state = WebSocketState.DISCONNECTED
+        self.close_code = code
+
+    async def _send_queued(self, message: Message) -> None:
+        try:
+            await self._transmit(message)
+        except Exception:
+            self.application_state = WebSocketState.DISCONNECTED
+            raise
+
+    # -- the group API -----------------------------------------------------
+
+    @property
+    def broadcaster(self) -> Broadcaster:
+        """The application's broadcaster (groups and publishing)."""
+        broadcaster = self._query_broadcaster()
+        if broadcaster is None:
+            raise RuntimeError(
+                'no broadcaster: serve this WebSocket through an app made by '
+                'config.make_asgi_app() after '
+                "config.include('pyramid_asgi_ws')"
+            )
+        return broadcaster
+
+    def _query_broadcaster(self) -> Broadcaster | None:
+        registry = self.scope.get('registry')
+        return (
+            None if registry is None else registry.queryUtility(IBroadcaster)
+        )
+
+    @property
+    def membership(self) -> Membership:
+        """This connection as the broadcaster sees it: its identifier,
+        presence, groups, hook and send queue."""
+        if self._membership is None:
+            self._membership = Membership(
+                self.scope,
+                Outbox(
+                    self._send_queued,
+                    self._is_open,
+                    self._overflowed,
+                    size=self.send_queue_size,
+                    policy=self.send_overflow,
+                    name=self.path,
+                ),
+            )
+        return self._membership
+
+    @property
+    def groups(self) -> set[str]:
+        """The groups this connection is in."""
+        return set() if self._membership is None else self._membership.groups
+
+    @property
+    def presence(self) -> Any:
+        """What ``members()`` reports for this connection (JSON-able)."""
+        return self.scope.get(PRESENCE_KEY)
+
+    @presence.setter
+    def presence(self, info: Any) -> None:
+        self.scope[PRESENCE_KEY] = info
+
+    @property
+    def on_group_message(self) -> Hook | None:
+        """Called as ``hook(group, message)`` for each group message
+        instead of sending it to the client; a coroutine function runs as
+        a task, one per message."""
+        membership = self._membership
+        return None if membership is None else membership.on_group_message
+
+    @on_group_message.setter
+    def on_group_message(self, hook: Hook | None) -> None:
+        self.membership.on_group_message = hook
+
+    @property
+    def pending(self) -> int:
+        """How many group messages wait to be sent to the client."""
+        membership = self._membership
+        return 0 if membership is None else membership.outbox.pending
+
+    @property
+    def dropped(self) -> int:
+        """How many group messages the full send queue cost this client."""
+        membership = self._membership
+        return 0 if membership is None else membership.dropped
+
+    async def join(self, group: str, info: Any = None) -> None:
+        """Add this connection to ``group``; it leaves when it closes.
+
+        ``info`` (default: :attr:`presence`) is what ``members(group)``
+        reports for this connection in that group.
+        """
+        await self.broadcaster.join(self.membership, group, info)
+
+    async def leave(self, group: str) -> None:
+        """Take this connection out of ``group``."""
+        await self.broadcaster.leave(self.membership, group)
+
+    async def members(self, group: str) -> dict[str, Any]:
+        """Return ``{connection id: presence info}`` for ``group``.
+
+        With the Redis backend this spans every process.
+        """
+        return await self.broadcaster.members(group)
+
+    async def broadcast(self, group: str, message: Any) -> None:
+        """Publish ``message`` (text, bytes or JSON-able) to ``group``."""
+        await self.broadcaster.publish(group, message)
+
+    async def _flush(self) -> None:
+        """Send queued group messages first, for at most
+        :data:`~pyramid_asgi_ws.broadcast.outbox.FLUSH_TIMEOUT` seconds."""
+        if self._membership is not None:
+            await self._membership.outbox.flush(outbox.FLUSH_TIMEOUT)
+
+    async def _finish(self) -> None:
+        """End the connection's group life once the consumer is done:
+        leave its groups, stop its hooks and its send queue."""
+        membership = self._membership
+        if membership is None:
+            return
+        broadcaster = self._query_broadcaster()
+        if broadcaster is not None and membership.groups:
+            await broadcaster.discard(membership)
+        await membership.finish(outbox.FLUSH_TIMEOUT)
