@@ -15,6 +15,7 @@ import urllib.request
 
 from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
+from pyramid.response import Response
 import pytest
 import websockets
 import webtest
@@ -659,3 +660,130 @@ def test_closed_broadcaster_refuses_until_started_again():
         await broadcaster.close()
 
     asyncio.run(go())
+
+
+def test_a_failed_subscribe_raises_from_join_and_leaves_nothing():
+    attempts: list[str] = []
+
+    class Refusing(backends.MemoryBackend):
+        refuse = True
+
+        async def subscribe(self, channel: str) -> None:
+            attempts.append(channel)
+            if self.refuse:
+                raise bc.BroadcastError('cannot subscribe')
+            await super().subscribe(channel)
+
+    async def scenario() -> list[dict[str, Any]]:
+        broadcaster = bc.Broadcaster(factory=Refusing)
+        first, _ = make_socket()
+        second, sent = make_socket()
+        with pytest.raises(bc.BroadcastError, match='cannot subscribe'):
+            await broadcaster.join(first, 'g')
+        assert broadcaster.groups == {} and first.groups == set()
+        assert await broadcaster.members('g') == {}
+        Refusing.refuse = False
+        await broadcaster.join(second, 'g')  # subscribes afresh
+        await broadcaster.publish('g', 'heard')
+        await second.membership.outbox.flush(TIMEOUT)
+        await broadcaster.close()
+        return sent
+
+    assert asyncio.run(scenario()) == [
+        {'type': 'websocket.send', 'text': 'heard'}
+    ]
+    assert attempts == ['g', 'g']
+
+
+def test_a_closed_broadcaster_refuses_publish_threadsafe():
+    broadcaster = bc.Broadcaster('memory://')
+
+    async def go() -> None:
+        await broadcaster.start()
+        await broadcaster.close()
+        with pytest.raises(bc.BroadcastError, match='closed'):
+            await asyncio.to_thread(broadcaster.publish_threadsafe, 'g', 'x')
+        with pytest.raises(bc.BroadcastError, match='closed'):
+            await broadcaster.members('g')
+
+    asyncio.run(go())
+    # with no loop at all, it does not quietly publish either
+    with pytest.raises(bc.BroadcastError, match='closed'):
+        broadcaster.publish_threadsafe('g', 'x')
+    assert broadcaster.published == 0
+
+
+def test_request_broadcast_after_the_broadcaster_closed():
+    def view(request: Any) -> Any:
+        try:
+            request.broadcast('g', 'late')
+        except bc.BroadcastError as exc:
+            return Response(str(exc), status=503)
+        return Response('published')  # pragma: no cover - the bug
+
+    with Configurator() as config:
+        config.include('pyramid_asgi_ws')
+        config.add_route('pub', '/pub')
+        config.add_view(view, route_name='pub')
+        wsgi = config.make_wsgi_app()
+    client = webtest.TestApp(wsgi)
+    client.get('/pub', status=200)
+    broadcaster = bc.get_broadcaster(wsgi.registry)
+    asyncio.run(broadcaster.close())
+    response = client.get('/pub', status=503)
+    assert 'the broadcaster is closed' in response.text
+    assert broadcaster.published == 1
+
+
+@pytest.mark.parametrize(
+    'ttl, message',
+    [('0', 'at least 1'), ('0.5', 'at least 1'), ('-3', 'at least 1'),
+     ('soon', 'number of seconds'), ('inf', 'presence_ttl')],
+)  # fmt: skip
+def test_presence_ttl_is_checked_at_configuration(config, ttl, message):
+    config.registry.settings['asgi_ws.broadcast_url'] = (
+        f'redis://127.0.0.1:1/0?presence_ttl={ttl}'
+    )
+    with pytest.raises(ConfigurationError, match=message) as info:
+        config.commit()
+    assert 'presence_ttl' in str(info.value) and ttl in str(info.value)
+
+
+def test_presence_ttl_of_one_second_is_accepted(config):
+    config.registry.settings['asgi_ws.broadcast_url'] = (
+        'redis://127.0.0.1:1/0?presence_ttl=1&prefix=x:'
+    )
+    config.commit()
+    assert bc.get_broadcaster(config.registry).url.endswith('prefix=x:')
+    assert (
+        backends.RedisBackend('redis://h/0?presence_ttl=1').presence_ttl == 1
+    )
+
+
+def test_a_member_that_fails_costs_the_others_nothing(caplog):
+    class Broken:
+        identifier = None
+        presence = None
+        dropped = 0
+
+        def __init__(self) -> None:
+            self.groups: set[str] = set()
+
+        def deliver(self, group: str, payload: Any) -> bool:
+            raise RuntimeError('broken member')
+
+    async def scenario() -> list[dict[str, Any]]:
+        broadcaster = bc.Broadcaster()
+        await broadcaster.join(Broken(), 'g')
+        ws, sent = make_socket()
+        await broadcaster.join(ws, 'g')
+        await broadcaster.publish('g', 'still')
+        await ws.membership.outbox.flush(TIMEOUT)
+        assert broadcaster.delivered == 1
+        await broadcaster.close()
+        return sent
+
+    assert asyncio.run(scenario()) == [
+        {'type': 'websocket.send', 'text': 'still'}
+    ]
+    assert 'delivering to member' in caplog.text

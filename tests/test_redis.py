@@ -347,3 +347,63 @@ def test_members_of_a_crashed_process_vanish(redis):
                 await until(one_left, timeout=5)
 
         asyncio.run(scenario())
+
+
+def test_a_join_redis_does_not_confirm_raises_and_leaves_nothing(redis):
+    """Redis hung (SIGSTOP) when the first member joins: the join raises
+    within the command timeout and no group is left registered; once
+    Redis answers again, the next join subscribes afresh and hears."""
+    from tests.test_broadcast import make_socket
+
+    async def scenario() -> None:
+        broadcaster = bc.Broadcaster(redis.url)
+        await broadcaster.start()
+        backend = broadcaster.backend
+        assert isinstance(backend, backends.RedisBackend)
+        backend.timeout = 0.5
+        await asyncio.wait_for(backend.connected.wait(), TIMEOUT)
+        first, _ = make_socket()
+        second, sent = make_socket()
+        assert redis.proc is not None
+        redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(bc.BroadcastError, match='cannot subscribe'):
+                await broadcaster.join(first, 'frozen')
+            assert time.monotonic() - started < 2
+            assert broadcaster.groups == {} and first.groups == set()
+            assert backend.channels == set()
+        finally:
+            redis.proc.send_signal(signal.SIGCONT)
+        await broadcaster.join(second, 'frozen')
+        await broadcaster.publish('frozen', 'thawed')
+        await until(lambda: asyncio.sleep(0, bool(sent)))
+        assert sent == [{'type': 'websocket.send', 'text': 'thawed'}]
+        assert broadcaster.groups == {'frozen': 1}
+        await broadcaster.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_late_confirmation_is_unsubscribed(redis):
+    """A subscription confirmed after its join gave up is for a group
+    nobody here is in: the backend unsubscribes from it again."""
+
+    async def scenario() -> None:
+        got: list[bytes] = []
+        backend = backends.RedisBackend(redis.url + '?prefix=late:')
+        await backend.connect(lambda channel, payload: got.append(payload))
+        await asyncio.wait_for(backend.connected.wait(), TIMEOUT)
+        pubsub = backend._pubsub
+        await pubsub.subscribe('late:stray')  # as if a join had given up
+        await until(
+            lambda: asyncio.sleep(0, b'late:stray' not in pubsub.channels)
+        )
+        await backend.publish('stray', b'tnobody')
+        await backend.subscribe('kept')
+        await backend.publish('kept', b'tsomebody')
+        await until(lambda: asyncio.sleep(0, bool(got)))
+        assert got == [b'tsomebody']
+        await backend.disconnect()
+
+    asyncio.run(scenario())

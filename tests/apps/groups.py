@@ -5,7 +5,9 @@ Served as ``tests.apps.groups:app``. The environment picks the backend
 publishes ``{"tick": n}`` to the group ``ticker`` (``GROUPS_TICKER=1``).
 
 ``/listen/{group}`` (and ``/slow``, ``/closing``, ``/hooked``) joins the
-group and sends ``joined`` once it is in. ``/groups?name=alice`` takes
+group and sends ``joined`` once it is in; ``/ending`` records the close
+code of each connection (``GET /endings``); ``/close/{code}`` closes with
+that code. ``/groups?name=alice`` takes
 JSON commands and answers each with a JSON
 object holding ``ok`` (the command's name) or ``error``; group messages
 arrive on the same socket in between.
@@ -104,6 +106,29 @@ class Hooked(WebSocketConsumer):
         await self.ws.send_json({'hooked': group, 'message': message})
 
 
+#: The close codes /ending consumers ended with, in order.
+ENDINGS: list[int | None] = []
+
+
+async def ending(ws: WebSocket) -> None:
+    """Say ``ready``, then record the code the connection ends with."""
+    await ws.accept()
+    await ws.send_text('ready')
+    async for _ in ws.iter_text():
+        pass
+    ENDINGS.append(ws.close_code)
+
+
+async def closing_with(ws: WebSocket) -> None:
+    """Close at once with the code in the path."""
+    await ws.accept()
+    await ws.close(int(ws.matchdict['code']), 'closing as asked')
+
+
+def endings(request: Any) -> Response:
+    return Response(json_body=ENDINGS)
+
+
 def publish(request: Any) -> Response:
     """``POST /publish/{group}?kind=text|bytes|json``: the body, published
     from this synchronous view."""
@@ -170,6 +195,10 @@ def main(environ: dict[str, str] | None = None) -> Any:
             send_overflow='close',
         )
         config.add_asgi_consumer('/hooked/{group}', Hooked)
+        config.add_asgi_consumer('/ending', ending)
+        config.add_asgi_consumer('/close/{code}', closing_with)
+        config.add_route('endings', '/endings')
+        config.add_view(endings, route_name='endings')
         config.add_route('publish', '/publish/{group}')
         config.add_view(publish, route_name='publish', request_method='POST')
         config.add_route('stats', '/stats')
