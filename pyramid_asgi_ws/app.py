@@ -160,10 +160,7 @@ class ASGIApp:
             self.connections.discard(ws)
             if not self.connections and self._idle is not None:
                 self._idle.set()
-            broadcaster = self.registry.queryUtility(IBroadcaster)
-            if broadcaster is not None and ws.groups:
-                await broadcaster.discard(ws)
-            await ws._finish()
+            await ws._finish()  # it leaves its groups too
             run_finished_callbacks(self.registry, ws)
 
     # -- lifespan ---------------------------------------------------------

@@ -301,6 +301,10 @@ def test_app_without_include_still_serves_http():
     channel = Channel(CONNECT)
     run(app(ws_scope('/ws'), channel.receive, channel.send))
     assert channel.sent[0]['status'] == 404
+    assert run(lifespan(app, 'startup', 'shutdown')) == [
+        'lifespan.startup.complete',
+        'lifespan.shutdown.complete',
+    ]
 
 
 @pytest.mark.parametrize(

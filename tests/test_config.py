@@ -279,3 +279,75 @@ def test_every_option_reads_as_a_consumer_attribute():
     entry = Consumer('c', '/ws', echo, options={})
     for name in OPTIONS:
         assert getattr(entry, name) is None
+
+
+def test_option_lists_and_empty_queue_size(config):
+    config.add_asgi_consumer('/ws', echo, subprotocols=('a', 'b'))
+    with pytest.raises(
+        ConfigurationError, match="send_queue_size must be a positive"
+    ):
+        config.add_asgi_consumer('/q', echo, send_queue_size='')
+    config.commit()
+    assert router(config).get('tests.test_config.echo').subprotocols == (
+        'a',
+        'b',
+    )
+
+
+def test_raw_consumer_classes_get_an_instance_per_scope(config):
+    from tests.asgi import Channel, run, ws_scope
+
+    made = []
+
+    class Raw:
+        def __init__(self):
+            made.append(self)
+
+        async def __call__(self, scope, receive, send):
+            await receive()
+            await send({'type': 'websocket.close', 'code': 1000})
+
+    config.add_asgi_consumer('/raw', Raw, raw=True)
+    app = config.make_asgi_app()
+    for _ in range(2):
+        channel = Channel({'type': 'websocket.connect'})
+        run(app(ws_scope('/raw'), channel.receive, channel.send))
+    assert len(made) == 2 and made[0] is not made[1]
+
+
+def test_settings_registered_twice_keep_one_router(config):
+    from pyramid_asgi_ws.config import register_settings
+
+    config.commit()
+    first = router(config)
+    register_settings(config)
+    config.commit()
+    assert router(config) is first
+
+
+def test_option_strings_and_class_consumers(config):
+    from tests.asgi import Channel, run, ws_scope
+
+    made = []
+
+    class Echo:
+        def __init__(self):
+            made.append(self)
+
+        async def __call__(self, ws):
+            await ws.accept()
+
+    config.add_asgi_consumer(
+        '/s', echo, subprotocols='a b', send_queue_size='4'
+    )
+    config.add_asgi_consumer('/c', Echo, name='class')
+    config.commit()
+    consumer = router(config).get('tests.test_config.echo')
+    assert consumer.subprotocols == ('a', 'b')
+    assert consumer.send_queue_size == 4
+    assert router(config).get('class').original is Echo
+    app = config.make_asgi_app()
+    channel = Channel({'type': 'websocket.connect'})
+    run(app(ws_scope('/c'), channel.receive, channel.send))
+    assert channel.sent[0] == {'type': 'websocket.accept'}
+    assert len(made) == 1

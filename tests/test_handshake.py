@@ -242,3 +242,95 @@ def test_the_security_module_keeps_its_names():
         assert getattr(security, name) is (
             getattr(handshake, name, None) or getattr(settings, name)
         )
+
+
+def test_several_origin_headers_are_refused():
+    scope = origin_scope(
+        'http://app.example:8080',
+        headers=[(b'origin', b'http://app.example:8080')],
+    )
+    consumer_ = Consumer('c', '/ws', consumer)
+    refusal = check_origin(scope, consumer_, parse_settings({}))
+    assert refusal.status == 403 and '2 Origin headers' in refusal.reason
+
+
+def test_forwarded_host_alone_keeps_the_scheme():
+    scope = origin_scope(headers=[(b'x-forwarded-host', b'public.example')])
+    assert own_origin(scope, ('*',)) == 'http://public.example'
+
+
+def test_a_factory_without_permission_still_runs():
+    made = []
+
+    def factory(request):
+        made.append(request.matchdict)
+        return object()
+
+    config = Configurator()
+    config.include('pyramid_asgi_ws')
+    config.add_asgi_consumer('/ws', consumer, factory=factory)
+    assert handshake(config.make_asgi_app())[0] == {
+        'type': 'websocket.accept'
+    }
+    assert made == [{}]
+
+
+def test_a_raising_forbidden_view_falls_back_to_401():
+    def broken(request):
+        raise RuntimeError('the forbidden view is broken')
+
+    sent = handshake(protected_app(broken, permission='chat'))
+    assert sent[0]['status'] == 401
+
+
+def test_a_check_that_raises_refuses_with_500(caplog):
+    def factory(request):
+        raise KeyError('hostile')
+
+    config = Configurator()
+    config.include('pyramid_asgi_ws')
+    config.add_asgi_consumer('/ws', consumer, factory=factory)
+    sent = handshake(config.make_asgi_app())
+    assert sent[0]['status'] == 500
+    assert b'hostile' not in sent[1]['body']
+    assert 'checking the handshake' in caplog.text
+
+
+def test_request_without_request_extensions():
+    from pyramid_asgi_ws.app import ASGIApp
+    from pyramid_asgi_ws.websocket import WebSocket
+
+    app = ASGIApp(Configurator().make_wsgi_app())
+    request = app.make_request(WebSocket(ws_scope('/ws'), None, None))
+    assert request.context is not None
+    assert request.path == '/ws'
+
+
+def test_refusing_after_accept_only_logs():
+    from pyramid_asgi_ws.handshake import Refusal, refuse
+    from pyramid_asgi_ws.websocket import WebSocket, WebSocketState
+
+    channel = Channel()
+    ws = WebSocket(ws_scope('/ws'), channel.receive, channel.send)
+    ws.application_state = WebSocketState.CONNECTED
+    run(refuse(ws, Refusal(403, 'too late')))
+    assert channel.sent == []
+
+
+def test_subprotocols_are_negotiated_or_refused():
+    config = Configurator()
+    config.include('pyramid_asgi_ws')
+    config.add_asgi_consumer('/ws', consumer, subprotocols=['v2', 'v1'])
+    app = config.make_asgi_app()
+
+    def offer(*names):
+        channel = Channel({'type': 'websocket.connect'})
+        scope = ws_scope('/ws', subprotocols=list(names))
+        run(app(scope, channel.receive, channel.send))
+        return channel.sent[0]
+
+    assert offer('v0', 'v1', 'v2') == {
+        'type': 'websocket.accept',
+        'subprotocol': 'v1',
+    }
+    assert offer('v0')['status'] == 400

@@ -152,3 +152,14 @@ def test_consumer_attribute_typos_raise():
     with pytest.raises(AttributeError):
         entry.permision  # noqa: B018
     assert Consumer.permission.name == 'permission'
+
+
+def test_elements_after_a_trailing_slash():
+    config = Configurator()
+    config.include('pyramid_asgi_ws')
+    config.add_asgi_consumer('/dir/', consumer, name='dir')
+    config.commit()
+    request = Request.blank('/', base_url='http://example.com')
+    request.registry = config.registry
+    apply_request_extensions(request)
+    assert request.consumer_url('dir', 'a') == 'ws://example.com/dir/a'
