@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import signal
 import stat
@@ -18,11 +20,18 @@ from websockets.exceptions import ConnectionClosed
 
 from pyramid_asgi_ws import paster
 from pyramid_asgi_ws.app import ASGIApp
-from pyramid_asgi_ws.paster import ServerOptionError, parse_server_options
+from pyramid_asgi_ws.runners import hypercorn as hypercorn_runner
+from pyramid_asgi_ws.runners import options as runner_options
+from pyramid_asgi_ws.runners import uvicorn as uvicorn_runner
+from pyramid_asgi_ws.runners.options import (
+    ServerOptionError,
+    parse_server_options,
+)
 from tests.fixtures.apps import HeaderFilter
 from tests.fixtures.deploy import (
     FIXTURES,
     PYTHONPATH,
+    close_frame,
     connect_retrying,
     echo_once,
     myproject_ini,
@@ -120,13 +129,17 @@ def test_option_unsupported_by_the_server():
     ('name', 'value', 'message'),
     [
         ('port', 'http', "port must be a whole number, not 'http'"),
-        ('port', '70000', "port must be a port number, not '70000'"),
+        ('port', '70000', "port must be at most 65535, not '70000'"),
+        ('port', '', "port must be a whole number, not ''"),
+        ('workers', '1.5', "workers must be a whole number, not '1.5'"),
         ('workers', '0', "workers must be positive, not '0'"),
-        ('proxy_headers', 'maybe', "must be true or false, not 'maybe'"),
+        ('proxy_headers', 'maybe', "must be true or false (one of "),
+        ('access_log', 'ture', "not 'ture'"),
         ('ws_max_size', 'big', "ws_max_size must be a byte count"),
         ('ws_ping_interval', 'soon', 'ws_ping_interval must be a number'),
         ('log_level', 'loud', "log_level must be one of critical"),
         ('shutdown_timeout', '-1', 'shutdown_timeout must not be negative'),
+        ('shutdown_timeout', 'inf', 'shutdown_timeout must be a number'),
         ('listen', 'nowhere', "host:port or unix:/path addresses, not 'now"),
         ('listen', ':80', "not ':80'"),
         ('listen', 'a:0', "the port of listen 'a:0' must be positive"),
@@ -211,14 +224,21 @@ def test_default_ws_max_size():
             )
             return config.make_asgi_app()
 
+    default_ws_max_size = runner_options.default_ws_max_size
     big = 4 * 2 * 1024 * 1024 + 4096
-    assert paster.default_ws_max_size(app()) == big
+    assert default_ws_max_size(app()) == big
     larger = app(**{'asgi_ws.max_message_size': '4MiB'})
-    assert paster.default_ws_max_size(larger) == 4 * 4 * 1024 * 1024 + 4096
-    unlimited = app(**{'asgi_ws.max_message_size': 'none'})
-    assert paster.default_ws_max_size(unlimited) is None
-    # one consumer without a limit lifts the server's too
-    assert paster.default_ws_max_size(app(limit='none')) is None
+    assert default_ws_max_size(larger) == 4 * 4 * 1024 * 1024 + 4096
+    # a consumer without a limit never raises the server's
+    assert default_ws_max_size(app(limit='none')) == 4 * 1024**2 + 4096
+    unlimited = app(limit='none', **{'asgi_ws.max_message_size': 'none'})
+    assert default_ws_max_size(unlimited) == 16 * 1024 * 1024
+    # raising it for the whole server is the explicit option
+    assert runner_options.ws_max_size(unlimited, {'ws_max_size': None}) == (
+        2**31
+    )
+    explicit = {'ws_max_size': 1024}
+    assert runner_options.ws_max_size(unlimited, explicit) == 1024
 
 
 def test_uvicorn_config():
@@ -231,24 +251,53 @@ def test_uvicorn_config():
         },
         'uvicorn',
     )
-    config = paster.uvicorn_config(app, options, app)
+    config = uvicorn_runner.uvicorn_config(app, options, app)
     assert (config.host, config.port, config.uds) == ('0.0.0.0', 8080, None)
     assert config.ws_ping_interval is None
     assert config.ws_max_size == 4 * 1024 * 1024 + 4096
-    assert config.timeout_graceful_shutdown == 3
+    assert config.timeout_graceful_shutdown == 2.5
     assert config.shutdown_timeout == 2.5
     options = parse_server_options({'unix_socket': '/tmp/u.sock'}, 'uvicorn')
-    config = paster.uvicorn_config(app, options, app)
+    config = uvicorn_runner.uvicorn_config(app, options, app)
     assert config.uds == '/tmp/u.sock'
     assert config.shutdown_timeout == 5.0
     options = parse_server_options({'listen': 'a:1 b:2'}, 'uvicorn')
     with pytest.raises(ServerOptionError, match='serves one address'):
-        paster.uvicorn_config(app, options, app)
+        uvicorn_runner.uvicorn_config(app, options, app)
+
+
+def test_hypercorn_config():
+    app = paster.get_app(INI)
+    options = parse_server_options(
+        {'log_level': 'trace', 'access_log': 'off', 'shutdown_timeout': '2'},
+        'hypercorn',
+    )
+    config = hypercorn_runner.hypercorn_config(options, app)
+    assert config.errorlog.level == logging.DEBUG
+    assert config.accesslog is None
+    assert config.graceful_timeout == 2.0
+    assert config.websocket_max_message_size == 4 * 1024 * 1024 + 4096
+    assert config.umask == 0o111
 
 
 def test_hypercorn_runner_refuses_workers():
     with pytest.raises(ServerOptionError, match='runs one process'):
         paster.hypercorn_runner(object(), {}, workers='2')
+
+
+def test_runner_names_stay_importable_from_paster():
+    assert paster.uvicorn_runner is uvicorn_runner.uvicorn_runner
+    assert paster.hypercorn_runner is hypercorn_runner.hypercorn_runner
+    assert paster.ServerOptionError is ServerOptionError
+    with pytest.raises(AttributeError, match='no attribute'):
+        paster.nothing_here  # noqa: B018
+
+
+def test_time_left_keeps_a_sliver():
+    from pyramid_asgi_ws.runners import MIN_GRACE, time_left
+
+    assert time_left(time.monotonic() - 10) == MIN_GRACE
+    assert 9 < time_left(time.monotonic() + 10) <= 10
 
 
 def test_application_from_the_environment(monkeypatch):
@@ -424,6 +473,49 @@ def test_unix_socket_is_open_to_local_users_and_removed(tmp_path, server):
         mode = stat.S_IMODE(os.stat(sock).st_mode)
     finally:
         proc.stop()
-    assert mode & 0o666 == 0o666, oct(mode)  # nginx's user may connect
+    # the same mode on both servers: nginx's user may connect, nobody may
+    # execute it
+    assert mode == 0o666, oct(mode)
     assert proc.proc.returncode == 0, proc.log()
     assert not sock.exists()
+
+
+def peak_rss(pid: int) -> int:
+    """The peak resident set size of process ``pid``, in bytes."""
+    with open(f'/proc/{pid}/status') as status:
+        for line in status:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) * 1024
+    raise AssertionError('no VmHWM')  # pragma: no cover
+
+
+def test_unlimited_consumer_leaves_the_server_frame_limit(tmp_path):
+    # uvicorn refuses a frame from its header; hypercorn reads a frame
+    # whole whatever its limit, so the limit bounds no memory there
+    server = 'uvicorn'
+    port = free_port()
+    ini = tmp_path / 'limits.ini'
+    ini.write_text(
+        '[app:main]\nuse = call:tests.fixtures.apps:limits_app\n\n'
+        f'[server:main]\nuse = egg:pyramid_asgi_ws#{server}\n'
+        f'listen = 127.0.0.1:{port}\n'
+    )
+    proc = pserve(ini, port=port).wait_ready()
+    frame = b'x' * (64 * 1024 * 1024)
+    try:
+        url = f'ws://127.0.0.1:{port}/ws/'
+        with websocket(url + 'unlimited', compression=None) as ws:
+            echo_once(ws)
+        with websocket(url + 'bounded', compression=None) as ws:
+            echo_once(ws)
+            before = peak_rss(proc.pid)
+            with contextlib.suppress(ConnectionClosed, OSError):
+                ws.send(frame)
+            code = close_frame(ws).code
+        after = peak_rss(proc.pid)
+    finally:
+        proc.stop()
+    # the server refused the frame from its header, buffering none of it
+    assert code == 1009, proc.log()
+    print(f'peak RSS {before} -> {after} bytes')
+    assert after - before < 8 * 1024 * 1024, (before, after)

@@ -1,0 +1,52 @@
+"""The ``pserve`` server runners and what they share.
+
+One module per server: :mod:`pyramid_asgi_ws.runners.uvicorn` and
+:mod:`pyramid_asgi_ws.runners.hypercorn` hold the ``paste.server_runner``
+entry points ``egg:pyramid_asgi_ws#uvicorn`` and
+``egg:pyramid_asgi_ws#hypercorn``; :mod:`pyramid_asgi_ws.runners.options`
+checks the ``[server:...]`` options both take.  This module holds the
+graceful stop both perform: every WebSocket closed with 1001 first, and
+the whole stop bounded by ``shutdown_timeout``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pyramid_asgi_ws.app import ASGIApp
+from pyramid_asgi_ws.closecodes import CloseCode
+
+#: The reason sent with close code 1001 when the server stops.
+SHUTDOWN_REASON = 'server shutting down'
+
+#: The least time left to the server's own graceful stop, in seconds: a
+#: server given no time at all treats it as an error even when nothing
+#: is left to wait for.
+MIN_GRACE = 0.01
+
+
+def time_left(deadline: float) -> float:
+    """Seconds from now (:func:`time.monotonic`) to ``deadline``, at least
+    :data:`MIN_GRACE`."""
+    return max(MIN_GRACE, deadline - time.monotonic())
+
+
+async def close_websockets(app: ASGIApp, deadline: float) -> float:
+    """Close ``app``'s WebSockets with 1001 by ``deadline``; return the
+    seconds left then for the server to stop, so that the whole stop ends
+    within the one ``shutdown_timeout``."""
+    await app.close_connections(
+        CloseCode.GOING_AWAY,
+        SHUTDOWN_REASON,
+        max(0.0, deadline - time.monotonic()),
+    )
+    return time_left(deadline)
+
+
+def remove_unix_sockets(listen: list[str]) -> None:
+    """Remove the socket files of the ``unix:`` addresses in ``listen``."""
+    for address in listen:
+        path = address[len('unix:') :]
+        if address.startswith('unix:') and os.path.exists(path):
+            os.remove(path)
