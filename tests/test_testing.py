@@ -22,9 +22,10 @@ from pyramid_asgi_ws.testing import (
     TestClient,
     WebSocketTimeout,
 )
-from tests.apps.core import (
+from tests.apps.common import (
     Root,
     SessionSecurityPolicy,
+    add_page,
     crash_after_accept,
     crash_before_accept,
     echo,
@@ -140,12 +141,9 @@ def make_app(**settings):
         config.set_security_policy(SessionSecurityPolicy())
         config.add_subscriber(on_startup, ApplicationStartup)
         config.add_subscriber(on_shutdown, ApplicationShutdown)
-        config.add_route('login', '/login')
-        config.add_view(login, route_name='login')
-        config.add_route('socket_url', '/socket-url')
-        config.add_view(socket_url, route_name='socket_url')
-        config.add_route('announce', '/announce/{room}')
-        config.add_view(announce, route_name='announce')
+        add_page(config, 'login', '/login', login)
+        add_page(config, 'socket_url', '/socket-url', socket_url)
+        add_page(config, 'announce', '/announce/{room}', announce)
         add = config.add_asgi_consumer
         add('/echo', echo)
         add('/room/{room}', room)

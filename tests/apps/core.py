@@ -1,55 +1,30 @@
 """The application the server tests run under uvicorn, hypercorn and daphne."""
 
-from pyramid.authorization import ACLHelper, Allow, Authenticated
 from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPNotFound
-from pyramid.response import Response
 from pyramid.session import SignedCookieSessionFactory
 
-from pyramid_asgi_ws import WebSocketConsumer, WebSocketDisconnect
+from pyramid_asgi_ws import (
+    ApplicationStartup,
+    WebSocketConsumer,
+    WebSocketDisconnect,
+)
 from pyramid_asgi_ws.interfaces import IASGIApp
+from tests.apps.common import (
+    Root,
+    SessionSecurityPolicy,
+    add_echoes,
+    add_page,
+    crash_after_accept,
+    crash_before_accept,
+    echo,
+    hello,
+    login,
+    protected,
+    respond,
+)
 
 EVENTS: list = []
-
-
-class SessionSecurityPolicy:
-    """Who is logged in comes from the Pyramid session."""
-
-    def identity(self, request):
-        return request.session.get('user')
-
-    def authenticated_userid(self, request):
-        return self.identity(request)
-
-    def permits(self, request, context, permission):
-        principals = ['system.Everyone']
-        if self.identity(request) is not None:
-            principals += [Authenticated, 'user:' + self.identity(request)]
-        return ACLHelper().permits(context, principals, permission)
-
-    def remember(self, request, userid, **kw):
-        request.session['user'] = userid
-        return []
-
-    def forget(self, request, **kw):
-        request.session.pop('user', None)
-        return []
-
-
-class Root:
-    __acl__ = [(Allow, Authenticated, 'chat'), (Allow, 'user:admin', 'admin')]
-
-    def __init__(self, request):
-        self.request = request
-
-
-def hello(request):
-    return Response('Hello')
-
-
-def login(request):
-    request.session['user'] = request.params['user']
-    return Response('logged in')
 
 
 def urls(request):
@@ -58,18 +33,6 @@ def urls(request):
         'room': request.consumer_url('room', room='lobby'),
         'raw_http': request.consumer_url('raw-http', x=7, _query={'a': '1'}),
     }
-
-
-async def echo(ws):
-    await ws.accept()
-    async for text in ws.iter_text():
-        await ws.send_text(text)
-
-
-async def echo_bytes(ws):
-    await ws.accept()
-    async for data in ws.iter_bytes():
-        await ws.send_bytes(data)
 
 
 async def echo_json(ws):
@@ -92,16 +55,6 @@ async def room(ws):
     )
 
 
-async def crash_before_accept(ws):
-    raise ValueError('secret internal detail')
-
-
-async def crash_after_accept(ws):
-    await ws.accept()
-    await ws.receive_text()
-    raise ValueError('secret internal detail')
-
-
 async def returns_early(ws):
     await ws.accept()
     await ws.send_text('bye')
@@ -118,11 +71,6 @@ async def not_found(ws):
 async def not_found_later(ws):
     await ws.accept()
     raise HTTPNotFound()
-
-
-async def protected(ws):
-    await ws.accept()
-    await ws.send_text(f'hello {ws.request.authenticated_userid}')
 
 
 async def tracker(ws):
@@ -167,14 +115,7 @@ async def raw_echo(scope, receive, send):
 
 async def raw_http(scope, receive, send):
     body = f"raw {scope['matchdict']} {scope['registry'].settings['marker']}"
-    await send(
-        {
-            'type': 'http.response.start',
-            'status': 200,
-            'headers': [(b'content-type', b'text/plain')],
-        }
-    )
-    await send({'type': 'http.response.body', 'body': body.encode()})
+    await respond(send, body, 'text/plain')
 
 
 async def on_startup(event):
@@ -193,15 +134,10 @@ def make_app(**settings):
     )
     config.include('pyramid_asgi_ws')
     config.add_request_method(lambda r: 'hi there', 'greeting', reify=True)
-    config.add_route('hello', '/')
-    config.add_view(hello, route_name='hello')
-    config.add_route('login', '/login')
-    config.add_view(login, route_name='login')
-    config.add_route('urls', '/urls')
-    config.add_view(urls, route_name='urls', renderer='json')
-    config.add_asgi_consumer('/ws/echo', echo, name='echo')
-    config.add_asgi_consumer('/ws/bytes', echo_bytes)
-    config.add_asgi_consumer('/ws/json', echo_json)
+    add_page(config, 'hello', '/', hello)
+    add_page(config, 'login', '/login', login)
+    add_page(config, 'urls', '/urls', urls, renderer='json')
+    add_echoes(config, echo_json)
     config.add_asgi_consumer('/ws/room/{room}', room, name='room')
     config.add_asgi_consumer(r'/ws/num/{n:\d+}', room, name='num')
     config.add_asgi_consumer('/ws/crash', crash_before_accept)
@@ -229,8 +165,6 @@ def make_app(**settings):
     )
     with config.route_prefix_context('/api'):
         config.add_asgi_consumer('/ws', echo, name='prefixed')
-    from pyramid_asgi_ws import ApplicationStartup
-
     config.add_subscriber(on_startup, ApplicationStartup)
     return config.make_asgi_app()
 

@@ -9,13 +9,15 @@ from pyramid.config import Configurator
 from pyramid.response import Response
 
 from pyramid_asgi_ws import WebSocketDisconnect
-from tests.apps.core import (
+from tests.apps.common import (
     Root,
     SessionSecurityPolicy,
+    add_echoes,
+    add_page,
     echo,
-    echo_bytes,
     hello,
     protected,
+    respond,
 )
 
 #: What each /ws/json connection ended with: a close code.
@@ -104,14 +106,7 @@ def stream_boom(request):
 
 async def raw_http(scope, receive, send):
     text = json.dumps({'matchdict': scope['matchdict'], 'path': scope['path']})
-    await send(
-        {
-            'type': 'http.response.start',
-            'status': 200,
-            'headers': [(b'content-type', b'application/json')],
-        }
-    )
-    await send({'type': 'http.response.body', 'body': text.encode()})
+    await respond(send, text, 'application/json')
 
 
 def make_app():
@@ -121,17 +116,11 @@ def make_app():
         security_policy=TokenPolicy(),
     )
     config.include('pyramid_asgi_ws')
-    config.add_route('hello', '/')
-    config.add_view(hello, route_name='hello')
-    config.add_route('body', '/body')
-    config.add_view(body, route_name='body')
-    config.add_route('boom', '/boom')
-    config.add_view(boom, route_name='boom')
-    config.add_route('stream-boom', '/stream-boom')
-    config.add_view(stream_boom, route_name='stream-boom')
-    config.add_asgi_consumer('/ws/echo', echo)
-    config.add_asgi_consumer('/ws/bytes', echo_bytes)
-    config.add_asgi_consumer('/ws/json', echo_json)
+    add_page(config, 'hello', '/', hello)
+    add_page(config, 'body', '/body', body)
+    add_page(config, 'boom', '/boom', boom)
+    add_page(config, 'stream-boom', '/stream-boom', stream_boom)
+    add_echoes(config, echo_json)
     config.add_asgi_consumer('/ws/endings', endings)
     config.add_asgi_consumer('/ws/show/{name}', show)
     config.add_asgi_consumer('/ws/count', count)
