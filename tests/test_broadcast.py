@@ -787,3 +787,12 @@ def test_a_member_that_fails_costs_the_others_nothing(caplog):
         {'type': 'websocket.send', 'text': 'still'}
     ]
     assert 'delivering to member' in caplog.text
+
+
+def test_backend_factory_takes_any_callable(monkeypatch):
+    def plain(url: str) -> Any:
+        return backends.MemoryBackend(url)
+
+    monkeypatch.setitem(backends.BACKENDS, 'plain', plain)
+    assert backends.backend_factory('plain://') is plain
+    assert backends.backend_factory('memory://') is backends.MemoryBackend

@@ -407,3 +407,63 @@ def test_a_late_confirmation_is_unsubscribed(redis):
         await backend.disconnect()
 
     asyncio.run(scenario())
+
+
+def test_a_silent_subscription_is_pinged_then_given_up():
+    pings: list[float] = []
+
+    class Silent:
+        async def get_message(self, timeout: float) -> None:
+            await asyncio.sleep(0.01)
+
+        async def ping(self) -> None:
+            pings.append(time.monotonic())
+
+    async def scenario() -> None:
+        backend = backends.RedisBackend('redis://127.0.0.1:1/0')
+        backend.ping_after, backend.dead_after = 0.05, 0.15
+        with pytest.raises(ConnectionError, match='stopped answering'):
+            await backend._listen(Silent())
+        await backend.client.aclose()
+
+    asyncio.run(scenario())
+    assert pings
+
+
+def test_heartbeat_and_unsubscribe_while_redis_is_away(caplog):
+    import redis as redis_py
+
+    caplog.set_level('INFO', 'pyramid_asgi_ws')
+
+    async def scenario() -> None:
+        backend = backends.RedisBackend('redis://127.0.0.1:1/0?presence_ttl=1')
+        refreshed: list[bool] = []
+
+        async def refresh(only: str | None = None) -> None:
+            refreshed.append(True)
+            raise redis_py.ConnectionError('gone')
+
+        backend._refresh = refresh  # type: ignore[method-assign]
+        beat = asyncio.ensure_future(backend._heartbeat())
+        await asyncio.sleep(0.4)  # one beat while not connected: skipped
+        assert refreshed == []
+        backend.connected.set()
+        await until(lambda: asyncio.sleep(0, bool(refreshed)), timeout=3)
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
+
+        class Broken:
+            async def unsubscribe(self, channel: str) -> None:
+                raise redis_py.ConnectionError('gone')
+
+        backend.channels.add('g')
+        await backend.unsubscribe('g')  # no subscription: kept for nobody
+        assert backend.channels == set()
+        backend._pubsub = Broken()
+        await backend.unsubscribe('g')  # logged
+        await backend.client.aclose()
+
+    asyncio.run(scenario())
+    assert 'Redis presence refresh failed' in caplog.text
+    assert "Redis unsubscribe from 'g' failed" in caplog.text

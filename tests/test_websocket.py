@@ -628,3 +628,69 @@ def test_finish_leaves_the_groups():
         await broadcaster.close()
 
     run(go())
+
+
+def test_a_queued_send_to_a_vanished_client_ends_the_queue():
+    async def go():
+        ws, channel = make(CONNECT)
+        await ws.accept()
+        channel.fail_on = 'websocket.send'
+        outbox = ws.membership.outbox
+        assert outbox.push({'type': 'websocket.send', 'text': 'lost'})
+        await outbox.flush(1)
+        refused = outbox.push({'type': 'websocket.send', 'text': 'after'})
+        await ws._finish()
+        return ws.application_state, ws.close_code, outbox.pending, refused
+
+    disconnected = WebSocketState.DISCONNECTED
+    assert run(go()) == (disconnected, 1006, 0, False)
+
+    async def unwatched():
+        ws, channel = make(CONNECT)
+        await ws.accept()
+        channel.fail_on = 'websocket.send'
+        outbox = ws.membership.outbox
+        outbox.push({'type': 'websocket.send', 'text': 'lost'})
+        await asyncio.wait_for(outbox._sender, 1)  # it ends by itself
+        return ws.close_code
+
+    assert run(unwatched()) == 1006
+
+
+def test_receive_paths_of_raw_and_hostile_use():
+    async def go():
+        ws, _ = make(
+            CONNECT,
+            {'type': 'websocket.receive', 'text': 'raw'},
+            {'type': 'websocket.receive', 'text': 'x'},
+            {'type': 'websocket.receive', 'text': '[' * 100_000},
+        )
+        await ws.accept()
+        await ws._connect()  # connected already: nothing
+        raw = await ws.receive()
+        text = await ws.receive_text()
+        with pytest.raises(WebSocketDisconnect) as excinfo:
+            await ws.receive_json()
+        return raw['text'], text, excinfo.value.code
+
+    assert run(go()) == ('raw', 'x', 1007)
+
+
+def test_receiving_data_after_a_raw_receive_saw_the_disconnect():
+    async def go():
+        ws, _ = make(CONNECT, {'type': 'websocket.disconnect', 'code': 1000})
+        await ws.accept()
+        await ws.receive()
+        with pytest.raises(RuntimeError, match='disconnect message'):
+            await ws.receive_text()
+        return ws.close_code
+
+    assert run(go()) == 1000
+
+
+def test_presence_is_kept_in_the_scope():
+    ws, _ = make()
+    assert ws.presence is None
+    ws.presence = {'who': 'ann'}
+    assert ws.scope['asgi_ws.presence'] == {'who': 'ann'}
+    assert ws.membership.presence == {'who': 'ann'}
