@@ -123,6 +123,28 @@ class ServerProcess:
         self.logfile.flush()
         return Path(self.logfile.name).read_text(errors='replace')
 
+    def wait_for_log(
+        self,
+        text: str,
+        start: int = 0,
+        count: int = 1,
+        timeout: float = 10.0,
+    ) -> str:
+        """Wait until ``text`` stands ``count`` times in the log after
+        ``start`` (a length of :meth:`log`); return that part of the log.
+
+        Fails with :class:`TimeoutError` after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while (log := self.log()[start:]).count(text) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f'{text!r} not logged {count} times in {timeout} s:\n'
+                    + log
+                )
+            time.sleep(0.02)
+        return log
+
     def signal(self, signum: int = signal.SIGTERM) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signum)
@@ -142,6 +164,22 @@ class ServerProcess:
         if not self.logfile.closed:
             self._final_log = self.log()
             self.logfile.close()
+
+
+def denied(server: ServerProcess, status: int) -> int:
+    """The status a refusal shows on ``server``: daphne always says 403."""
+    return 403 if server.kind == 'daphne' else status
+
+
+def closed(server: ServerProcess, code: int) -> int:
+    """The close code a client sees when the application sends ``code``.
+
+    daphne refuses 1001-2999 from an application: the add-on sends the
+    private-range code standing for it there (1011 as 4011).
+    """
+    if server.kind == 'daphne' and 1000 < code < 2000:
+        return code + 3000
+    return code
 
 
 @contextlib.contextmanager

@@ -19,6 +19,13 @@ def open_ws(url: str, **kw: Any) -> ClientConnection:
     return connect(url, **kw)
 
 
+def roundtrip(url: str, message: str | bytes, **kw: Any) -> str | bytes:
+    """Open a WebSocket, send ``message``; return the first reply."""
+    with open_ws(url, **kw) as ws:
+        ws.send(message)
+        return ws.recv(timeout=TIMEOUT)
+
+
 def refused_status(url: str, **kw: Any) -> int:
     """Return the HTTP status a refused handshake got; fail if accepted."""
     try:
