@@ -24,6 +24,9 @@ class CloseCode(enum.IntEnum):
     ABNORMAL = 1006
     #: A message that is not valid JSON where JSON was expected.
     INVALID_DATA = 1007
+    #: A handshake refused on a server without denial responses (daphne),
+    #: which answers it with 403.
+    POLICY_VIOLATION = 1008
     #: A message over the consumer's ``max_message_size``.
     TOO_BIG = 1009
     #: The consumer raised after accepting.
@@ -52,8 +55,7 @@ def http_close_code(status: int | None) -> int:
 def is_sendable(code: object) -> bool:
     """Whether an application may send ``code`` in a close frame."""
     return isinstance(code, int) and (
-        (1000 <= code <= 1014 and code not in RESERVED)
-        or 3000 <= code <= 4999
+        (1000 <= code <= 1014 and code not in RESERVED) or 3000 <= code <= 4999
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pyramid_asgi_ws.closecodes import CloseCode
 from pyramid_asgi_ws.websocket import (
     WebSocket,
     WebSocketDisconnect,
@@ -43,7 +44,7 @@ class WebSocketConsumer:
         await self.on_connect(ws)
         if ws.application_state is not WebSocketState.CONNECTED:
             return
-        code = 1011
+        code: int = CloseCode.INTERNAL_ERROR
         try:
             receive = getattr(ws, f'receive_{self.encoding}')
             while True:

@@ -48,6 +48,26 @@ TRANSITIONS = {
 }
 
 
+def next_state(state: WebSocketState, message: Message) -> WebSocketState:
+    """Return the application's state once it has sent ``message``.
+
+    A message the state does not allow is a :class:`RuntimeError` naming
+    the messages it allows, as Starlette raises.
+    """
+    kind = message['type']
+    allowed = TRANSITIONS.get(state, {})
+    if kind not in allowed:
+        raise RuntimeError(
+            f'Expected ASGI message {" or ".join(map(repr, allowed))}, '
+            f'but got {kind!r}'
+        )
+    if kind == 'websocket.http.response.body' and not message.get(
+        'more_body', False
+    ):
+        return WebSocketState.DISCONNECTED
+    return allowed[kind]
+
+
 def encode_headers(headers: HeadersArg) -> list[tuple[bytes, bytes]]:
     """Return ASGI ``headers`` (latin-1 bytes pairs) from pairs or a dict."""
     if headers is None:

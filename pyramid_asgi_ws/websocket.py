@@ -1,7 +1,8 @@
 """The :class:`WebSocket` object a consumer receives: the protocol alone.
 
 State, the handshake (accept or deny), receiving, sending, iterating and
-closing. Groups come from :class:`~pyramid_asgi_ws.groups.GroupsMixin`.
+closing. What the handshake said comes from :mod:`pyramid_asgi_ws.scope`,
+groups from :mod:`pyramid_asgi_ws.groups`.
 """
 
 from __future__ import annotations
@@ -10,9 +11,6 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
-    Iterable,
-    Iterator,
-    Mapping,
 )
 import contextvars
 import json
@@ -26,7 +24,6 @@ from pyramid_asgi_ws.broadcast.outbox import FLUSH_TIMEOUT
 from pyramid_asgi_ws.closecodes import CloseCode, check_close, private_fallback
 from pyramid_asgi_ws.groups import GroupsMixin
 from pyramid_asgi_ws.messages import (
-    TRANSITIONS,
     HeadersArg,
     Message,
     WebSocketState,
@@ -34,7 +31,9 @@ from pyramid_asgi_ws.messages import (
     disconnect_code,
     encode_headers,
     json_message,
+    next_state,
 )
+from pyramid_asgi_ws.scope import HandshakeView, Headers
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyramid.request import Request
@@ -53,35 +52,6 @@ DENIAL_EXTENSION = 'websocket.http.response'
 DENIED: contextvars.ContextVar[bool] = contextvars.ContextVar(
     'pyramid_asgi_ws.denied', default=False
 )
-
-
-class Headers(Mapping[str, str]):
-    """Read-only HTTP headers from ASGI pairs; lookups ignore case."""
-
-    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
-        self._items: dict[str, str] = {}
-        for raw_name, raw_value in raw:
-            name = raw_name.decode('latin-1').lower()
-            value = raw_value.decode('latin-1')
-            if name in self._items:
-                glue = '; ' if name == 'cookie' else ', '
-                value = self._items[name] + glue + value
-            self._items[name] = value
-
-    def __getitem__(self, name: str) -> str:
-        return self._items[name.lower()]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._items
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return f'Headers({self._items!r})'
 
 
 class WebSocketDisconnect(Exception):
@@ -103,12 +73,14 @@ class WebSocketDisconnect(Exception):
         )
 
 
-class WebSocket(GroupsMixin):
+class WebSocket(HandshakeView, GroupsMixin):
     """One WebSocket connection, as a consumer sees it.
 
     The consumer awaits :meth:`accept` (or :meth:`deny`), then exchanges
-    messages with ``receive_*``/``iter_*`` and ``send_*``. ``request`` is a
-    Pyramid request built from the handshake, created on first use.
+    messages with ``receive_*``/``iter_*`` and ``send_*``. What the
+    handshake said (``request``, ``path``, ``headers``...) comes from
+    :class:`~pyramid_asgi_ws.scope.HandshakeView`, the groups from
+    :class:`~pyramid_asgi_ws.groups.GroupsMixin`.
     """
 
     def __init__(
@@ -135,39 +107,6 @@ class WebSocket(GroupsMixin):
         self.client_state = WebSocketState.CONNECTING
         self.application_state = WebSocketState.CONNECTING
         self.close_code: int | None = None
-
-    # -- what the handshake said ------------------------------------------
-
-    @property
-    def request(self) -> Request:
-        """The Pyramid request built from the handshake."""
-        if self._request is None:
-            if self._request_factory is None:
-                raise RuntimeError('this WebSocket has no request factory')
-            self._request = self._request_factory(self)
-        return self._request
-
-    @property
-    def matchdict(self) -> dict[str, Any]:
-        """The values the consumer's pattern matched in the path."""
-        return self.scope.get('matchdict') or {}
-
-    @property
-    def path(self) -> str:
-        """The path of the handshake, as the client sent it."""
-        return self.scope['path']
-
-    @property
-    def subprotocols(self) -> list[str]:
-        """The subprotocols the client offered, in its order."""
-        return list(self.scope.get('subprotocols') or ())
-
-    @property
-    def headers(self) -> Headers:
-        """The handshake headers: names match whatever their case, and
-        repeated headers are joined (with commas; cookies with
-        semicolons)."""
-        return Headers(self.scope.get('headers') or ())
 
     # -- handshake --------------------------------------------------------
 
@@ -211,7 +150,9 @@ class WebSocket(GroupsMixin):
         await self._connect()
         DENIED.set(True)
         if DENIAL_EXTENSION not in (self.scope.get('extensions') or {}):
-            await self.send({'type': 'websocket.close', 'code': 1008})
+            await self.send(
+                {'type': 'websocket.close', 'code': CloseCode.POLICY_VIOLATION}
+            )
             return
         for message in denial_messages(status, body, headers):
             await self.send(message)
@@ -244,7 +185,7 @@ class WebSocket(GroupsMixin):
                 raise RuntimeError(
                     'WebSocket is not connected: call "accept" first'
                 )
-            raise WebSocketDisconnect(self.close_code or 1000)
+            raise self._gone()
         if self.client_state is WebSocketState.CONNECTED:
             message = await self._receive()  # the hot path
         else:
@@ -254,7 +195,7 @@ class WebSocket(GroupsMixin):
             if self.application_state is WebSocketState.DISCONNECTED:
                 # we closed first (e.g. shutdown's 1001): servers differ in
                 # what they report for the client's echo, so report ours.
-                raise WebSocketDisconnect(self.close_code or 1000)
+                raise self._gone()
             self.application_state = WebSocketState.DISCONNECTED
             self.close_code = code = disconnect_code(message)
             raise WebSocketDisconnect(code, message.get('reason') or '')
@@ -345,21 +286,14 @@ class WebSocket(GroupsMixin):
                 self._vanished()
             return
         if state is WebSocketState.DISCONNECTED:
-            raise WebSocketDisconnect(self.close_code or 1000)
-        allowed = TRANSITIONS[state]
-        if kind not in allowed:
-            raise RuntimeError(
-                f'Expected ASGI message {" or ".join(map(repr, allowed))}, '
-                f'but got {kind!r}'
-            )
-        self.application_state = allowed[kind]
+            raise self._gone()
+        self.application_state = next_state(state, message)
         if kind == 'websocket.close':
-            self.close_code = message.get('code', 1000)
-        elif kind == 'websocket.http.response.body' and not message.get(
-            'more_body', False
-        ):
-            self.application_state = WebSocketState.DISCONNECTED
+            self.close_code = message.get('code', CloseCode.NORMAL)
         await self._transmit(message)
+
+    def _gone(self) -> WebSocketDisconnect:
+        return WebSocketDisconnect(self.close_code or CloseCode.NORMAL)
 
     def _vanished(self) -> None:
         # ASGI 2.4: sending on a connection the client closed raises OSError.
