@@ -28,11 +28,9 @@ from pyramid_asgi_ws.events import (
     notify_async,
 )
 from pyramid_asgi_ws.handshake import (
-    Refusal,
     check_handshake,
+    check_http,
     make_request,
-    refuse,
-    refuse_unknown,
     run_finished_callbacks,
 )
 from pyramid_asgi_ws.interfaces import (
@@ -40,6 +38,12 @@ from pyramid_asgi_ws.interfaces import (
     IASGISettings,
     IBroadcaster,
     IConsumerRouter,
+)
+from pyramid_asgi_ws.refusal import (
+    Refusal,
+    refuse,
+    refuse_http,
+    refuse_unknown,
 )
 from pyramid_asgi_ws.router import Consumer, ConsumerRouter, path_info
 from pyramid_asgi_ws.running import close_quietly, run_consumer, serve_raw
@@ -112,7 +116,11 @@ class ASGIApp:
         scope['matchdict'] = matchdict
         scope['registry'] = self.registry
         if consumer.protocol == 'http':
-            await serve_raw(consumer, scope, receive, send)
+            refusal = check_http(consumer, scope)
+            if refusal is not None:
+                await refuse_http(scope, send, refusal)
+            else:
+                await serve_raw(consumer, scope, receive, send)
         else:
             await self.serve_websocket(consumer, scope, receive, send)
 

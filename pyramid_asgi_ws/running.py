@@ -24,7 +24,7 @@ from typing import Any
 from pyramid.httpexceptions import HTTPException
 
 from pyramid_asgi_ws.closecodes import CloseCode, http_close_code
-from pyramid_asgi_ws.handshake import Refusal, refusal_from_exception, refuse
+from pyramid_asgi_ws.refusal import Refusal, refusal_from_exception, refuse
 from pyramid_asgi_ws.router import Consumer
 from pyramid_asgi_ws.websocket import (
     Receive,
@@ -35,8 +35,6 @@ from pyramid_asgi_ws.websocket import (
 )
 from pyramid_asgi_ws.wsgi import send_error
 
-log = logging.getLogger('pyramid_asgi_ws')
-
 #: What a raw WebSocket consumer's messages say about its side's state.
 RAW_STATES = {
     'websocket.accept': WebSocketState.CONNECTED,
@@ -44,15 +42,20 @@ RAW_STATES = {
     'websocket.http.response.start': WebSocketState.RESPONSE,
 }
 
+log = logging.getLogger('pyramid_asgi_ws')
+
 
 #: The refusal of a handshake whose consumer raised before accepting.
 RAISED = Refusal(500, 'the consumer raised')
 
 
 async def close_quietly(ws: WebSocket, code: int, reason: str) -> None:
-    """Close ``ws``; a client already gone has nothing left to hear."""
+    """Close ``ws``; a client already gone has nothing left to hear.
+
+    The code goes out as a plain int: daphne refuses an ``IntEnum``.
+    """
     try:
-        await ws.close(code, reason)
+        await ws.close(int(code), reason)
     except (WebSocketDisconnect, RuntimeError):
         pass
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
+
 from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPFound
 import pytest
 
-from pyramid_asgi_ws.handshake import (
-    check_origin,
-    is_trusted,
-    negotiate_subprotocol,
-    own_origin,
-)
+from pyramid_asgi_ws.handshake import negotiate_subprotocol
+from pyramid_asgi_ws.origin import check_origin, is_trusted, own_origin
 from pyramid_asgi_ws.router import Consumer
 from pyramid_asgi_ws.settings import parse_settings
 from tests.apps.core import Root, SessionSecurityPolicy
@@ -206,7 +205,18 @@ def test_default_permission_guards_consumers_without_one(locked):
     assert refused_status(locked.ws_url + '/ws/own') == expected
     with open_ws(locked.ws_url + '/ws/open') as ws:
         assert ws.recv(timeout=TIMEOUT) == 'in'
+    # HTTP consumers too, as views
+    assert http_status(locked.url + '/http/default') == 401
+    assert http_status(locked.url + '/http/open') == 204
     assert 'Traceback' not in locked.log()
+
+
+def http_status(url):
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def test_default_permission_without_a_policy_allows():
@@ -236,11 +246,13 @@ def test_default_permission_in_process():
 
 
 def test_the_security_module_keeps_its_names():
-    from pyramid_asgi_ws import handshake, security, settings
+    from pyramid_asgi_ws import handshake, origin, refusal, security, settings
 
+    homes = (handshake, origin, refusal, settings)
     for name in security.__all__:
-        assert getattr(security, name) is (
-            getattr(handshake, name, None) or getattr(settings, name)
+        assert any(
+            getattr(security, name) is getattr(home, name, None)
+            for home in homes
         )
 
 
@@ -307,7 +319,7 @@ def test_request_without_request_extensions():
 
 
 def test_refusing_after_accept_only_logs():
-    from pyramid_asgi_ws.handshake import Refusal, refuse
+    from pyramid_asgi_ws.refusal import Refusal, refuse
     from pyramid_asgi_ws.websocket import WebSocket, WebSocketState
 
     channel = Channel()
@@ -334,3 +346,68 @@ def test_subprotocols_are_negotiated_or_refused():
         'subprotocol': 'v1',
     }
     assert offer('v0')['status'] == 400
+
+
+def test_http_consumer_checks():
+    from pyramid.httpexceptions import HTTPSeeOther
+
+    from tests.test_app import get
+
+    ended = []
+
+    async def health(scope, receive, send):
+        await send({'type': 'http.response.start', 'status': 204})
+        await send({'type': 'http.response.body', 'body': b''})
+
+    def redirect(request):
+        raise HTTPSeeOther(location='/login')
+
+    def broken(request):
+        raise KeyError('hostile')
+
+    def recorded(request):
+        request.add_finished_callback(lambda request: ended.append(1))
+        return object()
+
+    config = Configurator(security_policy=NobodyPolicy())
+    config.include('pyramid_asgi_ws')
+    config.add_asgi_consumer('/ok', health, protocol='http')
+    config.add_asgi_consumer(
+        '/denied', health, protocol='http', permission='view'
+    )
+    config.add_asgi_consumer('/r', health, protocol='http', factory=redirect)
+    config.add_asgi_consumer('/b', health, protocol='http', factory=broken)
+    config.add_asgi_consumer('/f', health, protocol='http', factory=recorded)
+    app = config.make_asgi_app()
+    assert get(app, '/ok') == (204, b'')
+    assert get(app, '/denied') == (401, b'401 Unauthorized')
+    assert get(app, '/r') == (303, b'303 See Other')
+    status, body = get(app, '/b')
+    assert status == 500 and b'hostile' not in body
+    assert get(app, '/f') == (204, b'') and ended == [1]
+
+
+def test_http_consumer_refusal_keeps_the_forbidden_views_type():
+    from pyramid.response import Response
+
+    from tests.test_app import http_scope
+
+    async def health(scope, receive, send):  # pragma: no cover - refused
+        pass
+
+    config = Configurator(security_policy=NobodyPolicy())
+    config.include('pyramid_asgi_ws')
+    config.add_forbidden_view(
+        lambda request: Response(
+            '<p>no</p>', status=403, content_type='text/html'
+        )
+    )
+    config.add_asgi_consumer('/h', health, protocol='http', permission='x')
+    app = config.make_asgi_app()
+    channel = Channel({'type': 'http.request', 'body': b''})
+    run(app(http_scope('/h'), channel.receive, channel.send))
+    start = channel.sent[0]
+    assert start['status'] == 403
+    types = [v for k, v in start['headers'] if k.lower() == b'content-type']
+    assert types == [b'text/html; charset=UTF-8']
+    assert channel.sent[1]['body'] == b'<p>no</p>'

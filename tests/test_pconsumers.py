@@ -104,4 +104,6 @@ def test_the_effective_permission_is_shown():
         ('open', '-'),
         ('flood', '-'),
         ('tests.pkgs.locked.stop', '-'),
+        ('tests.pkgs.locked.health', 'view'),
+        ('open-http', '-'),
     ]

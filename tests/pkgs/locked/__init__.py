@@ -65,6 +65,11 @@ async def stop(scope, receive, send):
     await send({'type': 'http.response.body', 'body': body})
 
 
+async def health(scope, receive, send):
+    await send({'type': 'http.response.start', 'status': 204, 'headers': []})
+    await send({'type': 'http.response.body', 'body': b''})
+
+
 def make_app():
     config = Configurator(security_policy=NobodyPolicy())
     config.include('pyramid_asgi_ws')
@@ -79,6 +84,14 @@ def make_app():
     )
     config.add_asgi_consumer(
         '/stop', stop, protocol='http', permission=NO_PERMISSION_REQUIRED
+    )
+    config.add_asgi_consumer('/http/default', health, protocol='http')
+    config.add_asgi_consumer(
+        '/http/open',
+        health,
+        name='open-http',
+        protocol='http',
+        permission=NO_PERMISSION_REQUIRED,
     )
     return config.make_asgi_app()
 
