@@ -519,3 +519,17 @@ def test_unlimited_consumer_leaves_the_server_frame_limit(tmp_path):
     assert code == 1009, proc.log()
     print(f'peak RSS {before} -> {after} bytes')
     assert after - before < 8 * 1024 * 1024, (before, after)
+
+
+def test_uvicorn_server_before_startup_stops_as_uvicorn_does():
+    app = paster.get_app(INI)
+    options = parse_server_options({}, 'uvicorn')
+    config = uvicorn_runner.uvicorn_config(app, options, app)
+    server = uvicorn_runner.Server(config)
+    # no loop yet: nothing to close, uvicorn's own stop
+    server.handle_exit(signal.SIGTERM, None)
+    assert server.should_exit
+    server.force_exit = True
+    server.servers = []  # what uvicorn's startup() would have set
+    asyncio.run(server.shutdown())
+    assert config.timeout_graceful_shutdown == 5.0
