@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 import contextlib
 import os
 from pathlib import Path
@@ -12,6 +12,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import TypeVar
+
+T = TypeVar('T')
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ('uvicorn', 'hypercorn', 'daphne')
@@ -22,6 +25,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
+
+
+def wait_until(
+    condition: Callable[[], T], what: str, timeout: float = 10.0
+) -> T:
+    """Call ``condition`` until it returns something true; return that.
+
+    Fails with :class:`TimeoutError` naming ``what``, the awaited
+    event, once ``timeout`` seconds have passed.
+    """
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'waited {timeout} s in vain for {what}')
+        time.sleep(0.02)
+    return result
 
 
 def server_command(kind: str, target: str, port: int) -> list[str]:
@@ -135,15 +154,14 @@ class ServerProcess:
 
         Fails with :class:`TimeoutError` after ``timeout`` seconds.
         """
-        deadline = time.monotonic() + timeout
-        while (log := self.log()[start:]).count(text) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f'{text!r} not logged {count} times in {timeout} s:\n'
-                    + log
-                )
-            time.sleep(0.02)
-        return log
+
+        def logged() -> str:
+            log = self.log()[start:]
+            return log if log.count(text) >= count else ''
+
+        return wait_until(
+            logged, f'{text!r} logged {count} times', timeout
+        )
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
         if self.proc.poll() is None:

@@ -53,9 +53,16 @@ def add_page(
     config.add_view(view, route_name=name, **view_options)
 
 
-def add_echoes(config: Configurator, echo_json: Callable[..., Any]) -> None:
-    """The echo consumers every server test app has, at ``/ws/...``."""
-    config.add_asgi_consumer('/ws/echo', echo, name='echo')
+def add_echoes(
+    config: Configurator,
+    echo_json: Callable[..., Any],
+    echo_text: Callable[..., Any] | None = None,
+) -> None:
+    """The echo consumers every server test app has, at ``/ws/...``.
+
+    ``echo_text`` replaces :func:`echo` at ``/ws/echo``.
+    """
+    config.add_asgi_consumer('/ws/echo', echo_text or echo, name='echo')
     config.add_asgi_consumer('/ws/bytes', echo_bytes)
     config.add_asgi_consumer('/ws/json', echo_json)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 
 from pyramid.config import Configurator
 from pyramid.response import Response
@@ -22,6 +23,13 @@ from tests.apps.common import (
 
 #: What each /ws/json connection ended with: a close code.
 ENDINGS: list[int] = []
+#: How many /ws/echo consumers are running now.
+RUNNING = {'echo': 0}
+
+
+def say(text: str) -> None:
+    """Write a line to the server's log, for a test waiting on it."""
+    print(text, file=sys.stderr, flush=True)
 
 
 class TokenPolicy(SessionSecurityPolicy):
@@ -77,11 +85,23 @@ async def count(ws):
         seen += 1
 
 
+async def counted_echo(ws):
+    RUNNING['echo'] += 1
+    try:
+        await echo(ws)
+    finally:
+        RUNNING['echo'] -= 1
+
+
 # -- HTTP ------------------------------------------------------------------
 
 
 def body(request):
-    data = request.body_file.read()
+    say('body view reading')
+    try:
+        data = request.body_file.read()
+    finally:
+        say('body view done')
     return Response(
         json_body={
             'length': len(data),
@@ -90,6 +110,16 @@ def body(request):
             'path': request.path_info,
         }
     )
+
+
+def mark(request):
+    """Log ``mark <n>``: everything logged before was handled before."""
+    say(f'mark {request.params["n"]}')
+    return Response('marked')
+
+
+def running(request):
+    return Response(json_body=RUNNING)
 
 
 def boom(request):
@@ -119,8 +149,10 @@ def make_app():
     add_page(config, 'hello', '/', hello)
     add_page(config, 'body', '/body', body)
     add_page(config, 'boom', '/boom', boom)
+    add_page(config, 'mark', '/mark', mark)
+    add_page(config, 'running', '/running', running)
     add_page(config, 'stream-boom', '/stream-boom', stream_boom)
-    add_echoes(config, echo_json)
+    add_echoes(config, echo_json, counted_echo)
     config.add_asgi_consumer('/ws/endings', endings)
     config.add_asgi_consumer('/ws/show/{name}', show)
     config.add_asgi_consumer('/ws/count', count)
