@@ -38,7 +38,7 @@ class Refusal:
 def raw_headers(
     headerlist: list[tuple[str, str]], keep: Callable[[str], bool]
 ) -> list[tuple[bytes, bytes]]:
-    """Return the ASGI header pairs of ``headerlist`` whose name ``keep``s."""
+    """Return the ASGI header pairs of ``headerlist`` that ``keep`` keeps."""
     return [
         (name.encode('latin-1'), value.encode('latin-1'))
         for name, value in headerlist
