@@ -7,6 +7,7 @@ groups from :mod:`pyramid_asgi_ws.groups`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -107,6 +108,7 @@ class WebSocket(HandshakeView, GroupsMixin):
         self.client_state = WebSocketState.CONNECTING
         self.application_state = WebSocketState.CONNECTING
         self.close_code: int | None = None
+        self._closer: asyncio.Task[Any] | None = None
 
     # -- handshake --------------------------------------------------------
 
@@ -211,7 +213,7 @@ class WebSocket(HandshakeView, GroupsMixin):
 
     async def _close_for(self, code: int, reason: str) -> None:
         log.info('closing WebSocket %s with %d: %s', self.path, code, reason)
-        await self.close(code, reason)
+        await self._close(code, reason)
         raise WebSocketDisconnect(code, reason)
 
     async def receive_text(self) -> str:
@@ -286,6 +288,12 @@ class WebSocket(HandshakeView, GroupsMixin):
                 self._vanished()
             return
         if state is WebSocketState.DISCONNECTED:
+            if self._closer is not None and (
+                self._closer is asyncio.current_task()
+            ):
+                raise RuntimeError(
+                    f'Cannot send {kind!r}: this task closed the WebSocket'
+                )
             raise self._gone()
         self.application_state = next_state(state, message)
         if kind == 'websocket.close':
@@ -341,8 +349,14 @@ class WebSocket(HandshakeView, GroupsMixin):
         1007-1014, 3000-4999) and ``reason`` at most 123 UTF-8 bytes, or
         :class:`ValueError` is raised. Group messages still queued for
         this client go out first, for at most :data:`FLUSH_TIMEOUT`
-        seconds.
+        seconds. Sending afterwards from the same task is a programming
+        error (:class:`RuntimeError`); other tasks, and receives, get
+        :class:`WebSocketDisconnect`.
         """
+        await self._close(code, reason)
+        self._closer = asyncio.current_task()
+
+    async def _close(self, code: int, reason: str) -> None:
         reason = reason or ''
         check_close(code, reason)
         if self.application_state is WebSocketState.DISCONNECTED:

@@ -205,8 +205,8 @@ def test_send_state_checks():
             await ws.send({'type': 'websocket.accept'})
         await ws.close(4000, 'done')
         await ws.close()  # twice is fine
-        with pytest.raises(WebSocketDisconnect):
-            await ws.send_text('late')
+        with pytest.raises(RuntimeError, match='this task closed'):
+            await ws.send_text('late')  # a programming error, as Starlette
         ws2, _ = make(CONNECT)
         await ws2.send(
             {'type': 'websocket.http.response.start', 'status': 400}
@@ -694,3 +694,31 @@ def test_presence_is_kept_in_the_scope():
     ws.presence = {'who': 'ann'}
     assert ws.scope['asgi_ws.presence'] == {'who': 'ann'}
     assert ws.membership.presence == {'who': 'ann'}
+
+
+def test_sending_after_another_task_closed_is_a_disconnect():
+    """Shutdown closes from its own task: the consumer's next send tells it
+    the connection is gone, with the close code."""
+
+    async def go():
+        ws, _ = make(CONNECT)
+        await ws.accept()
+        await asyncio.ensure_future(ws.close(1001))
+        with pytest.raises(WebSocketDisconnect) as excinfo:
+            await ws.send_text('late')
+        return excinfo.value.code
+
+    assert run(go()) == 1001
+
+
+def test_a_rule_close_leaves_the_consumer_free_to_handle_it():
+    async def go():
+        ws, _ = make(CONNECT, {'type': 'websocket.receive', 'text': '{bad'})
+        await ws.accept()
+        with pytest.raises(WebSocketDisconnect):
+            await ws.receive_json()
+        with pytest.raises(WebSocketDisconnect) as excinfo:
+            await ws.send_text('sorry')
+        return excinfo.value.code
+
+    assert run(go()) == 1007
