@@ -289,43 +289,52 @@ class Call:
                 await send({'type': 'http.response.body', 'body': b''})
                 return True
             elif kind is FileWrapper:
-                await self._send_file(item)
+                # respond() closes the file however this ends
+                await send_file(send, item, self.content_length)
                 return True
             else:
-                await self._fail(item.exc_info)
+                await answer_failure(send, item.exc_info, self.sent)
                 return True
         return False
 
-    async def _send_file(self, wrapper: FileWrapper) -> None:
-        # respond() closes the file however this ends
-        file = wrapper.filelike
-        message = {
-            'type': ZEROCOPY,
-            'file': file,
-            'offset': file.tell(),
-            'more_body': False,
-        }
-        if self.content_length is not None:
-            message['count'] = self.content_length
-        await self.send(message)
 
-    async def _fail(self, exc_info: ExcInfo) -> None:
-        exc = exc_info[1]
-        if isinstance(exc, ClientDisconnect):
-            log.debug('Client disconnected during the request body')
-            return
-        if self.sent:
-            log.error(
-                'Error in WSGI application after the response started; '
-                'ending the connection',
-                exc_info=exc_info,
-            )
-            raise exc
-        if isinstance(exc, RequestEntityTooLarge):
-            await send_error(self.send, 413, TOO_LARGE)
-            return
-        log.error('Error in WSGI application', exc_info=exc_info)
-        await send_error(self.send, 500, b'Internal Server Error')
+async def send_file(
+    send: Send, wrapper: FileWrapper, count: int | None
+) -> None:
+    """Hand the file of ``wrapper`` to the server's zero-copy extension,
+    ``count`` bytes of it (all when ``None``) from where it stands."""
+    file = wrapper.filelike
+    message = {
+        'type': ZEROCOPY,
+        'file': file,
+        'offset': file.tell(),
+        'more_body': False,
+    }
+    if count is not None:
+        message['count'] = count
+    await send(message)
+
+
+async def answer_failure(send: Send, exc_info: ExcInfo, sent: bool) -> None:
+    """Answer what the application raised: 413 for a body too large, 500
+    for anything else, nothing for a client gone; once the response has
+    started (``sent``) only ending the connection is left."""
+    exc = exc_info[1]
+    if isinstance(exc, ClientDisconnect):
+        log.debug('Client disconnected during the request body')
+        return
+    if sent:
+        log.error(
+            'Error in WSGI application after the response started; '
+            'ending the connection',
+            exc_info=exc_info,
+        )
+        raise exc
+    if isinstance(exc, RequestEntityTooLarge):
+        await send_error(send, 413, TOO_LARGE)
+        return
+    log.error('Error in WSGI application', exc_info=exc_info)
+    await send_error(send, 500, b'Internal Server Error')
 
 
 async def send_error(send: Send, status: int, text: bytes) -> None:
