@@ -1,10 +1,10 @@
 """Load ASGI applications from ini files and serve them with ``pserve``.
 
 ``get_app`` mirrors :func:`pyramid.paster.get_app`. The server runners
-(:mod:`pyramid_asgi_ws.runners`) are the ``paste.server_runner`` entry
-points ``egg:pyramid_asgi_ws#uvicorn`` and ``egg:pyramid_asgi_ws#hypercorn``;
-``uvicorn_runner``, ``hypercorn_runner`` and ``ServerOptionError`` are
-still importable from here:
+of :mod:`pyramid_asgi_ws.runners` are the ``paste.server_runner`` entry
+points ``egg:pyramid_asgi_ws#uvicorn`` and ``egg:pyramid_asgi_ws#hypercorn``
+(``uvicorn_runner``, ``hypercorn_runner`` and ``ServerOptionError`` are
+still importable from this module):
 
 .. code-block:: ini
 

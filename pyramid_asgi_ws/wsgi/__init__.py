@@ -5,6 +5,14 @@ worker threads and serves it as an ASGI 3 application.  The request body
 streams into ``wsgi.input`` and the response streams out with
 backpressure; a response whose body is a list or tuple crosses from the
 worker thread to the event loop in one handoff.
+
+Each part lives in the module named for it, and none imports anything
+else of the package: :mod:`~pyramid_asgi_ws.wsgi.environ` (the environ),
+:mod:`~pyramid_asgi_ws.wsgi.body` (``wsgi.input``),
+:mod:`~pyramid_asgi_ws.wsgi.channels` (the bounded handoffs between the
+loop and a thread), :mod:`~pyramid_asgi_ws.wsgi.response` (one request),
+:mod:`~pyramid_asgi_ws.wsgi.filewrapper` and
+:mod:`~pyramid_asgi_ws.wsgi.pool`.
 """
 
 import contextvars
