@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import time
 import urllib.request
 
@@ -20,8 +21,6 @@ def server(request):
 
 
 def endings(server) -> list:
-    with open_ws(server.ws_url + '/ending'):  # its own ending comes later
-        pass
     with urllib.request.urlopen(server.url + '/endings', timeout=TIMEOUT) as r:
         return json.loads(r.read())
 
@@ -58,8 +57,19 @@ def test_a_connection_lost_without_a_close_frame_is_1006(server):
     while b'ready' not in received:
         received += sock.recv(64)
     sock.close()
-    # Each call of endings() adds the 1000 (or hypercorn's 1006) of its own
-    # socket: the lost one is the first new entry.
+    found = wait_endings(server, before + 1)
+    assert found[before] == 1006, found
+
+
+def test_a_client_lost_while_the_consumer_sends_is_1006(server):
+    before = len(wait_endings(server, 0))
+    sock = handshake(server.port, '/streaming')
+    sock.recv(4096)  # it is sending
+    # An abortive close (RST): the server's next sends fail.
+    sock.setsockopt(
+        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0)
+    )
+    sock.close()
     found = wait_endings(server, before + 1)
     assert found[before] == 1006, found
 

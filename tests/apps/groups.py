@@ -6,7 +6,8 @@ publishes ``{"tick": n}`` to the group ``ticker`` (``GROUPS_TICKER=1``).
 
 ``/listen/{group}`` (and ``/slow``, ``/closing``, ``/hooked``) joins the
 group and sends ``joined`` once it is in; ``/ending`` records the close
-code of each connection (``GET /endings``); ``/close/{code}`` closes with
+code of each connection (``GET /endings``), ``/streaming`` too while it
+sends; ``/close/{code}`` closes with
 that code. ``/groups?name=alice`` takes
 JSON commands and answers each with a JSON
 object holding ``ok`` (the command's name) or ``error``; group messages
@@ -28,6 +29,7 @@ from pyramid_asgi_ws import (
     ApplicationStartup,
     WebSocket,
     WebSocketConsumer,
+    WebSocketDisconnect,
 )
 from pyramid_asgi_ws.broadcast import BroadcastError, get_broadcaster
 
@@ -119,6 +121,27 @@ async def ending(ws: WebSocket) -> None:
     ENDINGS.append(ws.close_code)
 
 
+async def streaming(ws: WebSocket) -> None:
+    """Send until the connection is gone (a receive runs beside, as
+    hypercorn reports a lost client only there); record the code."""
+    await ws.accept()
+
+    async def drain() -> None:
+        async for _ in ws.iter_text():
+            pass
+
+    receiving = asyncio.ensure_future(drain())
+    try:
+        while True:
+            await ws.send_text('x' * 1000)
+            await asyncio.sleep(0.005)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        receiving.cancel()
+    ENDINGS.append(ws.close_code)
+
+
 async def closing_with(ws: WebSocket) -> None:
     """Close at once with the code in the path."""
     await ws.accept()
@@ -196,6 +219,7 @@ def main(environ: dict[str, str] | None = None) -> Any:
         )
         config.add_asgi_consumer('/hooked/{group}', Hooked)
         config.add_asgi_consumer('/ending', ending)
+        config.add_asgi_consumer('/streaming', streaming)
         config.add_asgi_consumer('/close/{code}', closing_with)
         config.add_route('endings', '/endings')
         config.add_view(endings, route_name='endings')
