@@ -31,6 +31,7 @@ from tests.wsclient import (
     TIMEOUT,
     close_code,
     open_ws,
+    raw_handshake,
     refused_response,
     refused_status,
     roundtrip,
@@ -152,13 +153,7 @@ def upgrade(path: str, *headers: str, host: str = '127.0.0.1') -> bytes:
 
 def handshake(server: ServerProcess, path: str) -> socket.socket:
     """Open a WebSocket by hand, for frames no client library sends."""
-    sock = socket.create_connection(('127.0.0.1', server.port), TIMEOUT)
-    sock.sendall(upgrade(path))
-    head = b''
-    while b'\r\n\r\n' not in head:
-        head += sock.recv(1)
-    assert b' 101 ' in head.split(b'\r\n')[0], head
-    return sock
+    return raw_handshake(server.port, path)
 
 
 def frame(

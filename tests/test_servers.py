@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import urllib.request
 
 from tests.support import closed, denied, wait_until
@@ -12,6 +11,7 @@ from tests.wsclient import (
     TIMEOUT,
     close_code,
     open_ws,
+    raw_handshake,
     refused_response,
     refused_status,
     roundtrip,
@@ -183,14 +183,7 @@ def gone_codes(server) -> list[int]:
 
 def test_client_vanishing_is_seen_by_consumer(server):
     before = len(gone_codes(server))
-    with socket.create_connection(('127.0.0.1', server.port), TIMEOUT) as raw:
-        raw.sendall(
-            b'GET /ws/tracker HTTP/1.1\r\nHost: 127.0.0.1\r\n'
-            b'Upgrade: websocket\r\nConnection: Upgrade\r\n'
-            b'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
-            b'Sec-WebSocket-Version: 13\r\n\r\n'
-        )
-        assert b' 101 ' in raw.recv(4096)
+    raw_handshake(server.port, '/ws/tracker').close()
     # the TCP connection dropped without a close frame: 1006 everywhere
     codes = wait_until(
         lambda: gone_codes(server)[before:], 'the consumer to see a close'

@@ -58,15 +58,20 @@ def close_code(ws: ClientConnection) -> tuple[int | None, str]:
         return received.code, received.reason
 
 
-def stalled_socket(port: int, path: str) -> socket.socket:
-    """Complete a handshake, then never read: the slowest client there is.
+def raw_handshake(
+    port: int, path: str, sock: socket.socket | None = None
+) -> socket.socket:
+    """Open a WebSocket to ``path`` by hand; return the socket after 101.
 
-    The receive buffer is made small so the kernel holds little for it.
+    For what no client library does: frames of one's own, vanishing
+    without a close frame, never reading. ``sock`` is a socket to connect
+    (one made with options of its own); by default a new one.
     """
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(TIMEOUT)
-    sock.connect(('127.0.0.1', port))
+    if sock is None:
+        sock = socket.create_connection(('127.0.0.1', port), TIMEOUT)
+    else:
+        sock.settimeout(TIMEOUT)
+        sock.connect(('127.0.0.1', port))
     sock.sendall(
         f'GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n'
         'Upgrade: websocket\r\nConnection: Upgrade\r\n'
@@ -77,5 +82,16 @@ def stalled_socket(port: int, path: str) -> socket.socket:
     while b'\r\n\r\n' not in head:
         head += sock.recv(1)
     if b' 101 ' not in head.split(b'\r\n')[0]:
+        sock.close()
         raise AssertionError(f'handshake refused: {head!r}')
     return sock
+
+
+def stalled_socket(port: int, path: str) -> socket.socket:
+    """Complete a handshake, then never read: the slowest client there is.
+
+    The receive buffer is made small so the kernel holds little for it.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    return raw_handshake(port, path, sock)
