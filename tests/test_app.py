@@ -450,11 +450,14 @@ def test_shutdown_ends_within_its_timeout_whatever_the_client(stop):
     assert 0.25 < took < 1.0
 
 
-def test_close_connections_is_bounded_through_a_real_server():
+@pytest.mark.parametrize('kind', ['uvicorn', 'hypercorn'])
+def test_close_connections_is_bounded_through_a_real_server(kind):
+    # a client that never reads: the consumer's send and the close get
+    # stuck, and close_connections(timeout=1) still ends in about 1 s
     from tests.support import serve
     from tests.wsclient import TIMEOUT, stalled_socket
 
-    with serve('uvicorn', 'tests.pkgs.locked:app') as server:
+    with serve(kind, 'tests.pkgs.locked:app') as server:
         sock = stalled_socket(server.port, '/ws/flood')
         try:
             with urllib.request.urlopen(
@@ -463,4 +466,4 @@ def test_close_connections_is_bounded_through_a_real_server():
                 answer = json.loads(response.read())
         finally:
             sock.close()
-    assert 0.9 < answer['took'] < 2.0, answer
+    assert 0.9 < answer['took'] < 2.5, answer
