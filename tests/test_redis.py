@@ -467,3 +467,27 @@ def test_heartbeat_and_unsubscribe_while_redis_is_away(caplog):
     asyncio.run(scenario())
     assert 'Redis presence refresh failed' in caplog.text
     assert "Redis unsubscribe from 'g' failed" in caplog.text
+
+
+def test_confirmations_wake_joins_once_and_spare_kept_channels():
+    unsubscribed: list[str] = []
+
+    class Recording:
+        async def unsubscribe(self, channel: str) -> None:
+            unsubscribed.append(channel)
+
+    async def scenario() -> None:
+        backend = backends.RedisBackend('redis://127.0.0.1:1/0?prefix=p:')
+        waiter = backend._confirming['g'] = asyncio.Future()
+        for _ in range(2):  # Redis confirms a repeated SUBSCRIBE twice
+            await backend._confirmed(Recording(), b'p:g')
+        assert waiter.done()
+        del backend._confirming['g']
+        backend.channels.add('kept')
+        await backend._confirmed(Recording(), b'p:kept')
+        await backend._confirmed(Recording(), backend.control.encode())
+        await backend._confirmed(Recording(), b'p:stray')
+        await backend.client.aclose()
+
+    asyncio.run(scenario())
+    assert unsubscribed == ['p:stray']
