@@ -55,16 +55,10 @@ class GroupsMixin:
     def _is_open(self) -> bool:
         return self.application_state is WebSocketState.CONNECTED
 
-    def _overflowed(self, code: int) -> None:
+    def _closed_by_outbox(self, code: int | None) -> None:
         self.application_state = WebSocketState.DISCONNECTED
-        self.close_code = code
-
-    async def _send_queued(self, message: Message) -> None:
-        try:
-            await self._transmit(message)
-        except Exception:
-            self.application_state = WebSocketState.DISCONNECTED
-            raise
+        if code is not None:
+            self.close_code = code
 
     # -- the group API -----------------------------------------------------
 
@@ -94,9 +88,9 @@ class GroupsMixin:
             self._membership = Membership(
                 self.scope,
                 Outbox(
-                    self._send_queued,
+                    self._transmit,
                     self._is_open,
-                    self._overflowed,
+                    self._closed_by_outbox,
                     size=self.send_queue_size,
                     policy=self.send_overflow,
                     name=self.path,

@@ -33,14 +33,16 @@ class Outbox:
 
     ``send`` transmits one ASGI message and raises once the connection is
     gone; ``is_open`` says whether the connection still takes messages;
-    ``on_overflow(code)`` is told when the ``close`` policy closes it.
+    ``on_close(code)`` is told when the outbox ends the connection: with
+    1013 when the ``close`` policy closes it, with ``None`` when ``send``
+    failed.
     """
 
     def __init__(
         self,
         send: Callable[[Message], Awaitable[None]],
         is_open: Callable[[], bool],
-        on_overflow: Callable[[int], None],
+        on_close: Callable[[int | None], None],
         *,
         size: int = 256,
         policy: str = 'close',
@@ -48,7 +50,7 @@ class Outbox:
     ) -> None:
         self._send = send
         self._is_open = is_open
-        self._on_overflow = on_overflow
+        self._on_close = on_close
         self.size = size
         self.policy = policy
         self.name = name
@@ -84,7 +86,10 @@ class Outbox:
                 return False
             queue.popleft()
         queue.append(message)
-        self._start()
+        if self._sender is None:
+            self._start()
+        else:  # the common case, inline: this runs once per member
+            self._wakeup.set()
         return True
 
     def _overflow(self) -> None:
@@ -105,7 +110,7 @@ class Outbox:
                 'reason': 'send queue full',
             }
         )
-        self._on_overflow(code)
+        self._on_close(code)
         if self._busy:
             # The send in flight may wait for the slow client for ever: the
             # close must not wait behind it.
@@ -134,6 +139,7 @@ class Outbox:
                 wakeup.clear()
                 await wakeup.wait()
         except Exception:  # the client is gone; nothing left to tell it
+            self._on_close(None)
             self._busy = False
             queue.clear()
             if self._drained is not None:
