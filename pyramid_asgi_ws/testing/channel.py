@@ -7,9 +7,10 @@ from collections.abc import Awaitable, Callable
 import concurrent.futures
 import queue
 
+from pyramid_asgi_ws.broadcast.threads import result_within
 from pyramid_asgi_ws.testing.exceptions import WebSocketTimeout
 from pyramid_asgi_ws.testing.lifespan import ENDED
-from pyramid_asgi_ws.testing.loop import LoopThread, Message, wait
+from pyramid_asgi_ws.testing.loop import LoopThread, Message
 
 #: What an application may send on a WebSocket scope.
 APP_MESSAGES = frozenset(
@@ -124,11 +125,13 @@ class Channel:
         """
         assert self._task is not None
         try:
-            wait(
+            result_within(
                 self._task,
                 timeout,
-                f'the consumer for {self.scope["path"]} was still running '
-                f'{timeout} s after the connection closed',
+                lambda: WebSocketTimeout(
+                    f'the consumer for {self.scope["path"]} was still '
+                    f'running {timeout} s after the connection closed'
+                ),
             )
         except concurrent.futures.CancelledError:
             pass

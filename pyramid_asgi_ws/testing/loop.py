@@ -8,24 +8,10 @@ import concurrent.futures
 import threading
 from typing import Any
 
+from pyramid_asgi_ws.broadcast.threads import result_within
 from pyramid_asgi_ws.testing.exceptions import WebSocketTimeout
 
 Message = dict[str, Any]
-
-
-def wait(
-    future: concurrent.futures.Future[Any], timeout: float, message: str
-) -> Any:
-    """Return ``future``'s result within ``timeout`` seconds.
-
-    Past it the future is cancelled and :class:`WebSocketTimeout` raised
-    with ``message``, so no test waits for ever.
-    """
-    try:
-        return future.result(timeout)
-    except concurrent.futures.TimeoutError:
-        future.cancel()
-        raise WebSocketTimeout(message) from None
 
 
 class LoopThread:
@@ -55,16 +41,17 @@ class LoopThread:
         timeout: float,
     ) -> Any:
         """Return ``await function(*args)``, run in the loop."""
-        future = self.spawn(function(*args))
-        return wait(
-            future,
+        return result_within(
+            self.spawn(function(*args)),
             timeout,
-            f'the application did not finish within {timeout} s',
+            lambda: WebSocketTimeout(
+                f'the application did not finish within {timeout} s'
+            ),
         )
 
     def queue(self, timeout: float) -> asyncio.Queue[Message]:
         """A new queue of the loop, for messages to the application."""
-        return self.run(_make_queue, timeout=timeout)  # type: ignore[no-any-return]
+        return self.run(_make_queue, timeout=timeout)
 
     def put(self, queue: asyncio.Queue[Message], message: Message) -> None:
         """Put ``message`` on ``queue`` from the test's thread."""
