@@ -1,16 +1,38 @@
-"""What a WebSocket's handshake said, read from its ASGI scope.
+"""A WebSocket's handshake: what it said, and the answer to it.
 
-As in WebOb, the scope is the single source of truth: these are thin
-descriptors over its keys.
+As in WebOb, the scope is the single source of truth: what the handshake
+said is read through thin descriptors over its keys. The answer is
+:meth:`HandshakeMixin.accept` or :meth:`HandshakeMixin.deny`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+import contextvars
 from typing import TYPE_CHECKING, Any
+
+from pyramid.response import Response
+
+from pyramid_asgi_ws.closecodes import CloseCode
+from pyramid_asgi_ws.messages import (
+    HeadersArg,
+    Message,
+    WebSocketState,
+    denial_messages,
+    encode_headers,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyramid.request import Request
+
+#: The ASGI extension that lets an application refuse a handshake with a
+#: full HTTP response instead of the server's bare 403.
+DENIAL_EXTENSION = 'websocket.http.response'
+
+#: Set in the task that refused a handshake (see ``app._DenialFilter``).
+DENIED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    'pyramid_asgi_ws.denied', default=False
+)
 
 
 class Headers(Mapping[str, str]):
@@ -42,14 +64,27 @@ class Headers(Mapping[str, str]):
         return f'Headers({self._items!r})'
 
 
-class HandshakeView:
+class HandshakeMixin:
     """The handshake of a connection: its path, headers, subprotocols, the
-    values its pattern matched, and the Pyramid request built from it on
-    first use (by ``_request_factory``, given the connection)."""
+    values its pattern matched, the Pyramid request built from it on first
+    use (by ``_request_factory``, given the connection), and the answer.
+
+    The class using it provides ``scope``, ``client_state``,
+    ``application_state``, ``_subprotocol``, ``receive()`` and ``send()``.
+    """
 
     scope: dict[str, Any]
+    client_state: WebSocketState
+    application_state: WebSocketState
+    _subprotocol: str | None
     _request: Request | None = None
     _request_factory: Callable[[Any], Request] | None = None
+
+    async def receive(self) -> Message:
+        raise NotImplementedError  # pragma: no cover - the class provides it
+
+    async def send(self, message: Message) -> None:
+        raise NotImplementedError  # pragma: no cover - the class provides it
 
     @property
     def request(self) -> Request:
@@ -81,3 +116,52 @@ class HandshakeView:
         repeated headers are joined (with commas; cookies with
         semicolons)."""
         return Headers(self.scope.get('headers') or ())
+
+    # -- handshake --------------------------------------------------------
+
+    async def _connect(self) -> None:
+        if self.client_state is WebSocketState.CONNECTING:
+            await self.receive()
+
+    async def accept(
+        self, subprotocol: str | None = None, headers: HeadersArg = None
+    ) -> None:
+        """Complete the handshake.
+
+        ``subprotocol`` defaults to the one negotiated from the consumer's
+        ``subprotocols`` option. ``headers`` are added to the response.
+        """
+        await self._connect()
+        message: Message = {'type': 'websocket.accept'}
+        chosen = subprotocol or self._subprotocol
+        if chosen is not None:
+            message['subprotocol'] = chosen
+        if headers:
+            message['headers'] = encode_headers(headers)
+        await self.send(message)
+
+    async def deny(
+        self,
+        status: int | Response = 403,
+        body: bytes | str = b'',
+        headers: HeadersArg = None,
+    ) -> None:
+        """Refuse the handshake with an HTTP response.
+
+        ``status`` may also be a Pyramid response or HTTP exception
+        (``ws.deny(HTTPForbidden())``), whose status, headers and body are
+        sent; an HTTP exception without a body sends its status line.
+        Servers without the ``websocket.http.response`` extension (daphne)
+        answer 403 whatever the status.
+        """
+        if self.application_state is not WebSocketState.CONNECTING:
+            raise RuntimeError('deny() must be called before accept()')
+        await self._connect()
+        DENIED.set(True)
+        if DENIAL_EXTENSION not in (self.scope.get('extensions') or {}):
+            await self.send(
+                {'type': 'websocket.close', 'code': CloseCode.POLICY_VIOLATION}
+            )
+            return
+        for message in denial_messages(status, body, headers):
+            await self.send(message)

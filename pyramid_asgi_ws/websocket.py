@@ -1,8 +1,8 @@
 """The :class:`WebSocket` object a consumer receives: the protocol alone.
 
-State, the handshake (accept or deny), receiving, sending, iterating and
-closing. What the handshake said comes from :mod:`pyramid_asgi_ws.scope`,
-groups from :mod:`pyramid_asgi_ws.groups`.
+State, receiving, sending, iterating and closing. The handshake (what it
+said, accept and deny) comes from :mod:`pyramid_asgi_ws.scope`, groups
+from :mod:`pyramid_asgi_ws.groups`.
 """
 
 from __future__ import annotations
@@ -13,28 +13,28 @@ from collections.abc import (
     Awaitable,
     Callable,
 )
-import contextvars
 import json
 import logging
 from typing import TYPE_CHECKING, Any, TypeVar
-
-from pyramid.response import Response
 
 from pyramid_asgi_ws.broadcast.member import PRESENCE_KEY
 from pyramid_asgi_ws.broadcast.outbox import FLUSH_TIMEOUT
 from pyramid_asgi_ws.closecodes import CloseCode, check_close, private_fallback
 from pyramid_asgi_ws.groups import GroupsMixin
 from pyramid_asgi_ws.messages import (
-    HeadersArg,
     Message,
     WebSocketState,
-    denial_messages,
     disconnect_code,
     encode_headers,
     json_message,
     next_state,
 )
-from pyramid_asgi_ws.scope import HandshakeView, Headers
+from pyramid_asgi_ws.scope import (
+    DENIAL_EXTENSION,
+    DENIED,
+    HandshakeMixin,
+    Headers,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyramid.request import Request
@@ -44,15 +44,6 @@ Send = Callable[[Message], Awaitable[None]]
 T = TypeVar('T')
 
 log = logging.getLogger(__name__)
-
-#: The ASGI extension that lets an application refuse a handshake with a
-#: full HTTP response instead of the server's bare 403.
-DENIAL_EXTENSION = 'websocket.http.response'
-
-#: Set in the task that refused a handshake (see ``app._DenialFilter``).
-DENIED: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    'pyramid_asgi_ws.denied', default=False
-)
 
 
 class WebSocketDisconnect(Exception):
@@ -74,13 +65,14 @@ class WebSocketDisconnect(Exception):
         )
 
 
-class WebSocket(HandshakeView, GroupsMixin):
+class WebSocket(HandshakeMixin, GroupsMixin):
     """One WebSocket connection, as a consumer sees it.
 
     The consumer awaits :meth:`accept` (or :meth:`deny`), then exchanges
     messages with ``receive_*``/``iter_*`` and ``send_*``. What the
     handshake said (``request``, ``path``, ``headers``...) comes from
-    :class:`~pyramid_asgi_ws.scope.HandshakeView`, the groups from
+    :class:`~pyramid_asgi_ws.scope.HandshakeMixin` (with :meth:`accept`
+    and :meth:`deny`), the groups from
     :class:`~pyramid_asgi_ws.groups.GroupsMixin`.
     """
 
@@ -109,55 +101,6 @@ class WebSocket(HandshakeView, GroupsMixin):
         self.application_state = WebSocketState.CONNECTING
         self.close_code: int | None = None
         self._closer: asyncio.Task[Any] | None = None
-
-    # -- handshake --------------------------------------------------------
-
-    async def _connect(self) -> None:
-        if self.client_state is WebSocketState.CONNECTING:
-            await self.receive()
-
-    async def accept(
-        self, subprotocol: str | None = None, headers: HeadersArg = None
-    ) -> None:
-        """Complete the handshake.
-
-        ``subprotocol`` defaults to the one negotiated from the consumer's
-        ``subprotocols`` option. ``headers`` are added to the response.
-        """
-        await self._connect()
-        message: Message = {'type': 'websocket.accept'}
-        chosen = subprotocol or self._subprotocol
-        if chosen is not None:
-            message['subprotocol'] = chosen
-        if headers:
-            message['headers'] = encode_headers(headers)
-        await self.send(message)
-
-    async def deny(
-        self,
-        status: int | Response = 403,
-        body: bytes | str = b'',
-        headers: HeadersArg = None,
-    ) -> None:
-        """Refuse the handshake with an HTTP response.
-
-        ``status`` may also be a Pyramid response or HTTP exception
-        (``ws.deny(HTTPForbidden())``), whose status, headers and body are
-        sent; an HTTP exception without a body sends its status line.
-        Servers without the ``websocket.http.response`` extension (daphne)
-        answer 403 whatever the status.
-        """
-        if self.application_state is not WebSocketState.CONNECTING:
-            raise RuntimeError('deny() must be called before accept()')
-        await self._connect()
-        DENIED.set(True)
-        if DENIAL_EXTENSION not in (self.scope.get('extensions') or {}):
-            await self.send(
-                {'type': 'websocket.close', 'code': CloseCode.POLICY_VIOLATION}
-            )
-            return
-        for message in denial_messages(status, body, headers):
-            await self.send(message)
 
     # -- receiving --------------------------------------------------------
 
