@@ -28,12 +28,10 @@ class Channel:
         return [message['type'] for message in self.sent]
 
 
-def ws_scope(path: str = '/ws', **extra: Any) -> dict[str, Any]:
-    """A websocket scope as uvicorn builds it."""
+def _scope(kind: str, path: str, extra: dict[str, Any]) -> dict[str, Any]:
     scope: dict[str, Any] = {
-        'type': 'websocket',
+        'type': kind,
         'asgi': {'version': '3.0'},
-        'scheme': 'ws',
         'http_version': '1.1',
         'path': path,
         'raw_path': path.encode(),
@@ -42,11 +40,24 @@ def ws_scope(path: str = '/ws', **extra: Any) -> dict[str, Any]:
         'headers': [(b'host', b'testserver')],
         'client': ('127.0.0.1', 5000),
         'server': ('testserver', 80),
-        'subprotocols': [],
-        'extensions': {'websocket.http.response': {}},
     }
     scope.update(extra)
     return scope
+
+
+def ws_scope(path: str = '/ws', **extra: Any) -> dict[str, Any]:
+    """A websocket scope as uvicorn builds it."""
+    websocket = {
+        'scheme': 'ws',
+        'subprotocols': [],
+        'extensions': {'websocket.http.response': {}},
+    }
+    return _scope('websocket', path, {**websocket, **extra})
+
+
+def http_scope(path: str = '/', **extra: Any) -> dict[str, Any]:
+    """An HTTP GET scope as uvicorn builds it."""
+    return _scope('http', path, {'scheme': 'http', 'method': 'GET', **extra})
 
 
 def run(coroutine: Any) -> Any:

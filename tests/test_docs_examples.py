@@ -12,8 +12,8 @@ import pytest
 
 from pyramid_asgi_ws import WebSocketDisconnect
 from pyramid_asgi_ws.testing import TestClient
-from pyramid_asgi_ws.testing.scope import Target
 from tests import test_testing
+from tests.asgi import http_scope
 from tests.support import ROOT, serve
 from tests.wsclient import TIMEOUT, open_ws
 
@@ -43,9 +43,7 @@ def http_get(client: TestClient, path: str) -> tuple[int, bytes]:
         sent.append(message)
 
     async def run():
-        scope = Target.parse(client.base_url).websocket_scope(path)
-        scope.update(type='http', scheme='http', method='GET')
-        await client.app(scope, receive, send)
+        await client.app(http_scope(path), receive, send)
 
     client.call(run)
     return sent[0]['status'], b''.join(m.get('body', b'') for m in sent[1:])
