@@ -450,6 +450,17 @@ def test_lifespan_runs_around_the_client():
     client.stop()  # stopping twice does nothing
 
 
+def test_a_stopped_client_starts_again():
+    EVENTS.clear()
+    client = TestClient(make_app())
+    for _ in range(2):
+        with client:
+            with client.websocket_connect('/echo') as ws:
+                ws.send_text('again')
+                assert ws.receive_text() == 'again'
+    assert EVENTS == ['startup', 'shutdown', 'startup', 'shutdown']
+
+
 def test_shutdown_closes_open_sockets_with_1001():
     client = TestClient(make_app())
     client.start()
