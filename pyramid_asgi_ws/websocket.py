@@ -42,6 +42,9 @@ if TYPE_CHECKING:  # pragma: no cover
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 T = TypeVar('T')
+#: What runs ``ws.run_sync(fn, *args, **kwargs)``: the application's
+#: ``run_sync(ws, fn, args, kwargs)``, awaited.
+Runner = Callable[..., Awaitable[Any]]
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +90,10 @@ class WebSocket(HandshakeMixin, GroupsMixin):
         send_queue_size: int = 256,
         send_overflow: str = 'close',
         subprotocol: str | None = None,
+        runner: Runner | None = None,
     ) -> None:
         self.scope = scope
+        self._runner = runner
         self._receive = receive
         self._send = send
         self._request_factory = request_factory
@@ -101,6 +106,21 @@ class WebSocket(HandshakeMixin, GroupsMixin):
         self.application_state = WebSocketState.CONNECTING
         self.close_code: int | None = None
         self._closer: asyncio.Task[Any] | None = None
+
+    async def run_sync(
+        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> T:
+        """Return ``fn(*args, **kwargs)`` run in the app's thread pool.
+
+        For blocking code (a database query): the loop keeps serving
+        meanwhile. There ``get_current_request()`` is this socket's
+        request, and the caller's context variables are copied; what
+        ``fn`` raises is raised here.
+        """
+        if self._runner is None:
+            raise RuntimeError('this WebSocket has no thread pool')
+        result: T = await self._runner(self, fn, args, kwargs)
+        return result
 
     # -- receiving --------------------------------------------------------
 
