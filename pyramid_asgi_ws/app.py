@@ -13,6 +13,7 @@ how a consumer's end or exception closes the connection in
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 import functools
 import logging
 from typing import Any
@@ -28,6 +29,7 @@ from pyramid_asgi_ws.events import (
     notify_async,
 )
 from pyramid_asgi_ws.handshake import (
+    call_in_request,
     check_handshake,
     check_http,
     make_request,
@@ -116,7 +118,8 @@ class ASGIApp:
         scope['matchdict'] = matchdict
         scope['registry'] = self.registry
         if consumer.protocol == 'http':
-            refusal = check_http(consumer, scope)
+            run_sync = self.wsgi.run_sync
+            refusal = await check_http(consumer, scope, run_sync)
             if refusal is not None:
                 await refuse_http(scope, send, refusal)
             else:
@@ -132,6 +135,20 @@ class ASGIApp:
         """
         return make_request(self.registry, ws, factory)
 
+    def run_sync(
+        self,
+        ws: WebSocket,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Awaitable[Any]:
+        """Run ``fn(*args, **kwargs)`` in the thread pool for ``ws``.
+
+        What :meth:`WebSocket.run_sync <pyramid_asgi_ws.WebSocket.run_sync>`
+        awaits: the socket's request is the current request there.
+        """
+        return self.wsgi.run_sync(call_in_request, ws, fn, args, kwargs)
+
     async def serve_websocket(
         self,
         consumer: Consumer,
@@ -139,7 +156,12 @@ class ASGIApp:
         receive: Receive,
         send: Send,
     ) -> None:
-        """Check the handshake, run the consumer, and end the connection."""
+        """Check the handshake, run the consumer, and end the connection.
+
+        The application's synchronous code (request, context, security
+        policy, finished callbacks) runs in the thread pool; see
+        :mod:`pyramid_asgi_ws.handshake`.
+        """
         settings = self.settings
         ws = WebSocket(
             scope,
@@ -151,8 +173,11 @@ class ASGIApp:
             max_message_size=consumer.setting('max_message_size', settings),
             send_queue_size=consumer.setting('send_queue_size', settings),
             send_overflow=consumer.setting('send_overflow', settings),
+            runner=self.run_sync,
         )
-        refusal = check_handshake(ws, consumer, settings)
+        refusal = await check_handshake(
+            ws, consumer, settings, self.wsgi.run_sync
+        )
         if refusal is None and self.stopping:
             refusal = Refusal(503, 'the server is shutting down')
         if refusal is not None:
@@ -169,7 +194,11 @@ class ASGIApp:
             if not self.connections and self._idle is not None:
                 self._idle.set()
             await ws._finish()  # it leaves its groups too
-            run_finished_callbacks(self.registry, ws)
+            request = ws._request
+            if request is not None and request.finished_callbacks:
+                await self.wsgi.run_sync(
+                    run_finished_callbacks, self.registry, ws
+                )
 
     # -- lifespan ---------------------------------------------------------
 

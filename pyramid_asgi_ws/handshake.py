@@ -7,12 +7,18 @@ in turn; :func:`check_http` checks an HTTP consumer's permission as for a
 view. Each check returns ``None`` to let the request through or a
 :class:`~pyramid_asgi_ws.refusal.Refusal` saying which HTTP status to
 answer and why.
+
+The checks that read the scope alone run on the event loop; whatever
+runs the application's synchronous code (building the request, the
+security policy, a forbidden view, finished callbacks) runs in the
+thread pool, through the ``run_sync`` the application passes in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 import contextlib
+import functools
 import io
 import logging
 import sys
@@ -44,6 +50,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyramid_asgi_ws.router import Consumer
 
 log = logging.getLogger('pyramid_asgi_ws')
+
+#: How the checks reach the thread pool: ``await run_sync(fn, *args)``
+#: runs ``fn(*args)`` in a pool thread (the bridge's ``run_sync``).
+RunSync = Callable[..., Awaitable[Any]]
 
 
 def negotiate_subprotocol(
@@ -144,9 +154,9 @@ def threadlocals(
 ) -> Iterator[None]:
     """Make ``get_current_request/registry()`` work in what runs inside.
 
-    For synchronous code run on the event loop (root factories, security
-    policies, finished callbacks) that expects Pyramid's thread locals, as
-    views have them.
+    For the synchronous Pyramid code the add-on calls (request and root
+    factories, security policies, finished callbacks, ``ws.run_sync``)
+    that expects Pyramid's thread locals, as views have them.
     """
     manager.push({'request': request, 'registry': registry})
     try:
@@ -176,14 +186,15 @@ def _build_request(
 ) -> Request:
     environ = build_environ(scope, io.BytesIO())
     make = registry.queryUtility(IRequestFactory, default=Request)
-    request = make(environ)
-    request.registry = registry
-    request.matchdict = scope.get('matchdict') or {}
-    request.matched_route = None
-    request.websocket = ws
-    extensions = registry.queryUtility(IRequestExtensions)
-    if extensions is not None:
-        apply_request_extensions(request, extensions=extensions)
+    with threadlocals(registry):
+        request = make(environ)
+        request.registry = registry
+        request.matchdict = scope.get('matchdict') or {}
+        request.matched_route = None
+        request.websocket = ws
+        extensions = registry.queryUtility(IRequestExtensions)
+        if extensions is not None:
+            apply_request_extensions(request, extensions=extensions)
     if factory is None:
         factory = registry.queryUtility(
             IRootFactory, default=DefaultRootFactory
@@ -224,6 +235,21 @@ def _needs_request(consumer: Consumer, registry: Any) -> bool:
     )
 
 
+def builds_app_code(consumer: Consumer, registry: Any) -> bool:
+    """Whether building the request (and its context) runs the app's code.
+
+    True for a permission to check, a ``factory=``, or an app with a
+    request or root factory of its own: the handshake then builds the
+    request in the thread pool. Otherwise building it runs only
+    Pyramid's own code (no I/O), which may happen on the loop.
+    """
+    return (
+        _needs_request(consumer, registry)
+        or registry.queryUtility(IRequestFactory) is not None
+        or registry.queryUtility(IRootFactory) is not None
+    )
+
+
 def _guarded(
     consumer: Consumer,
     what: str,
@@ -252,37 +278,45 @@ def _guarded(
         return Refusal(500, f'the {what} check raised')
 
 
-def check_handshake(
-    ws: WebSocket, consumer: Consumer, settings: dict[str, Any]
-) -> Refusal | None:
-    """Run the origin, subprotocol and permission checks in turn.
+def prepare_request(ws: WebSocket, consumer: Consumer) -> Refusal | None:
+    """Build the handshake's request and check the consumer's permission.
 
-    The request (and its context) is built only when a permission or a
-    ``factory=`` asks for it.
+    Synchronous, and meant for a pool thread: request factory, request
+    extensions, root factory or ``factory=``, security policy and
+    forbidden view all run in this one call, with the thread locals set.
     """
-
-    def check() -> Refusal | None:
-        refusal = check_origin(
-            ws.scope, consumer, settings
-        ) or check_subprotocol(ws, consumer)
-        registry = ws.scope['registry']
-        if refusal is not None or not _needs_request(consumer, registry):
-            return refusal
-        with threadlocals(registry, ws.request):
-            return check_permission(ws, consumer)
-
+    check = functools.partial(
+        call_in_request, ws, check_permission, (ws, consumer), {}
+    )
     return _guarded(consumer, 'handshake', f'WebSocket {ws.path}', check)
 
 
-def check_http(consumer: Consumer, scope: dict[str, Any]) -> Refusal | None:
-    """Check an HTTP consumer's permission before it runs, as for a view.
+async def check_handshake(
+    ws: WebSocket,
+    consumer: Consumer,
+    settings: dict[str, Any],
+    run_sync: RunSync,
+) -> Refusal | None:
+    """Run the origin, subprotocol and permission checks in turn.
 
-    The Pyramid request is built for the check only (the body is left to
-    the consumer); its finished callbacks run once the check is done.
+    The origin and subprotocol checks read the scope alone and run on the
+    loop; when building the request runs the app's code
+    (:func:`builds_app_code`), :func:`prepare_request` runs in one call
+    of ``run_sync`` (the thread pool's), and the loop keeps serving.
     """
-    registry = scope['registry']
-    if not _needs_request(consumer, registry):
+    refusal = check_origin(ws.scope, consumer, settings) or check_subprotocol(
+        ws, consumer
+    )
+    if refusal is not None:
+        return refusal
+    if not builds_app_code(consumer, ws.scope['registry']):
         return None
+    refusal = await run_sync(prepare_request, ws, consumer)
+    return refusal
+
+
+def _check_http(consumer: Consumer, scope: dict[str, Any]) -> Refusal | None:
+    registry = scope['registry']
 
     def check() -> Refusal | None:
         request = _build_request(registry, scope, consumer.factory)
@@ -293,3 +327,34 @@ def check_http(consumer: Consumer, scope: dict[str, Any]) -> Refusal | None:
             _finish_request(registry, request, scope['path'])
 
     return _guarded(consumer, 'request', f'HTTP {scope["path"]}', check)
+
+
+async def check_http(
+    consumer: Consumer, scope: dict[str, Any], run_sync: RunSync
+) -> Refusal | None:
+    """Check an HTTP consumer's permission before it runs, as for a view.
+
+    The Pyramid request is built for the check only (the body is left to
+    the consumer), in one call of ``run_sync`` (the thread pool's) that
+    also runs its finished callbacks once the check is done.
+    """
+    if not _needs_request(consumer, scope['registry']):
+        return None
+    refusal: Refusal | None = await run_sync(_check_http, consumer, scope)
+    return refusal
+
+
+def call_in_request(
+    ws: WebSocket,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Call ``fn(*args, **kwargs)`` with the socket's request as current.
+
+    What ``ws.run_sync`` runs in a pool thread; the request is built here
+    if nothing built it yet.
+    """
+    request = ws.request
+    with threadlocals(ws.scope['registry'], request):
+        return fn(*args, **kwargs)

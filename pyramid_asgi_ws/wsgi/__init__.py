@@ -15,6 +15,7 @@ loop and a thread), :mod:`~pyramid_asgi_ws.wsgi.response` (one request),
 :mod:`~pyramid_asgi_ws.wsgi.pool`.
 """
 
+import asyncio
 import contextvars
 import typing
 
@@ -92,7 +93,8 @@ class WsgiToAsgi:
     ``duplicate_header_limit`` copies of one header is answered with 400,
     one with a body over ``max_body_size`` bytes (when given) with 413.
     ``lifespan`` scopes are acknowledged and ``websocket`` scopes refused
-    with a close.  Call :meth:`close` to shut the thread pool down.
+    with a close.  :meth:`run_sync` runs other synchronous code in the
+    same pool; call :meth:`close` to shut the thread pool down.
     """
 
     def __init__(
@@ -116,6 +118,17 @@ class WsgiToAsgi:
         as under a second test client, keeps serving."""
         self.pool.close()
         self.pool = Pool(self.threads)
+
+    def run_sync(
+        self, fn: typing.Callable[..., typing.Any], *args: typing.Any
+    ) -> 'asyncio.Future[typing.Any]':
+        """Run the synchronous ``fn(*args)`` in the thread pool; await the
+        returned future for its result (or its exception).
+
+        For code on the event loop that must call something blocking; the
+        loop keeps serving meanwhile, and views share the same threads.
+        """
+        return self.pool.call(fn, *args)
 
     async def __call__(
         self, scope: Scope, receive: Receive, send: Send

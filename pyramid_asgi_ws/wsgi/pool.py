@@ -7,8 +7,14 @@ does), the executor costs about 15 % more server CPU per request (a
 threads are joined when the interpreter exits, so a view that never
 returns would hold a stopping server past its ``shutdown_timeout``.
 This pool's daemon threads keep the stop bounded.
+
+:meth:`Pool.call` is the awaitable way in, for code on the event loop
+that must run something synchronous (a root factory, a security policy)
+without stalling the loop.
 """
 
+import asyncio
+import contextvars
 import logging
 import queue
 import threading
@@ -50,6 +56,22 @@ class Pool:
         if start:
             thread.start()
 
+    def call(
+        self, fn: typing.Callable[..., typing.Any], *args: typing.Any
+    ) -> 'asyncio.Future[typing.Any]':
+        """Run ``fn(*args)`` in a pool thread; return an asyncio future of
+        its result or exception.
+
+        It runs in a copy of the caller's context variables. Awaiting the
+        future holds no thread; cancelling it drops the outcome, but a
+        call already queued still runs to its end.
+        """
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        context = contextvars.copy_context()
+        self.submit(_settle, loop, future, context, fn, args)
+        return future
+
     def _work(self) -> None:
         get = self._queue.get
         lock = self._lock
@@ -77,3 +99,39 @@ class Pool:
             for _ in self.threads:
                 self._pending += 1
                 self._queue.put(None)
+
+
+def _settle(
+    loop: asyncio.AbstractEventLoop,
+    future: 'asyncio.Future[typing.Any]',
+    context: contextvars.Context,
+    fn: typing.Callable[..., typing.Any],
+    args: tuple[typing.Any, ...],
+) -> None:
+    """Run a :meth:`Pool.call` in its thread and hand its outcome back."""
+    result: typing.Any = None
+    error: BaseException | None = None
+    try:
+        result = context.run(fn, *args)
+    except StopIteration as exc:  # a future cannot hold one
+        error = RuntimeError(f'{fn!r} raised StopIteration')
+        error.__cause__ = exc
+    except BaseException as exc:  # the awaiting task raises it
+        error = exc
+    try:
+        loop.call_soon_threadsafe(_resolve, future, result, error)
+    except RuntimeError:  # the loop is closed: nobody waits any more
+        pass
+
+
+def _resolve(
+    future: 'asyncio.Future[typing.Any]',
+    result: typing.Any,
+    error: BaseException | None,
+) -> None:
+    if future.cancelled():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
