@@ -19,6 +19,7 @@ from pyramid_asgi_ws.broadcast.backend import BroadcastError
 from pyramid_asgi_ws.broadcast.broadcaster import PUBLISH_TIMEOUT, Broadcaster
 from pyramid_asgi_ws.broadcast.member import CONNECTION_ID_KEY
 from pyramid_asgi_ws.interfaces import IASGISettings, IBroadcaster
+from pyramid_asgi_ws.txn import after_commit
 
 
 def get_broadcaster(registry: Any) -> Broadcaster:
@@ -44,9 +45,13 @@ def broadcast(request: Any, group: str, message: Any) -> None:
     This function is added as the request method ``request.broadcast`` by
     ``config.include('pyramid_asgi_ws')``. It is thread-safe and returns
     once the backend has the message; it raises :class:`BroadcastError`
-    when the backend fails or the broadcaster is closed.
+    when the backend fails or the broadcaster is closed. While a
+    transaction is in progress (``pyramid_tm``'s ``request.tm`` or
+    ``transaction.manager``), the message goes out once it commits and
+    never if it aborts (:func:`pyramid_asgi_ws.txn.after_commit`).
     """
-    get_broadcaster(request.registry).publish_threadsafe(group, message)
+    publish = get_broadcaster(request.registry).publish_threadsafe
+    after_commit(request, publish, group, message)
 
 
 def includeme(config: Any) -> None:

@@ -1,0 +1,86 @@
+"""Work that waits for the transaction: done once it commits, never if not.
+
+With ``pyramid_tm`` (or any use of the ``transaction`` package) the
+transaction decides whether a request's work is kept, so what the rest of
+the world hears about that work, such as a published group message, must
+wait for its answer: it goes out after the commit and is dropped with an
+abort. ``transaction`` is optional: without it, or with no transaction in
+progress, the work is done at once.
+
+An after-commit hook, not a data manager, carries the work: it runs only
+once the commit has succeeded, and a failure then is logged instead of
+turning a commit the database has made into an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import logging
+from typing import Any
+
+log = logging.getLogger('pyramid_asgi_ws')
+
+
+def _managers(request: Any) -> list[Any]:
+    """The transaction managers to ask: the request's, then the thread's."""
+    try:
+        import transaction
+    except ImportError:  # an application without the transaction package
+        return []
+    found = [transaction.manager]
+    manager = getattr(request, 'tm', None)  # pyramid_tm's request method
+    if manager is not None and manager is not transaction.manager:
+        found.insert(0, manager)
+    return found
+
+
+def active_transaction(request: Any = None) -> Any:
+    """Return the transaction in progress for ``request``, or ``None``.
+
+    The request's manager (``pyramid_tm``'s ``request.tm``, explicit or
+    not) is asked first, then the thread's default manager,
+    ``transaction.manager``. Asking never begins a transaction, not even
+    in a manager's implicit mode, where ``manager.get()`` would.
+    """
+    for manager in _managers(request):
+        # A ThreadTransactionManager holds this thread's manager as
+        # ``manager``; a manager's ``_txn`` is the transaction it has begun
+        # and not yet finished (``transaction`` has no public question for
+        # it: ``get()`` begins one).
+        txn = getattr(getattr(manager, 'manager', manager), '_txn', None)
+        if txn is not None:
+            return txn
+    return None
+
+
+def after_commit(
+    request: Any, action: Callable[..., object], *args: Any
+) -> None:
+    """Call ``action(*args)`` once the transaction in progress commits.
+
+    With no transaction in progress (see :func:`active_transaction`) the
+    call is made now, and what it raises goes to the caller. Otherwise it
+    is made after a successful commit, in the thread that commits, and
+    dropped when the transaction aborts or its commit fails; what it
+    raises then is logged, since the commit has been made.
+    """
+    txn = active_transaction(request)
+    if txn is None:
+        action(*args)
+        return
+    txn.addAfterCommitHook(_committed, (action, args))
+
+
+def _committed(
+    committed: bool, action: Callable[..., object], args: tuple[Any, ...]
+) -> None:
+    if not committed:
+        return
+    try:
+        action(*args)
+    except Exception:
+        name = getattr(action, '__qualname__', repr(action))
+        log.exception('%s after the commit failed', name)
+
+
+__all__ = ['active_transaction', 'after_commit']
