@@ -3,6 +3,7 @@
 from pyramid_asgi_ws.consumers import WebSocketConsumer
 from pyramid_asgi_ws.decorators import asgi_consumer, websocket_consumer
 from pyramid_asgi_ws.events import ApplicationShutdown, ApplicationStartup
+from pyramid_asgi_ws.syncconsumer import SyncWebSocketConsumer
 from pyramid_asgi_ws.websocket import (
     WebSocket,
     WebSocketDisconnect,
@@ -12,6 +13,7 @@ from pyramid_asgi_ws.websocket import (
 __all__ = [
     'ApplicationShutdown',
     'ApplicationStartup',
+    'SyncWebSocketConsumer',
     'WebSocket',
     'WebSocketConsumer',
     'WebSocketDisconnect',
