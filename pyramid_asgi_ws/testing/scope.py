@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pyramid_asgi_ws.messages import encode_headers
+from pyramid_asgi_ws.scope import DENIAL_EXTENSION
 from pyramid_asgi_ws.testing.loop import Message
-from pyramid_asgi_ws.websocket import DENIAL_EXTENSION, encode_headers
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
