@@ -27,6 +27,7 @@ import time
 import typing
 
 import bench.broadcast
+import bench.handshakes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT)
@@ -701,11 +702,22 @@ def main(argv: list[str] | None = None) -> None:
         fanout = bench.broadcast.run(args.smoke)
         print(broadcast_table(fanout))
         failed = failed or not all(item.get('ok') for item in fanout)
+    shakes: list[dict] = []
+    if only is None or 'handshakes' in only:
+        print('.. handshakes', file=sys.stderr, flush=True)
+        shakes = bench.handshakes.run(args.smoke)
+        print(bench.handshakes.table(shakes))
+        failed = failed or not all(item['ok'] for item in shakes)
     print(f'took {time.monotonic() - started:.0f} s')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(
-                {'machine': machine(), 'results': results, 'fanout': fanout},
+                {
+                    'machine': machine(),
+                    'results': results,
+                    'fanout': fanout,
+                    'handshakes': shakes,
+                },
                 f,
                 indent=1,
             )
