@@ -1,0 +1,285 @@
+"""SyncWebSocketConsumer and its SyncWebSocket handle, in process.
+
+The database and the 200 sockets are in tests/test_syncdb.py, through a
+real uvicorn; here the test client drives each branch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.exceptions import ConfigurationError
+from pyramid.httpexceptions import HTTPForbidden, HTTPTooManyRequests
+from pyramid.threadlocal import get_current_request
+import pytest
+import transaction
+
+from pyramid_asgi_ws import SyncWebSocketConsumer, WebSocketDisconnect
+from pyramid_asgi_ws.syncconsumer import SyncWebSocket
+from pyramid_asgi_ws.testing import HandshakeRefused, TestClient
+from tests.support import wait_until
+
+
+def make_app(*consumers: tuple[str, Any], tm: bool = False, **settings):
+    config = Configurator(settings=settings)
+    if tm:
+        config.include('pyramid_tm')
+    config.include('pyramid_asgi_ws')
+    for pattern, consumer in consumers:
+        config.add_asgi_consumer(pattern, consumer)
+    return config.make_asgi_app()
+
+
+def test_the_default_methods_accept_and_ignore():
+    class Plain(SyncWebSocketConsumer):
+        pass
+
+    with TestClient(make_app(('/plain', Plain))) as client:
+        with client.websocket_connect('/plain') as ws:
+            ws.send_text('ignored')
+            ws.close()
+    assert Plain.encoding == 'text'
+
+
+class Recorder(SyncWebSocketConsumer):
+    """Records where and with what each method runs."""
+
+    encoding = 'json'
+    log: list[Any] = []
+
+    def on_connect(self, ws):
+        with pytest.raises(RuntimeError):  # not on the event loop
+            asyncio.get_running_loop()
+        assert get_current_request() is ws.request
+        assert self.ws is ws
+        ws.accept(headers={'x-sync': 'yes'})
+        ws.send_json({'room': ws.matchdict['room']})
+
+    def on_receive(self, ws, data):
+        self.log.append(data)
+        if data == 'bytes':
+            ws.send_bytes(b'\x00raw')
+        elif data == 'mode':
+            ws.send_json({'as': 'binary'}, mode='binary')
+        elif data == 'close':
+            ws.close(4000, 'asked')
+            with pytest.raises(RuntimeError, match='closed the socket'):
+                ws.send_text('too late')
+        else:
+            ws.send_text(f'got {data}')
+
+    def on_disconnect(self, ws, code):
+        self.log.append(('gone', code))
+
+
+def serve_recorder() -> TestClient:
+    return TestClient(make_app(('/rooms/{room}', Recorder)))
+
+
+def test_methods_run_in_the_pool_in_order_with_the_request_current():
+    Recorder.log = []
+    with serve_recorder() as client:
+        with client.websocket_connect('/rooms/lobby') as ws:
+            assert ws.receive_json() == {'room': 'lobby'}
+            for number in range(5):
+                ws.send_json(number)
+            assert [ws.receive_text() for _ in range(5)] == [
+                f'got {number}' for number in range(5)
+            ]
+            ws.send_json('bytes')
+            assert ws.receive_bytes() == b'\x00raw'
+            ws.send_json('mode')
+            assert ws.receive_bytes() == b'{"as":"binary"}'
+            ws.send_json('close')
+            with pytest.raises(WebSocketDisconnect) as info:
+                ws.receive_text()
+            assert info.value.code == 4000
+        # on_disconnect hears the close the consumer made
+        wait_until(lambda: ('gone', 4000) in Recorder.log, 'on_disconnect')
+    assert Recorder.log == [0, 1, 2, 3, 4, 'bytes', 'mode', 'close'] + [
+        ('gone', 4000)
+    ]
+
+
+def test_on_disconnect_gets_the_clients_code():
+    Recorder.log = []
+    with serve_recorder() as client:
+        with client.websocket_connect('/rooms/x') as ws:
+            ws.receive_json()
+            ws.close(4321)
+        wait_until(lambda: ('gone', 4321) in Recorder.log, 'on_disconnect')
+
+
+class Failing(SyncWebSocketConsumer):
+    def on_connect(self, ws):
+        if ws.matchdict['when'] == 'connect':
+            raise HTTPForbidden()
+        ws.accept()
+
+    def on_receive(self, ws, data):
+        if data == 'http':
+            raise HTTPTooManyRequests()
+        raise ValueError(data)
+
+
+@pytest.mark.parametrize('message, code', [('http', 4429), ('other', 1011)])
+def test_an_exception_closes_as_in_an_async_consumer(message, code):
+    with TestClient(make_app(('/fail/{when}', Failing))) as client:
+        with client.websocket_connect('/fail/receive') as ws:
+            ws.send_text(message)
+            with pytest.raises(WebSocketDisconnect) as info:
+                ws.receive_text()
+            assert info.value.code == code
+
+
+def test_an_exception_before_accepting_refuses_the_handshake():
+    with TestClient(make_app(('/fail/{when}', Failing))) as client:
+        with pytest.raises(HandshakeRefused) as info:
+            with client.websocket_connect('/fail/connect'):
+                pass
+        assert info.value.status == 403
+
+
+class Groups(SyncWebSocketConsumer):
+    def on_receive(self, ws, data):
+        op, group = data.split()
+        if op == 'join':
+            ws.join(group)
+        elif op == 'leave':
+            ws.leave(group)
+        else:
+            ws.broadcast(group, f'to {group}')
+        ws.send_text(f'{op} done')
+
+
+def test_groups_from_the_pool():
+    with TestClient(make_app(('/groups', Groups))) as client:
+        with client.websocket_connect('/groups') as ws:
+            ws.send_text('join g')
+            assert ws.receive_text() == 'join done'
+            ws.send_text('publish g')
+            assert sorted([ws.receive_text(), ws.receive_text()]) == [
+                'publish done',
+                'to g',
+            ]
+            ws.send_text('leave g')
+            assert ws.receive_text() == 'leave done'
+            ws.send_text('publish g')
+            assert ws.receive_text() == 'publish done'
+            ws.send_text('leave g')  # nothing came for g in between
+            assert ws.receive_text() == 'leave done'
+
+
+def test_a_handle_called_from_the_loop_refuses_to_wait_for_itself():
+    async def on_the_loop() -> None:
+        handle = SyncWebSocket(object(), asyncio.get_running_loop())  # type: ignore[arg-type]
+
+        async def never() -> None:
+            raise AssertionError('never run')
+
+        with pytest.raises(RuntimeError, match='from the event loop'):
+            handle._wait(never())
+
+    asyncio.run(on_the_loop())
+
+
+@pytest.mark.parametrize('encoding', ['xml', None])
+def test_an_unknown_encoding_fails_when_the_class_is_defined(encoding):
+    with pytest.raises(ConfigurationError) as info:
+        type('Wrong', (SyncWebSocketConsumer,), {'encoding': encoding})
+
+    message = str(info.value)
+    assert 'Wrong.encoding must be one of text, bytes, json' in message
+    assert message.endswith(f'not {encoding!r}')
+
+
+class Saver(SyncWebSocketConsumer):
+    """Joins a data manager to each call's transaction."""
+
+    kept: list[Any] = []
+
+    def on_receive(self, ws, data):
+        request = ws.request
+        assert request.environ['tm.active'] is True
+        assert request.environ['tm.manager'] is request.tm
+        request.tm.get().join(Recording(data, self.kept))
+        if data == 'doom':
+            request.tm.doom()
+        elif data == 'raise':
+            raise ValueError(data)
+        ws.send_text(data)
+
+
+class Recording:
+    """A data manager recording whether its transaction committed."""
+
+    def __init__(self, data: str, kept: list[Any]) -> None:
+        self.data = data
+        self.kept = kept
+        self.transaction_manager = transaction.manager
+
+    def abort(self, txn):
+        self.kept.append(('aborted', self.data))
+
+    def tpc_begin(self, txn):
+        pass
+
+    def commit(self, txn):
+        pass
+
+    def tpc_vote(self, txn):
+        pass
+
+    def tpc_finish(self, txn):
+        self.kept.append(('committed', self.data))
+
+    def tpc_abort(self, txn):
+        self.abort(txn)
+
+    def sortKey(self):
+        return 'recording'
+
+
+@pytest.mark.parametrize('hook', [None, lambda request: True])
+def test_each_call_runs_in_the_requests_transaction(hook):
+    Saver.kept = []
+    settings = {'tm.manager_hook': 'pyramid_tm.explicit_manager'}
+    if hook is not None:
+        settings['tm.activate_hook'] = hook
+    app = make_app(('/save', Saver), tm=True, **settings)
+    with TestClient(app) as client:
+        with client.websocket_connect('/save') as ws:
+            ws.send_text('one')
+            assert ws.receive_text() == 'one'
+            ws.send_text('doom')
+            ws.send_text('two')
+            assert [ws.receive_text(), ws.receive_text()] == ['doom', 'two']
+            ws.send_text('raise')
+            with pytest.raises(WebSocketDisconnect) as info:
+                ws.receive_text()
+            assert info.value.code == 1011
+    assert Saver.kept == [
+        ('committed', 'one'),
+        ('aborted', 'doom'),
+        ('committed', 'two'),
+        ('aborted', 'raise'),
+    ]
+
+
+class Untouched(SyncWebSocketConsumer):
+    def on_receive(self, ws, data):
+        ws.send_text(repr(ws.request.environ.get('tm.active')))
+
+
+def test_an_activate_hook_can_leave_consumers_out():
+    app = make_app(
+        ('/out', Untouched),
+        tm=True,
+        **{'tm.activate_hook': lambda request: False},
+    )
+    with TestClient(app) as client:
+        with client.websocket_connect('/out') as ws:
+            ws.send_text('x')
+            assert ws.receive_text() == 'None'
