@@ -13,7 +13,6 @@ how a consumer's end or exception closes the connection in
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 import functools
 import logging
 from typing import Any
@@ -29,11 +28,11 @@ from pyramid_asgi_ws.events import (
     notify_async,
 )
 from pyramid_asgi_ws.handshake import (
-    call_in_request,
     check_handshake,
     check_http,
     make_request,
     run_finished_callbacks,
+    run_in_request,
 )
 from pyramid_asgi_ws.interfaces import (
     IASGIApp,
@@ -89,6 +88,7 @@ class ASGIApp:
             threads=settings['threads'],
             max_body_size=settings['max_body_size'],
         )
+        self._runner = functools.partial(run_in_request, self.wsgi.run_sync)
         self.connections: set[WebSocket] = set()
         self._idle: asyncio.Event | None = None
         self.started = False
@@ -135,20 +135,6 @@ class ASGIApp:
         """
         return make_request(self.registry, ws, factory)
 
-    def run_sync(
-        self,
-        ws: WebSocket,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Awaitable[Any]:
-        """Run ``fn(*args, **kwargs)`` in the thread pool for ``ws``.
-
-        What :meth:`WebSocket.run_sync <pyramid_asgi_ws.WebSocket.run_sync>`
-        awaits: the socket's request is the current request there.
-        """
-        return self.wsgi.run_sync(call_in_request, ws, fn, args, kwargs)
-
     async def serve_websocket(
         self,
         consumer: Consumer,
@@ -160,7 +146,8 @@ class ASGIApp:
 
         The application's synchronous code (request, context, security
         policy, finished callbacks) runs in the thread pool; see
-        :mod:`pyramid_asgi_ws.handshake`.
+        :mod:`pyramid_asgi_ws.handshake`. The request's finished callbacks
+        run once the connection ends, or once its handshake is refused.
         """
         settings = self.settings
         ws = WebSocket(
@@ -173,10 +160,20 @@ class ASGIApp:
             max_message_size=consumer.setting('max_message_size', settings),
             send_queue_size=consumer.setting('send_queue_size', settings),
             send_overflow=consumer.setting('send_overflow', settings),
-            runner=self.run_sync,
+            runner=self._runner,
         )
+        try:
+            await self._serve(consumer, ws)
+        finally:
+            request = ws._request  # built for the handshake, or later
+            if request is not None and request.finished_callbacks:
+                await self.wsgi.run_sync(
+                    run_finished_callbacks, self.registry, ws
+                )
+
+    async def _serve(self, consumer: Consumer, ws: WebSocket) -> None:
         refusal = await check_handshake(
-            ws, consumer, settings, self.wsgi.run_sync
+            ws, consumer, self.settings, self.wsgi.run_sync
         )
         if refusal is None and self.stopping:
             refusal = Refusal(503, 'the server is shutting down')
@@ -186,7 +183,7 @@ class ASGIApp:
         self.connections.add(ws)
         try:
             if consumer.raw:
-                await serve_raw(consumer, scope, receive, send, ws)
+                await serve_raw(consumer, ws.scope, ws._receive, ws._send, ws)
             else:
                 await run_consumer(consumer, ws)
         finally:
@@ -194,11 +191,6 @@ class ASGIApp:
             if not self.connections and self._idle is not None:
                 self._idle.set()
             await ws._finish()  # it leaves its groups too
-            request = ws._request
-            if request is not None and request.finished_callbacks:
-                await self.wsgi.run_sync(
-                    run_finished_callbacks, self.registry, ws
-                )
 
     # -- lifespan ---------------------------------------------------------
 

@@ -358,3 +358,18 @@ def call_in_request(
     request = ws.request
     with threadlocals(ws.scope['registry'], request):
         return fn(*args, **kwargs)
+
+
+def run_in_request(
+    run_sync: RunSync,
+    ws: WebSocket,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Awaitable[Any]:
+    """Run :func:`call_in_request` through ``run_sync`` (the pool's).
+
+    What :meth:`WebSocket.run_sync <pyramid_asgi_ws.WebSocket.run_sync>`
+    awaits; the application hands it to each socket as its ``runner``.
+    """
+    return run_sync(call_in_request, ws, fn, args, kwargs)

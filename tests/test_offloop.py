@@ -296,3 +296,26 @@ def test_finished_callbacks_of_a_request_never_built():
     ws = WebSocket(ws_scope(), None, None)
     run_finished_callbacks(None, ws)  # nothing to run, nothing built
     assert ws._request is None
+
+
+def test_a_refused_handshake_still_runs_its_finished_callbacks():
+    from tests.pkgs.locked import NobodyPolicy
+
+    ran = []
+
+    def factory(request):
+        request.add_finished_callback(
+            lambda request: ran.append(threading.current_thread().name)
+        )
+
+    async def consumer(ws):  # never runs
+        await ws.accept()
+
+    config = Configurator()
+    config.include('pyramid_asgi_ws')
+    config.set_security_policy(NobodyPolicy())
+    config.add_asgi_consumer('/ws', consumer, permission='x', factory=factory)
+    sent = serve_one(config.make_asgi_app(), '/ws')
+    assert sent[0]['type'] == 'websocket.http.response.start'
+    assert sent[0]['status'] == 401
+    assert len(ran) == 1 and ran[0].startswith(POOL_THREAD)
