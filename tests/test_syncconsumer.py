@@ -7,6 +7,7 @@ real uvicorn; here the test client drives each branch.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from typing import Any
 
 from pyramid.config import Configurator
@@ -20,6 +21,7 @@ from pyramid_asgi_ws import SyncWebSocketConsumer, WebSocketDisconnect
 from pyramid_asgi_ws.syncconsumer import SyncWebSocket
 from pyramid_asgi_ws.testing import HandshakeRefused, TestClient
 from tests.support import wait_until
+from tests.test_docs_examples import load
 
 
 def make_app(*consumers: tuple[str, Any], tm: bool = False, **settings):
@@ -283,3 +285,25 @@ def test_an_activate_hook_can_leave_consumers_out():
         with client.websocket_connect('/out') as ws:
             ws.send_text('x')
             assert ws.receive_text() == 'None'
+
+
+def test_the_docs_example_saves_and_publishes(tmp_path):
+    path = tmp_path / 'notes.sqlite'
+    app = load('syncconsumers').make_app(f'sqlite:///{path}')
+    with TestClient(app) as client:
+        with (
+            client.websocket_connect('/notes') as writer,
+            client.websocket_connect('/notes') as reader,
+        ):
+            writer.send_json({'text': 'hello'})
+            note = {'id': 1, 'text': 'hello'}
+            assert reader.receive_json() == writer.receive_json() == note
+            writer.send_json({'no': 'text'})
+            with pytest.raises(WebSocketDisconnect) as info:
+                writer.receive_json()
+            assert info.value.code == 1011
+            reader.send_json({'text': 'again'})
+            assert reader.receive_json() == {'id': 2, 'text': 'again'}
+    with sqlite3.connect(path) as connection:
+        rows = connection.execute('SELECT id, text FROM notes').fetchall()
+    assert rows == [(1, 'hello'), (2, 'again')]
