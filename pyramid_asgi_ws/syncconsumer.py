@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pyramid.exceptions import ConfigurationError
+from pyramid.path import DottedNameResolver
 
 from pyramid_asgi_ws.broadcast import broadcast
 from pyramid_asgi_ws.consumers import ENCODINGS, WebSocketConsumer
@@ -204,12 +205,13 @@ def in_transaction(
 ) -> None:
     """Call ``method(*args)`` in a transaction of ``request.tm``, if any.
 
-    As ``pyramid_tm``'s tween does for a view: the transaction commits
-    when the method returns (aborts if it was doomed) and aborts when it
-    raises; ``request.environ['tm.active']`` says so meanwhile.
+    As ``pyramid_tm``'s tween does for a view (``tm.activate_hook``
+    included): the transaction commits when the method returns (aborts if
+    it was doomed) and aborts when it raises;
+    ``request.environ['tm.active']`` says so meanwhile.
     """
-    manager = getattr(request, 'tm', None)
-    if manager is None:  # no pyramid_tm
+    manager = _manager(request)
+    if manager is None:
         method(*args)
         return
     environ = request.environ
@@ -222,6 +224,18 @@ def in_transaction(
         _finish(environ, manager.abort)
         raise
     _finish(environ, manager.abort if manager.isDoomed() else manager.commit)
+
+
+def _manager(request: Any) -> Any:
+    """``request.tm``, unless there is no ``pyramid_tm`` or its
+    ``tm.activate_hook`` leaves this request out."""
+    manager = getattr(request, 'tm', None)
+    if manager is None:
+        return None
+    hook = (request.registry.settings or {}).get('tm.activate_hook')
+    if hook and not DottedNameResolver().maybe_resolve(hook)(request):
+        return None
+    return manager
 
 
 def _finish(environ: dict[str, Any], finisher: Callable[[], None]) -> None:
