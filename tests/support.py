@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 import contextlib
 import os
@@ -40,6 +41,20 @@ def wait_until(
         if time.monotonic() > deadline:
             raise TimeoutError(f'waited {timeout} s in vain for {what}')
         time.sleep(0.02)
+    return result
+
+
+async def until(
+    condition: Callable[[], T], what: str, timeout: float = 10.0
+) -> T:
+    """:func:`wait_until` inside a coroutine: the event loop runs on
+    between the calls."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (result := condition()):
+        if loop.time() > deadline:
+            raise TimeoutError(f'waited {timeout} s in vain for {what}')
+        await asyncio.sleep(0.005)
     return result
 
 

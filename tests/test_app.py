@@ -12,19 +12,15 @@ import pytest
 
 from pyramid_asgi_ws import ApplicationShutdown, ApplicationStartup
 from pyramid_asgi_ws.app import ASGIApp
-from tests.asgi import Channel, run, ws_scope
+from tests import support
+from tests.asgi import Channel, http_scope, run, ws_scope
 
 CONNECT = {'type': 'websocket.connect'}
 
 
 async def until(condition, timeout=5.0):
     """Wait until ``condition()`` holds; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f'{condition} did not hold in {timeout} s')
-        await asyncio.sleep(0.005)
+    await support.until(condition, repr(condition), timeout)
 
 
 async def connect(app, path, channel):
@@ -256,23 +252,6 @@ def test_client_gone_before_refusal_is_quiet():
     channel.fail_on = 'websocket.http.response.start'
     run(app(ws_scope('/none'), channel.receive, channel.send))
     assert channel.sent == []
-
-
-def http_scope(path):
-    return {
-        'type': 'http',
-        'asgi': {'version': '3.0'},
-        'http_version': '1.1',
-        'method': 'GET',
-        'scheme': 'http',
-        'path': path,
-        'raw_path': path.encode(),
-        'query_string': b'',
-        'root_path': '',
-        'headers': [(b'host', b'testserver')],
-        'client': ('127.0.0.1', 1),
-        'server': ('testserver', 80),
-    }
 
 
 def get(app, path):

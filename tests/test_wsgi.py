@@ -3,12 +3,42 @@ import contextlib
 import contextvars
 import io
 import logging
+import sys
 import threading
 import time
 
 import pytest
 
+from tests.support import until, wait_until
+
 TIMEOUT = 5
+
+
+def blocked_in(*functions):
+    """Whether a thread waits with ``functions`` innermost on its stack,
+    the innermost first: where a blocking call holds it."""
+    wanted = [function.__code__ for function in functions]
+    for frame in sys._current_frames().values():
+        found = []
+        while frame is not None and len(found) < len(wanted):
+            found.append(frame.f_code)
+            frame = frame.f_back
+        if found == wanted:
+            return True
+    return False
+
+
+async def until_blocked_in(*functions):
+    """Wait (bounded, off the loop) until a thread is held in
+    ``functions``, as :func:`blocked_in` says."""
+    names = ' in '.join(function.__qualname__ for function in functions)
+    await asyncio.get_running_loop().run_in_executor(
+        None,
+        wait_until,
+        lambda: blocked_in(*functions),
+        f'a thread held in {names}',
+        TIMEOUT,
+    )
 
 
 def _scope(path='/', method='GET', headers=(), **kw):
@@ -507,10 +537,11 @@ class Test_WsgiToAsgi_errors:
 
         bridge = make_bridge(iter_app(iterable))
         assert stream_until_closed(bridge, iterable, send=send)
-        for _ in range(100):
-            if 'close after gone' in caplog.text:
-                break
-            time.sleep(0.01)
+        wait_until(
+            lambda: 'close after gone' in caplog.text,
+            'the error of close() logged',
+            TIMEOUT,
+        )
         assert 'after disconnect' in caplog.text
 
 
@@ -790,6 +821,7 @@ class Test_WsgiToAsgi_body:
 
     def test_cancelled_while_reading(self, make_bridge, caplog):
         from pyramid_asgi_ws.wsgi import ClientDisconnect
+        from pyramid_asgi_ws.wsgi.channels import Feed
 
         reads = []
         read_started = threading.Event()
@@ -813,7 +845,8 @@ class Test_WsgiToAsgi_body:
             task = asyncio.create_task(client.arun())
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, read_started.wait, TIMEOUT)
-            await asyncio.sleep(0.05)
+            # cancelled while the read waits for the body's next message
+            await until_blocked_in(Feed.get)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -829,6 +862,7 @@ class Test_WsgiToAsgi_body:
 class Test_WsgiToAsgi_streaming:
     def test_backpressure_and_close_on_disconnect(self, make_bridge):
         from pyramid_asgi_ws.wsgi import STREAM_BUFFER_SIZE
+        from pyramid_asgi_ws.wsgi.channels import Pipe
 
         chunk = b'x' * 4096
         iterable = ClosingIter(iter(lambda: chunk, None))
@@ -851,10 +885,11 @@ class Test_WsgiToAsgi_streaming:
             state['gone'] = asyncio.Event()
             bridge = make_bridge(iter_app(iterable))
             task = asyncio.create_task(bridge(_scope(), receive, send))
-            await asyncio.sleep(0.3)
+            # the worker waits for room in the full pipe: nothing more
+            # is produced until the client goes
+            await until_blocked_in(threading.Condition.wait, Pipe.put)
             produced = iterable.produced
-            await asyncio.sleep(0.2)
-            assert iterable.produced == produced
+            assert state['sent'] == 3
             state['gone'].set()
             await asyncio.wait_for(task, TIMEOUT)
             loop = asyncio.get_running_loop()
@@ -981,9 +1016,11 @@ class Test_FileWrapper:
         path = tmp_path / 'f'
         path.write_bytes(b'0123456789')
         f = ClosingFile(path)
+        started = threading.Event()
         go = threading.Event()
 
         def app(environ, start_response):
+            started.set()
             go.wait(TIMEOUT)
             start_response('200 OK', [])
             return environ['wsgi.file_wrapper'](f)
@@ -994,8 +1031,9 @@ class Test_FileWrapper:
             if send is not None:
                 client.send = send
             task = asyncio.create_task(client.arun())
-            if cancel:
-                await asyncio.sleep(0.05)
+            if cancel:  # while the application runs
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, started.wait, TIMEOUT)
                 task.cancel()
             go.set()
             with contextlib.suppress(asyncio.CancelledError, OSError):
@@ -1123,6 +1161,7 @@ class Test_edge_cases:
 
     def test_body_read_ahead_is_bounded(self, make_bridge):
         from pyramid_asgi_ws.wsgi import BODY_BUFFER_SIZE
+        from pyramid_asgi_ws.wsgi.channels import Feed
 
         chunk = b'x' * 65536
         count = 3 * BODY_BUFFER_SIZE // len(chunk)
@@ -1130,9 +1169,22 @@ class Test_edge_cases:
         reads = []
 
         def read(f):
-            first = f.read(1)
+            # past what came before the app started (PREREAD_SIZE): the
+            # feed starts reading ahead
+            first = f.read(2 * len(chunk) + 1)
             go.wait(TIMEOUT)
             return first + f.read()
+
+        def feed_waits_for_room():
+            # the feed's task awaits the future the reads resolve, not
+            # the client's receive()
+            return any(
+                getattr(coro := task.get_coro(), 'cr_code', None)
+                is Feed.run.__code__
+                and coro.cr_await is not None
+                and not asyncio.iscoroutine(coro.cr_await)
+                for task in asyncio.all_tasks()
+            )
 
         async def main():
             client = Client(
@@ -1141,13 +1193,14 @@ class Test_edge_cases:
                 body_messages(*[chunk] * count),
             )
             task = asyncio.create_task(client.arun())
-            await asyncio.sleep(0.2)
+            await until(feed_waits_for_room, 'the feed to be full', TIMEOUT)
             received = client.receives
             go.set()
             await task
             return received, client
 
         received, client = asyncio.run(main())
-        assert received <= 2 + BODY_BUFFER_SIZE // len(chunk)
+        # two before the app started, the one it read, one buffer ahead
+        assert received <= 3 + BODY_BUFFER_SIZE // len(chunk)
         assert client.body == b'%d' % (count * len(chunk))
         assert client.receives == count
