@@ -110,13 +110,13 @@ async def many_sockets(url: str) -> list[str]:
     """Open SOCKETS sockets at once; each says something and hears it back
     while all are open, twice."""
     sockets = await asyncio.gather(
-        *(connect(url, open_timeout=30) for _ in range(SOCKETS))
+        *(connect(url, open_timeout=TIMEOUT) for _ in range(SOCKETS))
     )
     try:
 
         async def roundtrip(number: int, ws: Any) -> str:
             await ws.send(f'hello {number}')
-            answer: str = await asyncio.wait_for(ws.recv(), 30)
+            answer: str = await asyncio.wait_for(ws.recv(), TIMEOUT)
             return answer
 
         answers = []
