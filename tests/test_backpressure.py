@@ -18,38 +18,39 @@ BOUND_KIB = 16 * 1024
 
 
 def wait_report(server) -> dict:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        found = re.search(r'REPORT (\{.*\})', server.log())
-        if found:
-            return json.loads(found.group(1))
-        time.sleep(0.1)
-    raise AssertionError(f'no report in:\n{server.log()}')
+    """Wait for the line the consumer reports its measures in."""
+    found = server.wait_for_log('REPORT ', timeout=15)
+    report = re.search(r'REPORT (\{.*\})', found)
+    assert report is not None, found
+    return json.loads(report.group(1))
+
+
+def flood(kind: str, app: str, path: str) -> tuple[dict, str]:
+    """Serve ``app`` on ``kind``, stall a socket to ``path`` and return
+    what the consumer reports and the server's log."""
+    with serve(kind, f'tests.apps.flood:{app}') as server:
+        with stalled_socket(server.port, path):
+            report = wait_report(server)
+        return report, server.log()
 
 
 @pytest.mark.parametrize('kind', ['uvicorn', 'hypercorn'])
 def test_pushed_messages_drop_oldest_past_the_queue(kind):
-    with serve(kind, 'tests.apps.flood:drop_oldest') as server:
-        with stalled_socket(server.port, '/pushed'):
-            report = wait_report(server)
+    report, _ = flood(kind, 'drop_oldest', '/pushed')
     assert report['grown_kib'] < BOUND_KIB
     assert report['dropped'] > 4000
 
 
 def test_pushed_messages_close_1013_when_the_queue_overflows():
-    with serve('uvicorn', 'tests.apps.flood:close') as server:
-        with stalled_socket(server.port, '/pushed'):
-            report = wait_report(server)
+    report, log = flood('uvicorn', 'close', '/pushed')
     assert report['grown_kib'] < BOUND_KIB
-    assert 'closing WebSocket /pushed with 1013' in server.log()
-    assert 'send queue of 64 messages is full' in server.log()
+    assert 'closing WebSocket /pushed with 1013' in log
+    assert 'send queue of 64 messages is full' in log
 
 
 @pytest.mark.parametrize('kind', ['uvicorn', 'hypercorn'])
 def test_direct_sends_wait_for_a_slow_client(kind):
-    with serve(kind, 'tests.apps.flood:drop_oldest') as server:
-        with stalled_socket(server.port, '/sent'):
-            report = wait_report(server)
+    report, _ = flood(kind, 'drop_oldest', '/sent')
     assert report['grown_kib'] < BOUND_KIB
     assert report['sent'] < 4000  # the consumer was held back
 

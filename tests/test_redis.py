@@ -443,9 +443,20 @@ def test_heartbeat_and_unsubscribe_while_redis_is_away(caplog):
             refreshed.append(True)
             raise redis_py.ConnectionError('gone')
 
+        class Watched(asyncio.Event):
+            """Counts the heartbeat's questions: a beat has come."""
+
+            asked = 0
+
+            def is_set(self) -> bool:
+                self.asked += 1
+                return super().is_set()
+
         backend._refresh = refresh  # type: ignore[method-assign]
+        backend.connected = watched = Watched()
         beat = asyncio.ensure_future(backend._heartbeat())
-        await asyncio.sleep(0.4)  # one beat while not connected: skipped
+        # one beat while not connected: skipped
+        await until(lambda: asyncio.sleep(0, watched.asked), timeout=3)
         assert refreshed == []
         backend.connected.set()
         await until(lambda: asyncio.sleep(0, bool(refreshed)), timeout=3)

@@ -22,6 +22,20 @@ def report(data: dict) -> None:
     print('REPORT', json.dumps(data), flush=True)
 
 
+async def held(outbox, timeout: float = 10.0) -> None:
+    """Wait until the client holds the outbox up: a send in flight that
+    the client does not read, a full queue behind it (or, with the close
+    policy, the close queued)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (
+        outbox.closing or outbox._busy and outbox.pending >= outbox.size
+    ):
+        if loop.time() > deadline:
+            raise TimeoutError('the outbox was never held up')
+        await asyncio.sleep(0.01)
+
+
 async def pushed(ws):
     """Fan-out style: the outbox never waits; the queue policy decides."""
     await ws.accept()
@@ -31,7 +45,7 @@ async def pushed(ws):
         outbox.push({'type': 'websocket.send', 'text': CHUNK})
         if n % 100 == 0:
             await asyncio.sleep(0)
-    await asyncio.sleep(0.5)
+    await held(outbox)
     report({'grown_kib': rss_kib() - before, 'dropped': ws.dropped})
     await ws.receive_text()
 
