@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import socket
 import struct
-import time
 import urllib.request
 
 import pytest
 
-from tests.support import SERVERS, serve
-from tests.wsclient import TIMEOUT, close_code, open_ws
+from tests.support import SERVERS, serve, wait_until
+from tests.wsclient import TIMEOUT, close_code, open_ws, raw_handshake
 
 
 @pytest.fixture(scope='module', params=SERVERS)
@@ -26,32 +25,18 @@ def endings(server) -> list:
 
 
 def wait_endings(server, count: int) -> list:
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        found = endings(server)
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
-
-
-def handshake(port: int, path: str) -> socket.socket:
-    sock = socket.create_connection(('127.0.0.1', port), TIMEOUT)
-    sock.sendall(
-        f'GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n'
-        'Upgrade: websocket\r\nConnection: Upgrade\r\n'
-        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
-        'Sec-WebSocket-Version: 13\r\n\r\n'.encode()
+    """Wait until the app has seen ``count`` connections end; return the
+    close codes it saw."""
+    return wait_until(
+        lambda: found if len(found := endings(server)) >= count else None,
+        f'{count} connections ended',
+        TIMEOUT,
     )
-    head = b''
-    while b'\r\n\r\n' not in head:
-        head += sock.recv(1)
-    assert b' 101 ' in head.split(b'\r\n')[0], head
-    return sock
 
 
 def test_a_connection_lost_without_a_close_frame_is_1006(server):
-    before = len(wait_endings(server, 0))
-    sock = handshake(server.port, '/ending')
+    before = len(endings(server))
+    sock = raw_handshake(server.port, '/ending')
     # Wait for the consumer to be running, then vanish without a close.
     received = b''
     while b'ready' not in received:
@@ -62,8 +47,8 @@ def test_a_connection_lost_without_a_close_frame_is_1006(server):
 
 
 def test_a_client_lost_while_the_consumer_sends_is_1006(server):
-    before = len(wait_endings(server, 0))
-    sock = handshake(server.port, '/streaming')
+    before = len(endings(server))
+    sock = raw_handshake(server.port, '/streaming')
     sock.recv(4096)  # it is sending
     # An abortive close (RST): the server's next sends fail.
     sock.setsockopt(
@@ -75,7 +60,7 @@ def test_a_client_lost_while_the_consumer_sends_is_1006(server):
 
 
 def test_a_close_frame_is_reported_with_its_code(server):
-    before = len(wait_endings(server, 0))
+    before = len(endings(server))
     with open_ws(server.ws_url + '/ending') as ws:
         assert ws.recv(timeout=TIMEOUT) == 'ready'
         ws.close(4321)
