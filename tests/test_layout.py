@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / 'pyramid_asgi_ws'
 
 #: Modules importing nothing of the package, so every layer may use them.
-LEAVES = {'settings', 'closecodes', 'interfaces'}
+LEAVES = {'settings', 'closecodes', 'interfaces', 'txn'}
 
 #: The layers, from the top: a module imports only from its own layer,
 #: the layers below it and the leaves.
@@ -25,7 +25,10 @@ LAYERS = {
         'app', 'handshake', 'running', 'origin', 'refusal', 'denial_log',
         'router', 'events', 'security',
     ),
-    'connections': ('websocket', 'groups', 'messages', 'scope', 'consumers'),
+    'connections': (
+        'websocket', 'groups', 'messages', 'scope', 'consumers',
+        'syncconsumer',
+    ),
     'transport': ('broadcast', 'backends', 'wsgi'),
 }  # fmt: skip
 
