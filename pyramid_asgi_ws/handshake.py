@@ -304,8 +304,14 @@ async def check_handshake(
     (:func:`builds_app_code`), :func:`prepare_request` runs in one call
     of ``run_sync`` (the thread pool's), and the loop keeps serving.
     """
-    refusal = check_origin(ws.scope, consumer, settings) or check_subprotocol(
-        ws, consumer
+    refusal = _guarded(
+        consumer,
+        'handshake',
+        f'WebSocket {ws.path}',
+        lambda: (
+            check_origin(ws.scope, consumer, settings)
+            or check_subprotocol(ws, consumer)
+        ),
     )
     if refusal is not None:
         return refusal
