@@ -20,5 +20,5 @@ fi
 
 PYTHON="${PYTHON:-python3}"
 "$PYTHON" -m pip install -q --disable-pip-version-check \
-    -e '.[testing,docs]' -e examples/chat 2>&1 | grep -v 'Running pip as' || true
+    -e '.[testing,docs]' -e examples/chat -e examples/notes 2>&1 | grep -v 'Running pip as' || true
 "$PYTHON" -c 'import pyramid_asgi_ws, uvicorn, hypercorn, daphne, websockets'
