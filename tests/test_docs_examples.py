@@ -201,6 +201,28 @@ def test_security():
     assert info.value.code == 1009
 
 
+# -- database -------------------------------------------------------------
+
+
+def test_database_async_consumer_through_run_sync(tmp_path):
+    from notes.models import Note, User, get_tm_session
+    import transaction
+
+    database = load('database')
+    app = database.make_app(f'sqlite:///{tmp_path / "notes.sqlite"}')
+    factory = app.registry['dbsession_factory']
+    with TestClient(app) as client:
+        with client.websocket_connect('/count') as ws:
+            ws.send_text('how many?')
+            assert ws.receive_json() == {'notes': 0}
+            with transaction.manager:
+                author = User(name='ada', password_hash='-')
+                note = Note(text='one', via='form', author=author)
+                get_tm_session(factory, transaction.manager).add(note)
+            ws.send_text('and now?')
+            assert ws.receive_json() == {'notes': 1}
+
+
 # -- migrating ------------------------------------------------------------
 
 

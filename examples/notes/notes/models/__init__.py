@@ -35,8 +35,8 @@ def get_tm_session(session_factory, transaction_manager, request=None):
 
         import transaction
 
-        with transaction.manager as tm:
-            dbsession = get_tm_session(session_factory, tm)
+        with transaction.manager:
+            dbsession = get_tm_session(session_factory, transaction.manager)
             dbsession.add(User(name='ada'))
     """
     dbsession = session_factory(info={'request': request})
