@@ -236,7 +236,8 @@ def test_groups_members_and_counters():
         }
         await broadcaster.publish('room', {'n': 1})
         await broadcaster.publish('nobody', 'lost')
-        await asyncio.sleep(0)
+        for sent_to in (a, b):
+            await sent_to.membership.outbox.flush(TIMEOUT)
         assert (
             sent_a == sent_b == [{'type': 'websocket.send', 'text': '{"n":1}'}]
         )

@@ -15,6 +15,9 @@ from pyramid_asgi_ws.websocket import (
     json_message,
 )
 from tests.asgi import Channel, run, ws_scope
+from tests.support import until
+
+TIMEOUT = 5
 
 CONNECT = {'type': 'websocket.connect'}
 
@@ -358,11 +361,12 @@ def test_scope_descriptors():
 
 def test_push_policies():
     async def go(policy):
-        release = asyncio.Event()
+        taken, release = asyncio.Event(), asyncio.Event()
         sent = []
 
         async def slow_send(message):
             if message['type'] == 'websocket.send':
+                taken.set()
                 await release.wait()
             sent.append(message)
 
@@ -377,7 +381,8 @@ def test_push_policies():
         results = [
             ws.membership.outbox.push({'type': 'websocket.send', 'text': '0'})
         ]
-        await asyncio.sleep(0)  # the sender takes '0' and waits on it
+        # the sender takes '0' and waits on it
+        await asyncio.wait_for(taken.wait(), TIMEOUT)
         results += [
             ws.membership.outbox.push(
                 {'type': 'websocket.send', 'text': str(n)}
@@ -385,8 +390,7 @@ def test_push_policies():
             for n in range(1, 5)
         ]
         release.set()
-        for _ in range(50):
-            await asyncio.sleep(0)
+        await ws.membership.outbox.flush(TIMEOUT)
         await ws._finish()
         texts = [m.get('text') for m in sent if m['type'] == 'websocket.send']
         closes = [m['code'] for m in sent if m['type'] == 'websocket.close']
@@ -414,8 +418,7 @@ def test_deliver_pushes_or_calls_the_hook():
         member = ws.membership
         for message in ('text', b'bytes', {'json': True}):
             assert member.deliver('g', Payload(encode(message)))
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await member.outbox.flush(TIMEOUT)
         seen = []
 
         async def hook(group, message):
@@ -427,17 +430,19 @@ def test_deliver_pushes_or_calls_the_hook():
         assert ws.on_group_message is hook
         member.deliver('g', Payload(encode('to hook')))
         member.deliver('g', Payload(encode('boom')))
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await until(lambda: len(seen) == 2, 'the hook called twice', TIMEOUT)
         ws.on_group_message = lambda g, m: seen.append(m)
         member.deliver('g', Payload(encode('sync hook')))
 
+        began = asyncio.Event()
+
         async def forever(group, message):
+            began.set()
             await asyncio.Event().wait()
 
         ws.on_group_message = forever
         member.deliver('g', Payload(encode('cancelled at the end')))
-        await asyncio.sleep(0)
+        await asyncio.wait_for(began.wait(), TIMEOUT)
         await ws._finish()
         return channel.sent[1:], seen
 

@@ -6,6 +6,8 @@ import os
 
 from pyramid.config import Configurator
 
+from tests.support import until
+
 CHUNK = 'x' * 10_000
 COUNT = 5_000  # 50 MB in all
 
@@ -22,18 +24,13 @@ def report(data: dict) -> None:
     print('REPORT', json.dumps(data), flush=True)
 
 
-async def held(outbox, timeout: float = 10.0) -> None:
-    """Wait until the client holds the outbox up: a send in flight that
-    the client does not read, a full queue behind it (or, with the close
+def held(outbox) -> bool:
+    """Whether the client holds the outbox up: a send in flight that the
+    client does not read and a full queue behind it (or, with the close
     policy, the close queued)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (
-        outbox.closing or outbox._busy and outbox.pending >= outbox.size
-    ):
-        if loop.time() > deadline:
-            raise TimeoutError('the outbox was never held up')
-        await asyncio.sleep(0.01)
+    return outbox.closing or (
+        outbox._busy and outbox.pending >= outbox.size
+    )
 
 
 async def pushed(ws):
@@ -45,7 +42,7 @@ async def pushed(ws):
         outbox.push({'type': 'websocket.send', 'text': CHUNK})
         if n % 100 == 0:
             await asyncio.sleep(0)
-    await held(outbox)
+    await until(lambda: held(outbox), 'the outbox held up')
     report({'grown_kib': rss_kib() - before, 'dropped': ws.dropped})
     await ws.receive_text()
 
@@ -77,8 +74,10 @@ async def stuck(ws):
         pass
     outbox = ws.membership.outbox
     outbox.push({'type': 'websocket.send', 'text': CHUNK})
-    for _ in range(3):
-        await asyncio.sleep(0)  # the sender takes it and waits
+    await until(
+        lambda: outbox._busy and not outbox.pending,
+        'the sender to take it and wait',
+    )
     for _ in range(outbox.size + 1):
         outbox.push({'type': 'websocket.send', 'text': CHUNK})
     report({'closing': outbox.closing, 'dropped': ws.dropped})
