@@ -16,6 +16,7 @@ thread pool, through the ``run_sync`` the application passes in.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 import contextlib
 import functools
@@ -318,6 +319,11 @@ async def check_handshake(
     if not builds_app_code(consumer, ws.scope['registry']):
         return None
     refusal = await run_sync(prepare_request, ws, consumer)
+    # A client that left while the check ran may have its transport
+    # closing with the server's disconnect callback still queued: let it
+    # run first, or uvicorn drops the accept and fails the next send
+    # with a RuntimeError instead of the disconnect.
+    await asyncio.sleep(0)
     return refusal
 
 
