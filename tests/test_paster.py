@@ -147,6 +147,11 @@ def test_option_unsupported_by_the_server():
         ('listen', ':80', "not ':80'"),
         ('listen', 'a:0', "the port of listen 'a:0' must be positive"),
         ('listen', ' ', 'listen must name an address'),
+        # a blank host would bind every interface
+        ('host', '', "host must name one host or address, such as"),
+        ('host', ' ', "host must name one host or address, such as"),
+        ('host', 'a b', "not 'a b'"),
+        ('host', 'unix:/run/a.sock', "not 'unix:/run/a.sock'"),
     ],
 )
 def test_malformed_option_is_named(name, value, message):

@@ -101,9 +101,20 @@ def _text(value: Any, name: str) -> str:
     return str(value).strip()
 
 
+def _host(value: Any, name: str) -> str:
+    # a blank host would make the server bind every interface
+    host = _text(value, name)
+    if not host or host.startswith('unix:') or len(host.split()) > 1:
+        raise ServerOptionError(
+            f'{name} must name one host or address, such as 127.0.0.1, '
+            f'not {value!r}'
+        )
+    return host
+
+
 #: Every ``[server:...]`` option the runners take, with its parser.
 SERVER_OPTIONS: dict[str, Callable[[Any, str], Any]] = {
-    'host': _text,
+    'host': _host,
     'port': _port,
     'listen': _listen,
     'unix_socket': _text,
@@ -148,7 +159,8 @@ def parse_server_options(
             parsed['listen'] = ['unix:' + parsed['unix_socket']]
         else:
             host = parsed.get('host', '127.0.0.1')
-            parsed['listen'] = [f'{host}:{parsed.get("port", 6543)}']
+            address = f'{host}:{parsed.get("port", 6543)}'
+            parsed['listen'] = _listen(address, 'host and port')
     return parsed
 
 
