@@ -203,4 +203,4 @@ def test_a_socket_handler_that_raises_is_rolled_back_and_closes_1011(
         assert receive(other)['text'] == 'after the socket failed'
     assert 'lost with the socket' not in texts(database)
     assert 'after the socket failed' in texts(database)
-    assert 'notes.notes.Failure' in server.log()
+    assert 'notes.saving.Failure' in server.log()

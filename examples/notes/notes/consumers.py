@@ -2,7 +2,7 @@
 
 from pyramid_asgi_ws import SyncWebSocketConsumer, websocket_consumer
 
-from .notes import Failure, clean_text, save_note
+from .saving import Failure, clean_text, save_note
 
 
 @websocket_consumer(

@@ -5,7 +5,7 @@ from pyramid.view import view_config
 from sqlalchemy import select
 
 from ..models import Note
-from ..notes import Failure, clean_text, save_note
+from ..saving import Failure, clean_text, save_note
 
 #: How many notes the page shows; later ones arrive over the socket.
 RECENT = 50

@@ -1,4 +1,4 @@
-"""Saving a note, wherever it comes from."""
+"""Saving a note, wherever it comes from: the form view or the socket."""
 
 from .models import MAX_TEXT, Note
 
