@@ -29,15 +29,11 @@ def blocked_in(*functions):
 
 
 async def until_blocked_in(*functions):
-    """Wait (bounded, off the loop) until a thread is held in
-    ``functions``, as :func:`blocked_in` says."""
+    """Wait (bounded) until a thread is held in ``functions``, as
+    :func:`blocked_in` says."""
     names = ' in '.join(function.__qualname__ for function in functions)
-    await asyncio.get_running_loop().run_in_executor(
-        None,
-        wait_until,
-        lambda: blocked_in(*functions),
-        f'a thread held in {names}',
-        TIMEOUT,
+    await until(
+        lambda: blocked_in(*functions), f'a thread held in {names}', TIMEOUT
     )
 
 
