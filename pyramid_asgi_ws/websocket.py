@@ -48,6 +48,13 @@ Runner = Callable[..., Awaitable[Any]]
 
 log = logging.getLogger(__name__)
 
+#: A consumer's sends give the event loop a turn every this many sends.
+#: A server's send returns without suspending while its transport takes
+#: data (uvicorn, hypercorn) or buffers it (daphne): a consumer sending
+#: in a loop to a client that keeps up would starve every other
+#: connection, and the server's own shutdown, of the loop.
+YIELD_EVERY = 16
+
 
 class WebSocketDisconnect(Exception):
     """Raised by a receive (or a send) once the connection is closed.
@@ -106,6 +113,7 @@ class WebSocket(HandshakeMixin, GroupsMixin):
         self.application_state = WebSocketState.CONNECTING
         self.close_code: int | None = None
         self._closer: asyncio.Task[Any] | None = None
+        self._sends = 0
 
     async def run_sync(
         self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
@@ -249,6 +257,9 @@ class WebSocket(HandshakeMixin, GroupsMixin):
                 await self._send(message)
             except OSError:
                 self._vanished()
+            self._sends += 1
+            if not self._sends % YIELD_EVERY:
+                await asyncio.sleep(0)  # see YIELD_EVERY
             return
         if state is WebSocketState.DISCONNECTED:
             if self._closer is not None and (

@@ -8,6 +8,7 @@ import pytest
 
 from pyramid_asgi_ws.broadcast.codec import Payload, encode
 from pyramid_asgi_ws.websocket import (
+    YIELD_EVERY,
     WebSocket,
     WebSocketDisconnect,
     WebSocketState,
@@ -222,6 +223,31 @@ def test_send_state_checks():
         assert ws2.application_state is WebSocketState.RESPONSE
 
     run(go())
+
+
+def test_sends_that_never_suspend_still_let_other_tasks_run():
+    # Channel.send returns at once, as a server's send does while its
+    # transport takes data: the WebSocket gives the loop turns itself.
+    async def go():
+        ws, channel = make(CONNECT)
+        await ws.accept()
+        turns = 0
+
+        async def other():
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.ensure_future(other())
+        for _ in range(4 * YIELD_EVERY):
+            await ws.send_text('x')
+        task.cancel()
+        return turns, len(channel.sent)
+
+    turns, sent = run(go())
+    assert sent == 1 + 4 * YIELD_EVERY
+    assert turns == 4
 
 
 def test_close_before_accept_refuses():
