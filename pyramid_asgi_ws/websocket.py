@@ -2,7 +2,8 @@
 
 State, receiving, sending, iterating and closing. The handshake (what it
 said, accept and deny) comes from :mod:`pyramid_asgi_ws.scope`, groups
-from :mod:`pyramid_asgi_ws.groups`.
+from :mod:`pyramid_asgi_ws.groups`, text, binary and JSON messages from
+:mod:`pyramid_asgi_ws.typed`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import (
     Awaitable,
     Callable,
 )
-import json
 import logging
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,6 +35,7 @@ from pyramid_asgi_ws.scope import (
     HandshakeMixin,
     Headers,
 )
+from pyramid_asgi_ws.typed import TypedMessagesMixin
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyramid.request import Request
@@ -75,7 +76,7 @@ class WebSocketDisconnect(Exception):
         )
 
 
-class WebSocket(HandshakeMixin, GroupsMixin):
+class WebSocket(HandshakeMixin, GroupsMixin, TypedMessagesMixin):
     """One WebSocket connection, as a consumer sees it.
 
     The consumer awaits :meth:`accept` (or :meth:`deny`), then exchanges
@@ -83,7 +84,8 @@ class WebSocket(HandshakeMixin, GroupsMixin):
     handshake said (``request``, ``path``, ``headers``...) comes from
     :class:`~pyramid_asgi_ws.scope.HandshakeMixin` (with :meth:`accept`
     and :meth:`deny`), the groups from
-    :class:`~pyramid_asgi_ws.groups.GroupsMixin`.
+    :class:`~pyramid_asgi_ws.groups.GroupsMixin`, messages as text,
+    bytes or JSON from :class:`~pyramid_asgi_ws.typed.TypedMessagesMixin`.
     """
 
     def __init__(
@@ -187,40 +189,6 @@ class WebSocket(HandshakeMixin, GroupsMixin):
         await self._close(code, reason)
         raise WebSocketDisconnect(code, reason)
 
-    async def receive_text(self) -> str:
-        """Return the next text message; a binary one closes with 1003."""
-        text: str = await self._receive_kind(str, 'text')
-        return text
-
-    async def receive_bytes(self) -> bytes:
-        """Return the next binary message; a text one closes with 1003."""
-        data: bytes = await self._receive_kind(bytes, 'binary')
-        return data
-
-    async def _receive_kind(self, kind: type, name: str) -> Any:
-        data = await self._receive_data()
-        if not isinstance(data, kind):
-            await self._close_for(
-                CloseCode.UNSUPPORTED_DATA, f'expected a {name} message'
-            )
-        return data
-
-    async def receive_json(self) -> Any:
-        """Return the next message, text or binary, decoded from JSON.
-
-        Malformed JSON, or JSON nested too deeply for Python to decode,
-        closes the socket with 1007 and raises :class:`WebSocketDisconnect`.
-        """
-        data = await self._receive_data()
-        try:
-            return json.loads(data)
-        except ValueError:
-            await self._close_for(
-                CloseCode.INVALID_DATA, 'message is not valid JSON'
-            )
-        except RecursionError:  # '[[[[...' from a hostile client
-            await self._close_for(CloseCode.INVALID_DATA, 'JSON too deep')
-
     async def _iterate(
         self, receive: Callable[[], Awaitable[T]]
     ) -> AsyncIterator[T]:
@@ -303,18 +271,6 @@ class WebSocket(HandshakeMixin, GroupsMixin):
                 fallback,
             )
             await self._send(dict(message, code=fallback))
-
-    async def send_text(self, data: str) -> None:
-        """Send a text message."""
-        await self.send({'type': 'websocket.send', 'text': data})
-
-    async def send_bytes(self, data: bytes) -> None:
-        """Send a binary message."""
-        await self.send({'type': 'websocket.send', 'bytes': data})
-
-    async def send_json(self, data: Any, mode: str = 'text') -> None:
-        """Send ``data`` encoded as JSON, in a text or binary message."""
-        await self.send(json_message(data, mode))
 
     async def close(self, code: int = 1000, reason: str = '') -> None:
         """Close the connection; closing twice does nothing.
