@@ -7,25 +7,20 @@ from typing import Any
 
 from pyramid.config import PHASE1_CONFIG, Configurator
 from pyramid.exceptions import ConfigurationError
-from pyramid.settings import aslist
 
 from pyramid_asgi_ws.app import ASGIApp
 from pyramid_asgi_ws.interfaces import IASGISettings, IConsumerRouter
 from pyramid_asgi_ws.router import PROTOCOLS, Consumer, ConsumerRouter
 from pyramid_asgi_ws.settings import (
     as_bool,
+    as_list,
     as_origins,
     as_overflow,
     as_positive_int,
     as_size,
+    is_blank,
     parse_settings,
 )
-
-
-def _names(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return tuple(aslist(value))
-    return tuple(value)
 
 
 def _queue_size(value: Any, name: str) -> int:
@@ -44,7 +39,7 @@ OPTIONS: dict[str, Any] = {
     'factory': lambda value, name: value,
     'allowed_origins': as_origins,
     'require_origin': as_bool,
-    'subprotocols': lambda value, name: _names(value),
+    'subprotocols': as_list,
     'max_message_size': as_size,
     'send_queue_size': _queue_size,
     'send_overflow': as_overflow,
@@ -119,7 +114,8 @@ def add_asgi_consumer(
     ``send_queue_size`` and ``send_overflow`` (overriding the ``asgi_ws.*``
     settings for this consumer). An option given as ``None`` leaves the
     setting in force, except ``max_message_size=None``, which means no
-    limit. Any other keyword is an error.
+    limit (a blank ``max_message_size`` leaves the setting). Any other
+    keyword is an error.
     """
     consumer = config.maybe_dotted(consumer)
     if protocol not in PROTOCOLS:
@@ -143,12 +139,21 @@ def add_asgi_consumer(
                 f'unknown add_asgi_consumer option {key!r}; known options '
                 f'are: {", ".join(OPTIONS)}'
             )
-        if value is None and key != 'max_message_size':
-            del options[key]  # None means "as the settings say"
+        if key == 'max_message_size':
+            unset = is_blank(value)  # None means no limit
+        else:
+            unset = value is None
+        if unset:
+            del options[key]  # as the settings say
             continue
         options[key] = OPTIONS[key](value, key)
     if 'factory' in options:
-        options['factory'] = config.maybe_dotted(options['factory'])
+        factory = config.maybe_dotted(options['factory'])
+        if not callable(factory):
+            raise ConfigurationError(
+                f'factory {options["factory"]!r} is not callable'
+            )
+        options['factory'] = factory
     if config.route_prefix:
         pattern = config.route_prefix.rstrip('/') + '/' + pattern.lstrip('/')
     if not pattern.startswith('/'):

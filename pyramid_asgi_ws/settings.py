@@ -37,13 +37,30 @@ DEFAULT_PORTS = {'http': '80', 'https': '443'}
 _SIZE = re.compile(r'^\s*(\d+)\s*([kmg]i?b?)?\s*$', re.IGNORECASE)
 _UNITS = {'k': 1024, 'm': 1024**2, 'g': 1024**3}
 
+#: An origin as a browser sends it: http(s), a host, maybe a port.
+_ORIGIN = re.compile(
+    r'^https?://(\[[0-9a-f:.]+\]|[a-z0-9_.-]+)(?::(\d{1,5}))?/?$',
+    re.IGNORECASE,
+)
 
-def as_size(value: Any, name: str = 'size') -> int | None:
+
+def is_blank(value: Any) -> bool:
+    """Whether ``value`` is an empty (or all-space) string."""
+    return isinstance(value, str) and not value.strip()
+
+
+def as_size(
+    value: Any, name: str = 'size', default: int | None = None
+) -> int | None:
     """Return ``value`` as a byte count, accepting ``'64KiB'``-style units.
 
-    ``None``, ``''`` and ``'none'`` mean no limit and return ``None``.
+    ``None`` and ``'none'`` mean no limit and return ``None``; a blank
+    string means the setting's ``default``, so an empty ini line never
+    silently lifts a limit.
     """
-    if value is None or str(value).strip().lower() in ('', 'none'):
+    if is_blank(value):
+        return default
+    if value is None or str(value).strip().lower() == 'none':
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
@@ -173,15 +190,46 @@ def normalize_origin(origin: str) -> str:
     return f'{scheme}://{host}'
 
 
+def as_list(value: Any, name: str) -> tuple[str, ...]:
+    """Return the strings of an ini list (lines or spaces) or a sequence.
+
+    ``None`` is the empty list; anything else that is not a list of
+    strings is a :class:`ConfigurationError` naming ``name``.
+    """
+    if isinstance(value, str):
+        return tuple(aslist(value))
+    if isinstance(value, (list, tuple, set, frozenset)) and all(
+        isinstance(entry, str) for entry in value
+    ):
+        return tuple(value)
+    if value is None:
+        return ()
+    raise ConfigurationError(
+        f'{name} must be a list of strings (or one string of them '
+        f'separated by spaces or lines), not {value!r}'
+    )
+
+
 def as_origins(value: Any, name: str = 'allowed_origins') -> tuple[str, ...]:
     """Return normalized origins from a list or ini string.
 
+    Each entry is ``*`` or ``http(s)://host[:port]``; anything else (a
+    path, a comma-separated pair, another scheme) would never match a
+    browser's ``Origin`` and is a :class:`ConfigurationError` naming it.
     Normalized once here (case, trailing slash, default port) so that the
     check on each handshake compares them as they are.
     """
-    if isinstance(value, str):
-        value = aslist(value)
-    return tuple(normalize_origin(str(origin)) for origin in value or ())
+    origins = as_list(value, name)
+    for origin in origins:
+        match = _ORIGIN.match(origin)
+        port = match and match.group(2)
+        if origin != '*' and (not match or port and int(port) > 65535):
+            raise ConfigurationError(
+                f'{name}: {origin!r} is not an origin such as '
+                "https://www.example.com or http://localhost:6543, nor '*'"
+                ' (list several separated by spaces or lines)'
+            )
+    return tuple(normalize_origin(origin) for origin in origins)
 
 
 def as_proxies(value: Any, name: str) -> tuple[str, ...]:
@@ -189,7 +237,7 @@ def as_proxies(value: Any, name: str) -> tuple[str, ...]:
 
     A typo would otherwise silently trust nobody.
     """
-    entries = tuple(aslist(value) if isinstance(value, str) else value or ())
+    entries = as_list(value, name)
     for entry in entries:
         if entry in ('*', 'unix'):
             continue
@@ -230,6 +278,17 @@ def as_seconds(
     return seconds
 
 
+def as_timeout(value: Any, name: str) -> float:
+    """Return ``value`` as a number of seconds above 0.
+
+    A wait of 0 seconds could never succeed.
+    """
+    seconds = as_seconds(value, name)
+    if seconds == 0:
+        raise ConfigurationError(f'{name} must be more than 0, not {value!r}')
+    return seconds
+
+
 def parse_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Return every ``asgi_ws.*`` setting, normalized, keyed without prefix.
 
@@ -259,9 +318,13 @@ def parse_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {
         'threads': as_positive_int(sget('threads'), PREFIX + 'threads'),
         'max_body_size': as_size(
-            sget('max_body_size'), PREFIX + 'max_body_size'
+            sget('max_body_size'),
+            PREFIX + 'max_body_size',
+            DEFAULTS['max_body_size'],
         ),
-        'allowed_origins': as_origins(sget('allowed_origins')),
+        'allowed_origins': as_origins(
+            sget('allowed_origins'), PREFIX + 'allowed_origins'
+        ),
         'require_origin': as_bool(
             sget('require_origin'), PREFIX + 'require_origin'
         ),
@@ -272,7 +335,9 @@ def parse_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
             sget('trusted_proxies'), PREFIX + 'trusted_proxies'
         ),
         'max_message_size': as_size(
-            sget('max_message_size'), PREFIX + 'max_message_size'
+            sget('max_message_size'),
+            PREFIX + 'max_message_size',
+            DEFAULTS['max_message_size'],
         ),
         'send_queue_size': as_positive_int(
             sget('send_queue_size'), PREFIX + 'send_queue_size'
@@ -282,7 +347,7 @@ def parse_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
             sget('send_overflow'), PREFIX + 'send_overflow'
         ),
         'broadcast_url': url,
-        'publish_timeout': as_seconds(
+        'publish_timeout': as_timeout(
             sget('publish_timeout'), PREFIX + 'publish_timeout'
         ),
         'shutdown_timeout': as_seconds(

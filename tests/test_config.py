@@ -137,6 +137,12 @@ def test_introspectable(config):
         ({'raw': 'ture'}, "raw must be true or false .*not 'ture'"),
         ({'raw': 'enabled'}, "raw must be true or false .*not 'enabled'"),
         ({'require_origin': 'ture'}, 'require_origin must be true or false'),
+        ({'subprotocols': 5}, 'subprotocols must be a list of strings'),
+        ({'subprotocols': [b'v1']}, 'subprotocols must be a list of str'),
+        ({'allowed_origins': 5}, 'allowed_origins must be a list of str'),
+        ({'allowed_origins': 'a.example'}, "origins: 'a.example' is not an"),
+        ({'factory': 42}, 'factory 42 is not callable'),
+        ({'factory': 'pyramid_asgi_ws.settings.PREFIX'}, "factory 'pyramid"),
     ],
 )
 def test_bad_arguments_name_the_problem(config, kwargs, message):
@@ -182,6 +188,15 @@ def test_none_options_mean_the_settings(config):
     config.commit()
     consumer = router(config).get('tests.test_config.echo')
     assert consumer.options == {'max_message_size': None}
+
+
+def test_blank_max_message_size_means_the_setting(config):
+    # only None (or 'none') lifts the limit; a blank string keeps it
+    config.add_asgi_consumer('/ws', echo, max_message_size=' ')
+    config.add_asgi_consumer('/no', echo, name='no', max_message_size='none')
+    config.commit()
+    assert router(config).get('tests.test_config.echo').options == {}
+    assert router(config).get('no').options == {'max_message_size': None}
 
 
 def test_options_are_normalized(config):

@@ -160,6 +160,19 @@ def test_malformed_option_is_named(name, value, message):
     assert message in str(info.value)
 
 
+def test_blank_ws_options_mean_the_default():
+    # only 'none' lifts the server's frame limit or stops its pings
+    app = paster.get_app(INI)
+    blank = {'ws_max_size': ' ', 'ws_ping_interval': ''}
+    parsed = parse_server_options(blank, 'uvicorn')
+    assert parsed == {'listen': ['127.0.0.1:6543']}
+    assert runner_options.ws_max_size(app, parsed) == (
+        runner_options.default_ws_max_size(app)
+    )
+    unlimited = parse_server_options({'ws_max_size': 'none'}, 'uvicorn')
+    assert runner_options.ws_max_size(app, unlimited) == 2**31
+
+
 def test_listen_excludes_host_and_port():
     with pytest.raises(ServerOptionError, match='either listen or host/port'):
         parse_server_options(

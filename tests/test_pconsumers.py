@@ -11,13 +11,14 @@ from tests.fixtures.apps import Chat
 from tests.fixtures.deploy import FIXTURES, PYTHONPATH, script
 
 INI = str(FIXTURES / 'apps.ini')
+# the fixture app has no security policy: chat's permission is not checked
 TABLE = """\
-Protocol          Pattern           Name                         Callable                     Permission   Origins
---------          -------           ----                         --------                     ----------   -------
-websocket         /ws/echo          echo                         tests.fixtures.apps.echo     -            same-origin https://www.example.com
-websocket         /ws/chat/{room}   chat                         tests.fixtures.apps.Chat     chat         same-origin https://chat.example.com
-http              /health           tests.fixtures.apps.health   tests.fixtures.apps.health   -            -
-websocket (raw)   /ws/raw           raw                          tests.fixtures.apps.health   -            *
+Protocol          Pattern           Name                         Callable                     Permission                             Origins
+--------          -------           ----                         --------                     ----------                             -------
+websocket         /ws/echo          echo                         tests.fixtures.apps.echo     -                                      same-origin https://www.example.com
+websocket         /ws/chat/{room}   chat                         tests.fixtures.apps.Chat     chat (unchecked: no security policy)   same-origin https://chat.example.com
+http              /health           tests.fixtures.apps.health   tests.fixtures.apps.health   -                                      -
+websocket (raw)   /ws/raw           raw                          tests.fixtures.apps.health   -                                      *
 """  # noqa: E501
 
 

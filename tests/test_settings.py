@@ -103,6 +103,89 @@ def test_as_size(value, expected):
     assert as_size(value) == expected
 
 
+@pytest.mark.parametrize('blank', ['', '  ', '\n'])
+def test_blank_size_settings_mean_the_default(blank):
+    # only 'none' lifts a limit; an empty ini line keeps the default
+    parsed = parse_settings(
+        {'asgi_ws.max_message_size': blank, 'asgi_ws.max_body_size': blank}
+    )
+    assert parsed['max_message_size'] == DEFAULTS['max_message_size']
+    assert parsed['max_body_size'] is None  # its default: no limit
+    assert as_size(blank, 's', 42) == 42
+    unlimited = parse_settings({'asgi_ws.max_message_size': 'None'})
+    assert unlimited['max_message_size'] is None
+
+
+@pytest.mark.parametrize(
+    'value, entry',
+    [
+        ('https://a.example,https://b.example',) * 2,
+        ('https://a.example/app', 'https://a.example/app'),
+        ('www.example.com', 'www.example.com'),
+        ('ftp://a.example', 'ftp://a.example'),
+        ('https://*.example.com', 'https://*.example.com'),
+        ('https://a.example:70000', 'https://a.example:70000'),
+        ('https://a.example:port', 'https://a.example:port'),
+        ('https://', 'https://'),
+        ('null', 'null'),
+    ],
+)
+def test_allowed_origins_entries_are_checked(value, entry):
+    with pytest.raises(ConfigurationError) as info:
+        parse_settings({'asgi_ws.allowed_origins': value})
+    message = str(info.value)
+    assert message.startswith(f'asgi_ws.allowed_origins: {entry!r}')
+    assert 'is not an origin such as' in message
+
+
+def test_allowed_origins_accepts_origins():
+    parsed = parse_settings(
+        {
+            'asgi_ws.allowed_origins': (
+                '* http://localhost:6543 https://[::1]:8443/ '
+                'HTTPS://A.Example:443 http://my_host.internal'
+            )
+        }
+    )
+    assert parsed['allowed_origins'] == (
+        '*',
+        'http://localhost:6543',
+        'https://[::1]:8443',
+        'https://a.example',
+        'http://my_host.internal',
+    )
+
+
+@pytest.mark.parametrize('name', ['allowed_origins', 'trusted_proxies'])
+@pytest.mark.parametrize('value', [5, b'https://a.example', [1], {'a': 1}])
+def test_lists_that_are_not_lists_of_strings(name, value):
+    with pytest.raises(ConfigurationError) as info:
+        parse_settings({'asgi_ws.' + name: value})
+    assert str(info.value).startswith(
+        f'asgi_ws.{name} must be a list of strings'
+    )
+    assert repr(value) in str(info.value)
+
+
+def test_none_is_an_empty_list():
+    parsed = parse_settings(
+        {'asgi_ws.allowed_origins': None, 'asgi_ws.trusted_proxies': None}
+    )
+    assert (parsed['allowed_origins'], parsed['trusted_proxies']) == ((), ())
+
+
+@pytest.mark.parametrize('value', ['0', 0, '0.0'])
+def test_publish_timeout_must_be_more_than_zero(value):
+    # a wait of 0 s would make every threadsafe publish fail
+    with pytest.raises(
+        ConfigurationError,
+        match=f'asgi_ws.publish_timeout must be more than 0, not {value!r}',
+    ):
+        parse_settings({'asgi_ws.publish_timeout': value})
+    timeout = parse_settings({'asgi_ws.publish_timeout': '0.01'})
+    assert timeout['publish_timeout'] == 0.01
+
+
 @pytest.mark.parametrize(
     'value, expected',
     [('8', 8), (' 8 ', 8), (8, 8), (8.0, 8), ('', None), (None, None)],

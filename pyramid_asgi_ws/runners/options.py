@@ -18,6 +18,7 @@ from pyramid_asgi_ws.settings import (
     as_positive_int,
     as_seconds,
     as_size,
+    is_blank,
 )
 
 LOG_LEVELS = ('critical', 'error', 'warning', 'info', 'debug', 'trace')
@@ -32,6 +33,11 @@ DEFAULT_WS_MAX_SIZE = 16 * 1024 * 1024
 #: The frame limit ``ws_max_size = none`` asks for: the most either
 #: server accepts (2 GiB).
 UNLIMITED_WS_MAX_SIZE = 2**31
+
+
+#: Options whose blank value means their default (a limit or pings),
+#: never none.
+BLANK_IS_DEFAULT = ('ws_max_size', 'ws_ping_interval')
 
 
 class ServerOptionError(ValueError):
@@ -67,7 +73,7 @@ _port = _whole(MAX_PORT)
 
 
 def _interval(value: Any, name: str) -> float | None:
-    if str(value).strip().lower() in ('', 'none', 'off', '0'):
+    if str(value).strip().lower() in ('none', 'off', '0'):
         return None
     return as_seconds(value, name) or None
 
@@ -148,6 +154,8 @@ def parse_server_options(
                 f'unknown option {key!r} in the [server] section of '
                 f'egg:pyramid_asgi_ws#{server}; known options are: {known}'
             )
+        if key in BLANK_IS_DEFAULT and is_blank(value):
+            continue  # the default, never no limit
         parsed[key] = SERVER_OPTIONS[key](value, key)
     given = {'host', 'port', 'unix_socket'} & set(parsed)
     if 'listen' in parsed and given:

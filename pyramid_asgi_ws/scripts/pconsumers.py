@@ -8,6 +8,7 @@ import sys
 import textwrap
 from typing import IO, Any
 
+from pyramid.interfaces import ISecurityPolicy
 from pyramid.paster import bootstrap
 from pyramid.scripts.common import get_config_loader, parse_vars
 
@@ -73,10 +74,15 @@ def permission(consumer: Any, registry: Any) -> str:
 
     The effective one, as for a view: the consumer's own ``permission=``
     or else the app's default permission; ``-`` when none applies (none
-    set, or ``NO_PERMISSION_REQUIRED``).
+    set, or ``NO_PERMISSION_REQUIRED``). Without a security policy
+    nothing is checked, and the cell says so.
     """
     needed = effective_permission(consumer, registry)
-    return '-' if needed is None else str(needed)
+    if needed is None:
+        return '-'
+    if registry.queryUtility(ISecurityPolicy) is None:
+        return f'{needed} (unchecked: no security policy)'
+    return str(needed)
 
 
 def consumer_rows(registry: Any, glob: str = '') -> list[tuple[str, ...]]:
