@@ -6,7 +6,8 @@ reads from the bottom up: :mod:`~.codec` (payloads), :mod:`~.backend`
 (the interface and the table of schemes), one module per backend
 (:mod:`~.memory`, :mod:`~.redis`), :mod:`~.outbox` (a connection's
 bounded send queue), :mod:`~.member` (what the broadcaster knows of a
-connection) and :mod:`~.broadcaster`. Nothing here imports the WebSocket.
+connection), :mod:`~.publishing` (from the loop, a thread or no loop) and
+:mod:`~.broadcaster`. Nothing here imports the WebSocket.
 """
 
 from __future__ import annotations

@@ -23,10 +23,12 @@ from pyramid_asgi_ws.broadcast.backend import (
     BroadcastError,
     backend_factory,
 )
-from pyramid_asgi_ws.broadcast.codec import Payload, encode, to_json
+from pyramid_asgi_ws.broadcast.codec import Payload, to_json
 from pyramid_asgi_ws.broadcast.member import Member, member_of
-from pyramid_asgi_ws.broadcast.memory import MemoryBackend
-from pyramid_asgi_ws.broadcast.threads import result_within
+from pyramid_asgi_ws.broadcast.publishing import (
+    PublishingMixin,
+    check_group,
+)
 
 log = logging.getLogger('pyramid_asgi_ws.broadcast')
 
@@ -35,7 +37,7 @@ log = logging.getLogger('pyramid_asgi_ws.broadcast')
 PUBLISH_TIMEOUT = 5.0
 
 
-class Broadcaster:
+class Broadcaster(PublishingMixin):
     """Joins local members to groups and publishes to groups.
 
     ``url`` picks the backend (see
@@ -44,6 +46,8 @@ class Broadcaster:
     application calls it at lifespan startup, and :meth:`join` and
     :meth:`publish` call it on first use where there is no lifespan).
 
+    Publishing comes from
+    :class:`~pyramid_asgi_ws.broadcast.publishing.PublishingMixin`.
     Counters: ``published`` (messages this process handed to the backend),
     ``received`` (messages the backend delivered here), ``delivered``
     (messages handed to local members' queues or hooks) and ``dropped``
@@ -156,7 +160,7 @@ class Broadcaster:
         :class:`BroadcastError` is raised and nothing is left behind: the
         next join subscribes afresh.
         """
-        _check_group(group)
+        check_group(group)
         member = member_of(member)
         if info is None:
             info = member.presence
@@ -197,76 +201,10 @@ class Broadcaster:
     async def members(self, group: str) -> dict[str, Any]:
         """Return ``{connection id: presence info}`` for everyone in
         ``group``, in every process sharing the backend."""
-        _check_group(group)
+        check_group(group)
         backend = await self._backend()
         found = await backend.members(group)
         return {member: json.loads(info) for member, info in found.items()}
-
-    # -- publishing -------------------------------------------------------
-
-    async def publish(self, group: str, message: Any) -> None:
-        """Publish ``message`` (text, bytes or a JSON-serialisable value)
-        to every member of ``group``; raises :class:`BroadcastError` when
-        the backend cannot take it or the broadcaster is closed."""
-        _check_group(group)
-        await self._publish_payload(group, encode(message))
-
-    def publish_threadsafe(self, group: str, message: Any) -> None:
-        """Publish from a thread other than the event loop's, such as a
-        WSGI view's; returns once the backend has the message.
-
-        Raises :class:`BroadcastError` when it fails, takes longer than
-        ``publish_timeout`` seconds, or the broadcaster is closed.
-        """
-        _check_group(group)
-        payload = encode(message)
-        if threading.get_ident() == self._thread:
-            raise RuntimeError(
-                'publish_threadsafe() called from the event loop: '
-                'use "await broadcaster.publish(group, message)"'
-            )
-        self._refuse_when_closed()
-        loop = self._loop
-        if loop is None or loop.is_closed() or not loop.is_running():
-            self._publish_detached(group, payload)
-            return
-        future = asyncio.run_coroutine_threadsafe(
-            self._publish_payload(group, payload), loop
-        )
-        result_within(
-            future,
-            self.publish_timeout,
-            lambda: BroadcastError(
-                f'publishing to group {group!r} took more than '
-                f'{self.publish_timeout} s'
-            ),
-        )
-
-    async def _publish_payload(self, group: str, payload: bytes) -> None:
-        backend = await self._backend()
-        await backend.publish(group, payload)
-        self.published += 1
-
-    def _publish_detached(self, group: str, payload: bytes) -> None:
-        """Publish with no event loop running the broadcaster.
-
-        No local member can be in a group then, so the memory backend has
-        nobody to deliver to; other backends publish through a short-lived
-        connection of their own.
-        """
-        if self.factory is MemoryBackend:
-            self.published += 1
-            return
-
-        async def once() -> None:
-            backend = self.factory(self.url)
-            try:
-                await backend.publish(group, payload)
-            finally:
-                await backend.disconnect()
-
-        asyncio.run(once())
-        self.published += 1
 
     # -- fan-out ----------------------------------------------------------
 
@@ -293,10 +231,3 @@ class Broadcaster:
             dropped += member.dropped - before
         self.delivered += delivered
         self.dropped += dropped
-
-
-def _check_group(group: Any) -> None:
-    if not isinstance(group, str) or not group:
-        raise ValueError(
-            f'a group name must be a non-empty str, not {group!r}'
-        )
