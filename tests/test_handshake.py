@@ -211,6 +211,26 @@ def test_default_permission_guards_consumers_without_one(locked):
     assert 'Traceback' not in locked.log()
 
 
+@pytest.mark.parametrize(
+    'path',
+    ['/ws/raw', '/ws/class', '/ws/sync', '/ws/decorated', '/pre/ws/prefixed'],
+)
+def test_default_permission_guards_every_kind_of_consumer(locked, path):
+    # raw, class-based, SyncWebSocketConsumer, @websocket_consumer and a
+    # route_prefix'd consumer: refused without a permission of their own,
+    # accepted with NO_PERMISSION_REQUIRED
+    expected = 403 if locked.kind == 'daphne' else 401
+    assert refused_status(locked.ws_url + path) == expected
+    with open_ws(locked.ws_url + path + '-open') as ws:
+        assert ws.recv(timeout=TIMEOUT) == 'in'
+    assert 'Traceback' not in locked.log()
+
+
+def test_default_permission_guards_decorated_asgi_consumers(locked):
+    assert http_status(locked.url + '/http/decorated') == 401
+    assert http_status(locked.url + '/http/decorated-open') == 204
+
+
 def http_status(url):
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT) as response:

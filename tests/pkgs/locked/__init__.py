@@ -1,5 +1,11 @@
 """A locked-down app: default permission ``view``, a policy that permits
-nothing; and a consumer that floods a client, for the shutdown bound."""
+nothing; and a consumer that floods a client, for the shutdown bound.
+
+Every kind of consumer (function, raw, class, sync class, decorated, under
+a ``route_prefix``) is here twice: ``/ws/<kind>`` under the default
+permission, refused, and ``/ws/<kind>-open`` with
+``NO_PERMISSION_REQUIRED``, accepted (``/pre/ws/...`` for the prefix).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,9 @@ import time
 from pyramid.config import Configurator
 from pyramid.security import NO_PERMISSION_REQUIRED
 
+from pyramid_asgi_ws import SyncWebSocketConsumer, WebSocketConsumer
 from pyramid_asgi_ws.interfaces import IASGIApp
+from tests.pkgs.locked import decorated
 
 CHUNK = b'x' * (256 * 1024)
 
@@ -32,6 +40,33 @@ async def hello(ws):
     await ws.accept()
     await ws.send_text('in')
     await ws.receive_text()
+
+
+async def raw_hello(scope, receive, send):
+    """``hello`` as a raw ASGI application."""
+    while (await receive())['type'] != 'websocket.disconnect':
+        await send({'type': 'websocket.accept'})
+        await send({'type': 'websocket.send', 'text': 'in'})
+
+
+class Hello(WebSocketConsumer):
+    async def on_connect(self, ws):
+        await ws.accept()
+        await ws.send_text('in')
+
+
+class SyncHello(SyncWebSocketConsumer):
+    def on_connect(self, ws):
+        ws.accept()
+        ws.send_text('in')
+
+
+#: Each kind of consumer: a pattern's last part, the consumer, options.
+KINDS = {
+    'raw': (raw_hello, {'raw': True}),
+    'class': (Hello, {}),
+    'sync': (SyncHello, {}),
+}
 
 
 class Flood:
@@ -86,6 +121,26 @@ def make_app():
         '/stop', stop, protocol='http', permission=NO_PERMISSION_REQUIRED
     )
     config.add_asgi_consumer('/http/default', health, protocol='http')
+    for kind, (consumer, options) in KINDS.items():
+        config.add_asgi_consumer(
+            f'/ws/{kind}', consumer, name=kind, **options
+        )
+        config.add_asgi_consumer(
+            f'/ws/{kind}-open',
+            consumer,
+            name=f'{kind}-open',
+            permission=NO_PERMISSION_REQUIRED,
+            **options,
+        )
+    with config.route_prefix_context('/pre'):
+        config.add_asgi_consumer('/ws/prefixed', hello, name='prefixed')
+        config.add_asgi_consumer(
+            '/ws/prefixed-open',
+            hello,
+            name='prefixed-open',
+            permission=NO_PERMISSION_REQUIRED,
+        )
+    config.scan(decorated)
     config.add_asgi_consumer(
         '/http/open',
         health,
