@@ -26,7 +26,7 @@ LAYERS = {
         'router', 'events', 'security',
     ),
     'connections': (
-        'websocket', 'groups', 'messages', 'scope', 'consumers',
+        'websocket', 'groups', 'messages', 'scope', 'typed', 'consumers',
         'syncconsumer',
     ),
     'transport': ('broadcast', 'backends', 'wsgi'),
@@ -101,14 +101,7 @@ def test_the_bridge_and_the_broadcaster_know_nothing_above_them():
             assert 'websocket' not in uses, name
 
 
-#: The modules whose size this test holds: the application layer and
-#: the configuration modules (the issue asks the same of every module).
-SIZED_TOPS = (*LAYERS['application'], '', 'config', 'decorators', 'scripts',
-              'settings', 'interfaces')  # fmt: skip
-SIZED = [(name, path) for name, path in MODULES if top(name) in SIZED_TOPS]
-
-
-@pytest.mark.parametrize('name, path', SIZED, ids=[m[0] for m in SIZED])
+@pytest.mark.parametrize('name, path', MODULES, ids=[m[0] for m in MODULES])
 def test_modules_and_classes_stay_small(name, path):
     text = path.read_text()
     assert text.count('\n') <= 400, f'{name} has over 400 lines'

@@ -4,10 +4,11 @@ A :class:`Broadcaster` is registered as the
 :class:`~pyramid_asgi_ws.interfaces.IBroadcaster` utility. The package
 reads from the bottom up: :mod:`~.codec` (payloads), :mod:`~.backend`
 (the interface and the table of schemes), one module per backend
-(:mod:`~.memory`, :mod:`~.redis`), :mod:`~.outbox` (a connection's
-bounded send queue), :mod:`~.member` (what the broadcaster knows of a
-connection), :mod:`~.publishing` (from the loop, a thread or no loop) and
-:mod:`~.broadcaster`. Nothing here imports the WebSocket.
+(:mod:`~.memory`, :mod:`~.redis` with its :mod:`~.presence`),
+:mod:`~.outbox` (a connection's bounded send queue), :mod:`~.member`
+(what the broadcaster knows of a connection), :mod:`~.publishing` (from
+the loop, a thread or no loop) and :mod:`~.broadcaster`. Nothing here
+imports the WebSocket.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Any
 from urllib.parse import urlsplit
 import uuid
@@ -16,6 +15,7 @@ from pyramid_asgi_ws.broadcast.backend import (
     OnMessage,
     split_options,
 )
+from pyramid_asgi_ws.broadcast.presence import RedisPresenceMixin
 from pyramid_asgi_ws.settings import as_seconds
 
 log = logging.getLogger('pyramid_asgi_ws.backends')
@@ -43,14 +43,13 @@ def parse_url(url: str) -> tuple[str, str, float]:
     return redis_url, options.get('prefix', 'asgi_ws:'), ttl
 
 
-class RedisBackend(Backend):
+class RedisBackend(RedisPresenceMixin, Backend):
     """Redis pub/sub across processes: ``redis://host:port/db``.
 
     Uses redis-py's asyncio client: one pub/sub connection per process
     (subscribed to one channel per group with local members) and a small
-    pool for publishing and presence. Presence lives in one sorted set per
-    group whose scores are expiry times, refreshed every third of
-    ``presence_ttl``, so the members of a crashed process vanish.
+    pool for publishing and presence (see
+    :class:`~pyramid_asgi_ws.broadcast.presence.RedisPresenceMixin`).
 
     Query options, taken out of the URL before redis-py sees the rest:
     ``prefix`` (of every key and channel, default ``asgi_ws:``) and
@@ -128,18 +127,7 @@ class RedisBackend(Backend):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        local, self.local = self.local, {}
-        try:
-            for channel, members in local.items():
-                await asyncio.wait_for(
-                    self.client.zrem(
-                        self._key(channel),
-                        *[_entry(m, i) for m, i in members.items()],
-                    ),
-                    self.timeout,
-                )
-        except (asyncio.TimeoutError, *self.errors):
-            pass  # they expire by themselves
+        await self._forget_local()
         await self.client.aclose()
 
     # -- subscription -----------------------------------------------------
@@ -272,71 +260,3 @@ class RedisBackend(Backend):
             raise self._fail(
                 f'cannot publish to group {channel!r}', exc
             ) from exc
-
-    # -- presence ---------------------------------------------------------
-
-    def _key(self, channel: str) -> str:
-        return f'{self.prefix}presence:{channel}'
-
-    async def _refresh(self, only: str | None = None) -> None:
-        """Write local members (of ``only``, or all) with a fresh expiry."""
-        expires = time.time() + self.presence_ttl
-        async with self.client.pipeline(transaction=False) as pipe:
-            for channel, members in self.local.items():
-                if only is not None and channel != only or not members:
-                    continue
-                key = self._key(channel)
-                pipe.zadd(
-                    key, {_entry(m, i): expires for m, i in members.items()}
-                )
-                pipe.expire(key, int(self.presence_ttl) + 1)
-            await pipe.execute()
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self.presence_ttl / 3)
-            if self.connected.is_set():
-                try:
-                    await self._refresh()
-                except self.errors as exc:
-                    log.info('Redis presence refresh failed: %s', exc)
-
-    async def add_member(self, channel: str, member: str, info: bytes) -> None:
-        self.local.setdefault(channel, {})[member] = info
-        try:
-            await self._refresh(channel)
-        except self.errors as exc:
-            # Written by the heartbeat once Redis is back.
-            log.warning('Redis presence for %r not written: %s', channel, exc)
-
-    async def remove_member(self, channel: str, member: str) -> None:
-        members = self.local.get(channel, {})
-        info = members.pop(member, None)
-        if not members:
-            self.local.pop(channel, None)
-        if info is None:
-            return
-        try:
-            await self.client.zrem(self._key(channel), _entry(member, info))
-        except self.errors as exc:
-            log.warning('Redis presence for %r not removed: %s', channel, exc)
-
-    async def members(self, channel: str) -> dict[str, bytes]:
-        key = self._key(channel)
-        try:
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.zremrangebyscore(key, '-inf', time.time())
-                pipe.zrange(key, 0, -1)
-                _, found = await pipe.execute()
-        except self.errors as exc:
-            raise self._fail(f'cannot list group {channel!r}', exc) from exc
-        result = {}
-        for entry in found:
-            member, _, info = entry.partition(b'\n')
-            result[member.decode('utf-8')] = info
-        return result
-
-
-def _entry(member: str, info: bytes) -> bytes:
-    """A presence sorted-set member: the id, a newline, the info."""
-    return member.encode('utf-8') + b'\n' + info
