@@ -156,6 +156,25 @@ class Groups(SyncWebSocketConsumer):
         ws.send_text(f'{op} done')
 
 
+class BadBroadcast(SyncWebSocketConsumer):
+    def on_receive(self, ws, data):
+        group, message = ('', 'x') if data == 'group' else ('g', {1j})
+        try:
+            ws.broadcast(group, message)
+        except (TypeError, ValueError) as exc:
+            ws.send_text(type(exc).__name__)
+
+
+def test_broadcast_in_the_transaction_checks_at_the_call():
+    # with pyramid_tm the publish waits for the commit; the checks do not
+    with TestClient(make_app(('/bad', BadBroadcast), tm=True)) as client:
+        with client.websocket_connect('/bad') as ws:
+            ws.send_text('group')
+            assert ws.receive_text() == 'ValueError'
+            ws.send_text('message')
+            assert ws.receive_text() == 'TypeError'
+
+
 def test_groups_from_the_pool():
     with TestClient(make_app(('/groups', Groups))) as client:
         with client.websocket_connect('/groups') as ws:

@@ -5,14 +5,21 @@ Through a real server and pyramid_tm: tests/test_syncdb.py.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import sys
 from types import SimpleNamespace
 
+from pyramid.config import Configurator
 import pytest
 import transaction
 
+from pyramid_asgi_ws.broadcast import (
+    BroadcastError,
+    broadcast,
+    get_broadcaster,
+)
 from pyramid_asgi_ws.txn import active_transaction, after_commit
 
 
@@ -132,3 +139,53 @@ def test_a_failure_after_the_commit_is_logged_and_the_commit_stands(
     assert record.getMessage().startswith(name)
     assert record.getMessage().endswith('after the commit failed')
     assert record.exc_info[0] is ZeroDivisionError
+
+
+# -- request.broadcast in a transaction -------------------------------------
+
+
+@pytest.fixture
+def request_():
+    """A request of an app with a broadcaster and no server loop."""
+    with Configurator() as config:
+        config.include('pyramid_asgi_ws')
+    return SimpleNamespace(registry=config.registry)
+
+
+def test_request_broadcast_publishes_only_after_the_commit(request_):
+    broadcaster = get_broadcaster(request_.registry)
+    with transaction.manager:
+        broadcast(request_, 'g', {'n': 1})
+        assert broadcaster.published == 0
+    assert broadcaster.published == 1
+
+
+@pytest.mark.parametrize(
+    'group, message, error, match',
+    [
+        ('g', object(), TypeError, 'a group message must be text, bytes or'),
+        ('', 'x', ValueError, "a group name must be a non-empty str, not ''"),
+        (None, 'x', ValueError, 'a group name must be a non-empty str'),
+    ],
+)
+def test_request_broadcast_in_a_transaction_checks_at_the_call(
+    request_, caplog, group, message, error, match
+):
+    # the view hears of it, not only the log after the commit
+    with caplog.at_level(logging.ERROR, 'pyramid_asgi_ws'):
+        with transaction.manager:
+            with pytest.raises(error, match=match):
+                broadcast(request_, group, message)
+    assert not caplog.records
+    assert get_broadcaster(request_.registry).published == 0
+
+
+def test_a_closed_broadcaster_refuses_request_broadcast_in_a_transaction(
+    request_,
+):
+    broadcaster = get_broadcaster(request_.registry)
+    asyncio.run(broadcaster.close())
+    with transaction.manager:
+        with pytest.raises(BroadcastError, match='the broadcaster is closed'):
+            broadcast(request_, 'g', 'late')
+    assert broadcaster.published == 0

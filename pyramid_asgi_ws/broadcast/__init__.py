@@ -50,10 +50,16 @@ def broadcast(request: Any, group: str, message: Any) -> None:
     when the backend fails or the broadcaster is closed. While a
     transaction is in progress (``pyramid_tm``'s ``request.tm`` or
     ``transaction.manager``), the message goes out once it commits and
-    never if it aborts (:func:`pyramid_asgi_ws.txn.after_commit`).
+    never if it aborts (:func:`pyramid_asgi_ws.txn.after_commit`): the
+    group, the message and a closed broadcaster are still checked here,
+    in the view, and only the publish (and its wait of up to
+    ``publish_timeout`` seconds) comes after the commit, where a failure
+    is logged.
     """
-    publish = get_broadcaster(request.registry).publish_threadsafe
-    after_commit(request, publish, group, message)
+    broadcaster = get_broadcaster(request.registry)
+    payload = broadcaster.prepare(group, message)
+    publish = broadcaster.publish_payload_threadsafe
+    after_commit(request, publish, group, payload)
 
 
 def includeme(config: Any) -> None:

@@ -48,6 +48,20 @@ class PublishingMixin:
         check_group(group)
         await self._publish_payload(group, encode(message))
 
+    def prepare(self, group: str, message: Any) -> bytes:
+        """Check ``group`` and return the payload of ``message``.
+
+        Raises at once what publishing them would: :exc:`ValueError` for
+        a bad group name, :exc:`TypeError` for a message that is not text,
+        bytes or JSON-serialisable, :class:`BroadcastError` when the
+        broadcaster is closed. ``request.broadcast`` calls it in the view
+        and leaves only :meth:`publish_payload_threadsafe` to the commit.
+        """
+        check_group(group)
+        payload = encode(message)
+        self._refuse_when_closed()
+        return payload
+
     def publish_threadsafe(self, group: str, message: Any) -> None:
         """Publish from a thread other than the event loop's, such as a
         WSGI view's; returns once the backend has the message.
@@ -55,8 +69,11 @@ class PublishingMixin:
         Raises :class:`BroadcastError` when it fails, takes longer than
         ``publish_timeout`` seconds, or the broadcaster is closed.
         """
-        check_group(group)
-        payload = encode(message)
+        self.publish_payload_threadsafe(group, self.prepare(group, message))
+
+    def publish_payload_threadsafe(self, group: str, payload: bytes) -> None:
+        """Publish a payload from :meth:`prepare`, as
+        :meth:`publish_threadsafe` does."""
         if threading.get_ident() == self._thread:
             raise RuntimeError(
                 'publish_threadsafe() called from the event loop: '
