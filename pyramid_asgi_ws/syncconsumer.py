@@ -110,7 +110,7 @@ class SyncWebSocket:
 
     def broadcast(self, group: str, message: Any) -> None:
         """Publish ``message`` to ``group`` as ``request.broadcast`` does:
-        inside a transaction, once it commits."""
+        checked now and, inside a transaction, sent once it commits."""
         broadcast(self.request, group, message)
 
 
