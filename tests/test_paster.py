@@ -152,6 +152,7 @@ def test_option_unsupported_by_the_server():
         ('host', ' ', "host must name one host or address, such as"),
         ('host', 'a b', "not 'a b'"),
         ('host', 'unix:/run/a.sock', "not 'unix:/run/a.sock'"),
+        ('unix_socket', ' ', "unix_socket must be a path, not ' '"),
     ],
 )
 def test_malformed_option_is_named(name, value, message):

@@ -118,12 +118,19 @@ def _host(value: Any, name: str) -> str:
     return host
 
 
+def _socket_path(value: Any, name: str) -> str:
+    path = _text(value, name)
+    if not path:
+        raise ServerOptionError(f'{name} must be a path, not {value!r}')
+    return path
+
+
 #: Every ``[server:...]`` option the runners take, with its parser.
 SERVER_OPTIONS: dict[str, Callable[[Any, str], Any]] = {
     'host': _host,
     'port': _port,
     'listen': _listen,
-    'unix_socket': _text,
+    'unix_socket': _socket_path,
     'workers': _whole(),
     'proxy_headers': _checked(as_bool),
     'forwarded_allow_ips': _text,
