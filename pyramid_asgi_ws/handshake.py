@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 import contextlib
-import functools
 import io
 import logging
 import sys
@@ -44,6 +43,7 @@ from pyramid_asgi_ws.refusal import (
     raw_headers,
     refusal_from_exception,
 )
+from pyramid_asgi_ws.txn import request_transaction
 from pyramid_asgi_ws.websocket import WebSocket
 from pyramid_asgi_ws.wsgi import build_environ
 
@@ -55,6 +55,7 @@ log = logging.getLogger('pyramid_asgi_ws')
 #: How the checks reach the thread pool: ``await run_sync(fn, *args)``
 #: runs ``fn(*args)`` in a pool thread (the bridge's ``run_sync``).
 RunSync = Callable[..., Awaitable[Any]]
+Factory = Callable[[Request], Any]  # a root factory, or factory=
 
 
 def negotiate_subprotocol(
@@ -167,24 +168,20 @@ def threadlocals(
 
 
 def make_request(
-    registry: Any,
-    ws: WebSocket,
-    factory: Callable[[Request], Any] | None = None,
+    registry: Any, ws: WebSocket, factory: Factory | None = None
 ) -> Request:
     """Build the Pyramid request for a WebSocket handshake.
 
     Its ``context`` comes from ``factory`` (a consumer's ``factory=``) or
     the application's root factory, as for a view.
     """
-    return _build_request(registry, ws.scope, factory, ws)
+    return _with_context(_new_request(registry, ws.scope, ws), factory)
 
 
-def _build_request(
-    registry: Any,
-    scope: dict[str, Any],
-    factory: Callable[[Request], Any] | None,
-    ws: WebSocket | None = None,
+def _new_request(
+    registry: Any, scope: dict[str, Any], ws: WebSocket | None = None
 ) -> Request:
+    """The request, with its extensions (``request.tm``), but no context."""
     environ = build_environ(scope, io.BytesIO())
     make = registry.queryUtility(IRequestFactory, default=Request)
     with threadlocals(registry):
@@ -196,11 +193,15 @@ def _build_request(
         extensions = registry.queryUtility(IRequestExtensions)
         if extensions is not None:
             apply_request_extensions(request, extensions=extensions)
+    return request
+
+
+def _with_context(request: Request, factory: Factory | None) -> Request:
     if factory is None:
-        factory = registry.queryUtility(
+        factory = request.registry.queryUtility(
             IRootFactory, default=DefaultRootFactory
         )
-    with threadlocals(registry, request):
+    with threadlocals(request.registry, request):
         request.context = factory(request)
     return request
 
@@ -284,12 +285,27 @@ def prepare_request(ws: WebSocket, consumer: Consumer) -> Refusal | None:
 
     Synchronous, and meant for a pool thread: request factory, request
     extensions, root factory or ``factory=``, security policy and
-    forbidden view all run in this one call, with the thread locals set.
+    forbidden view all run in this one call, with the thread locals set
+    and, with ``pyramid_tm``, the last three in the request's transaction.
     """
-    check = functools.partial(
-        call_in_request, ws, check_permission, (ws, consumer), {}
-    )
+
+    def check() -> Refusal | None:
+        ws._request = _new_request(ws.scope['registry'], ws.scope, ws)
+        return _checked(ws._request, consumer)  # callbacks run if it fails
+
     return _guarded(consumer, 'handshake', f'WebSocket {ws.path}', check)
+
+
+def _checked(request: Request, consumer: Consumer) -> Refusal | None:
+    """Set the context and check the permission as ``pyramid_tm`` wraps a
+    view: in ``request.tm``'s transaction, committed only if it passes."""
+    with request_transaction(request) as manager:
+        _with_context(request, consumer.factory)
+        with threadlocals(request.registry, request):
+            refusal = _check_request(request, consumer)
+        if refusal is not None and manager is not None:
+            manager.doom()
+    return refusal
 
 
 async def check_handshake(
@@ -328,15 +344,12 @@ async def check_handshake(
 
 
 def _check_http(consumer: Consumer, scope: dict[str, Any]) -> Refusal | None:
-    registry = scope['registry']
-
     def check() -> Refusal | None:
-        request = _build_request(registry, scope, consumer.factory)
+        request = _new_request(scope['registry'], scope)
         try:
-            with threadlocals(registry, request):
-                return _check_request(request, consumer)
+            return _checked(request, consumer)
         finally:
-            _finish_request(registry, request, scope['path'])
+            _finish_request(request.registry, request, scope['path'])
 
     return _guarded(consumer, 'request', f'HTTP {scope["path"]}', check)
 

@@ -18,11 +18,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pyramid.exceptions import ConfigurationError
-from pyramid.path import DottedNameResolver
 
 from pyramid_asgi_ws.broadcast import broadcast
 from pyramid_asgi_ws.consumers import ENCODINGS, WebSocketConsumer
 from pyramid_asgi_ws.messages import HeadersArg
+from pyramid_asgi_ws.txn import request_transaction
 from pyramid_asgi_ws.websocket import WebSocket
 
 
@@ -206,44 +206,10 @@ def in_transaction(
     """Call ``method(*args)`` in a transaction of ``request.tm``, if any.
 
     As ``pyramid_tm``'s tween does for a view (``tm.activate_hook``
-    included): the transaction commits when the method returns (aborts if
-    it was doomed) and aborts when it raises;
-    ``request.environ['tm.active']`` says so meanwhile.
+    included): see :func:`~pyramid_asgi_ws.txn.request_transaction`.
     """
-    manager = _manager(request)
-    if manager is None:
+    with request_transaction(request):
         method(*args)
-        return
-    environ = request.environ
-    manager.begin()
-    environ['tm.active'] = True
-    environ['tm.manager'] = manager
-    try:
-        method(*args)
-    except BaseException:
-        _finish(environ, manager.abort)
-        raise
-    _finish(environ, manager.abort if manager.isDoomed() else manager.commit)
-
-
-def _manager(request: Any) -> Any:
-    """``request.tm``, unless there is no ``pyramid_tm`` or its
-    ``tm.activate_hook`` leaves this request out."""
-    manager = getattr(request, 'tm', None)
-    if manager is None:
-        return None
-    hook = (request.registry.settings or {}).get('tm.activate_hook')
-    if hook and not DottedNameResolver().maybe_resolve(hook)(request):
-        return None
-    return manager
-
-
-def _finish(environ: dict[str, Any], finisher: Callable[[], None]) -> None:
-    # inactive before it finishes, as in pyramid_tm, so that code run by
-    # the commit sees no transaction to join
-    environ.pop('tm.active', None)
-    environ.pop('tm.manager', None)
-    finisher()
 
 
 __all__ = ['SyncWebSocket', 'SyncWebSocketConsumer', 'check_encoding']

@@ -1,11 +1,17 @@
-"""Work that waits for the transaction: done once it commits, never if not.
+"""The request's transaction: around the add-on's calls, and after it.
+
+``pyramid_tm``'s tween begins a transaction around each view; no tween
+runs for a WebSocket, so the add-on begins the request's transaction
+itself around the application code it calls in the pool
+(:func:`request_transaction`): the handshake's context and permission
+check, each method of a ``SyncWebSocketConsumer``.
 
 With ``pyramid_tm`` (or any use of the ``transaction`` package) the
 transaction decides whether a request's work is kept, so what the rest of
 the world hears about that work, such as a published group message, must
 wait for its answer: it goes out after the commit and is dropped with an
-abort. ``transaction`` is optional: without it, or with no transaction in
-progress, the work is done at once.
+abort (:func:`after_commit`). ``transaction`` is optional: without it, or
+with no transaction in progress, the work is done at once.
 
 An after-commit hook, not a data manager, carries the work: it runs only
 once the commit has succeeded, and a failure then is logged instead of
@@ -14,9 +20,12 @@ turning a commit the database has made into an error.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+import contextlib
 import logging
 from typing import Any
+
+from pyramid.path import DottedNameResolver
 
 log = logging.getLogger('pyramid_asgi_ws')
 
@@ -83,4 +92,51 @@ def _committed(
         log.exception('%s after the commit failed', name)
 
 
-__all__ = ['active_transaction', 'after_commit']
+@contextlib.contextmanager
+def request_transaction(request: Any) -> Iterator[Any]:
+    """Run the block in a transaction of ``request.tm``, if there is one.
+
+    As ``pyramid_tm``'s tween does for a view: the transaction begins on
+    entry, commits when the block ends (aborts if it was doomed) and
+    aborts when it raises; ``request.environ['tm.active']`` and
+    ``['tm.manager']`` say so meanwhile. The block gets the manager, or
+    ``None`` when there is no ``pyramid_tm`` or its ``tm.activate_hook``
+    leaves this request out: then nothing is begun.
+    """
+    manager = _request_manager(request)
+    if manager is None:
+        yield None
+        return
+    environ = request.environ
+    manager.begin()
+    environ['tm.active'] = True
+    environ['tm.manager'] = manager
+    try:
+        yield manager
+    except BaseException:
+        _finish(environ, manager.abort)
+        raise
+    _finish(environ, manager.abort if manager.isDoomed() else manager.commit)
+
+
+def _request_manager(request: Any) -> Any:
+    """``request.tm``, unless there is no ``pyramid_tm`` or its
+    ``tm.activate_hook`` leaves this request out."""
+    manager = getattr(request, 'tm', None)
+    if manager is None:
+        return None
+    hook = (request.registry.settings or {}).get('tm.activate_hook')
+    if hook and not DottedNameResolver().maybe_resolve(hook)(request):
+        return None
+    return manager
+
+
+def _finish(environ: dict[str, Any], finisher: Callable[[], None]) -> None:
+    # inactive before it finishes, as in pyramid_tm, so that code run by
+    # the commit sees no transaction to join
+    environ.pop('tm.active', None)
+    environ.pop('tm.manager', None)
+    finisher()
+
+
+__all__ = ['active_transaction', 'after_commit', 'request_transaction']

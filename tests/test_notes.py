@@ -135,12 +135,15 @@ def test_the_page_needs_a_user_from_the_database(server):
 
 
 def test_the_handshake_loads_the_user_or_refuses(server):
+    # The cookiecutter's policy queries request.dbsession with the explicit
+    # manager: the handshake's check runs in a transaction of request.tm
     url = f'{server.ws_url}/ws/notes'
     assert refused_status(url, origin=server.url) == 401
     bob = {'Cookie': cookie_header(login(server.url, 'bob'))}
     with open_ws(url, origin=server.url, additional_headers=bob) as ws:
         # on_connect read request.identity in its own transaction
         assert receive(ws) == {'type': 'joined', 'user': 'bob'}
+    assert 'NoTransaction' not in server.log()
 
 
 def test_a_form_post_reaches_two_sockets_and_is_committed(server, database):

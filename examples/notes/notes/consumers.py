@@ -15,7 +15,8 @@ class NotesSocket(SyncWebSocketConsumer):
     raises aborts (and the socket closes with 1011).
 
     The handshake's permission check (``post``, from the root's ACL)
-    loads the user from the database before any of this runs.
+    loads the user from the database, in a transaction of its own, before
+    any of this runs.
     """
 
     encoding = 'json'

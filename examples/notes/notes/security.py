@@ -1,29 +1,15 @@
 """Who is logged in: a user id in the session, the user in the database.
 
-The policy serves the views and the WebSocket handshakes alike. A view
-runs inside ``pyramid_tm``'s transaction; a handshake runs no tweens, so
-no transaction is active there yet, and the policy begins one of its own
-for its query (a :class:`~pyramid_asgi_ws.SyncWebSocketConsumer`'s
-methods each run in one again, as views do).
+The policy is the cookiecutter's, and serves the views and the WebSocket
+handshakes alike: it queries ``request.dbsession`` inside the request's
+transaction, which ``pyramid_tm``'s tween begins for a view and the add-on
+for a handshake's permission check and for each method of a
+:class:`~pyramid_asgi_ws.SyncWebSocketConsumer`.
 """
 
 from pyramid.authorization import ACLHelper, Allow, Authenticated, Everyone
-from pyramid_tm import is_tm_active
 
 from .models import User
-
-
-def in_transaction(request, read):
-    """Return ``read()``, run in the request's transaction.
-
-    With ``tm.manager_hook = pyramid_tm.explicit_manager`` the session may
-    be used only while a transaction is active; where none is (the
-    handshake), one is begun for ``read`` and committed after it.
-    """
-    if is_tm_active(request):
-        return read()
-    with request.tm:
-        return read()
 
 
 class SessionSecurityPolicy:
@@ -37,24 +23,18 @@ class SessionSecurityPolicy:
         """The logged-in :class:`~notes.models.User`, or ``None``.
 
         Loaded afresh in each transaction (the session's identity map
-        makes a second call within one free): a WebSocket's request
-        outlives the transaction of its handshake.
+        makes a second call within one free), not cached on the request:
+        a WebSocket's request outlives the transaction of its handshake,
+        whose commit detaches what it loaded.
         """
         user_id = request.session.get('user_id')
         if user_id is None:
             return None
-        return in_transaction(
-            request, lambda: request.dbsession.get(User, user_id)
-        )
+        return request.dbsession.get(User, user_id)
 
     def authenticated_userid(self, request):
-        user_id = request.session.get('user_id')
-        if user_id is None:
-            return None
-        found = in_transaction(
-            request, lambda: request.dbsession.get(User, user_id) is not None
-        )
-        return user_id if found else None
+        user = self.identity(request)
+        return None if user is None else user.id
 
     def permits(self, request, context, permission):
         principals = [Everyone]
