@@ -11,11 +11,14 @@ the whole stop bounded by ``shutdown_timeout``.
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from typing import Any
 
 from pyramid_asgi_ws.app import ASGIApp
 from pyramid_asgi_ws.closecodes import CloseCode
+from pyramid_asgi_ws.paster import CONFIG_ENV, VARS_ENV
 
 #: The reason sent with close code 1001 when the server stops.
 SHUTDOWN_REASON = 'server shutting down'
@@ -50,3 +53,18 @@ def remove_unix_sockets(listen: list[str]) -> None:
         path = address[len('unix:') :]
         if address.startswith('unix:') and os.path.exists(path):
             os.remove(path)
+
+
+def worker_environ(global_conf: dict[str, Any], name: str) -> None:
+    """Name the ini file and section ``pserve`` serves, and its
+    ``%(name)s`` variables, in the environment that
+    :data:`~pyramid_asgi_ws.paster.application` reads: each worker
+    process a server starts loads the application again through it."""
+    os.environ[CONFIG_ENV] = f'{global_conf["__file__"]}#{name}'
+    os.environ[VARS_ENV] = json.dumps(
+        {
+            k: v
+            for k, v in global_conf.items()
+            if k not in ('__file__', 'here') and isinstance(v, str)
+        }
+    )

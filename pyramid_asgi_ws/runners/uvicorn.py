@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 import contextlib
-import json
-import os
 import time
 from typing import Any
 
@@ -23,17 +21,12 @@ import uvicorn
 from uvicorn.supervisors import multiprocess
 
 from pyramid_asgi_ws.app import ASGIApp
-from pyramid_asgi_ws.paster import (
-    APPLICATION,
-    CONFIG_ENV,
-    VARS_ENV,
-    asgi_app_for,
-    find_asgi_app,
-)
+from pyramid_asgi_ws.paster import APPLICATION, asgi_app_for, find_asgi_app
 from pyramid_asgi_ws.runners import (
     close_websockets,
     remove_unix_sockets,
     time_left,
+    worker_environ,
 )
 from pyramid_asgi_ws.runners.options import (
     ServerOptionError,
@@ -155,18 +148,6 @@ def uvicorn_config(app: Any, opts: dict[str, Any], asgi: ASGIApp) -> Any:
     return config
 
 
-def _worker_environ(global_conf: dict[str, Any], name: str) -> None:
-    # each worker process loads the ini file again through APPLICATION
-    os.environ[CONFIG_ENV] = f'{global_conf["__file__"]}#{name}'
-    os.environ[VARS_ENV] = json.dumps(
-        {
-            k: v
-            for k, v in global_conf.items()
-            if k not in ('__file__', 'here') and isinstance(v, str)
-        }
-    )
-
-
 def uvicorn_runner(
     wsgi_app: Any, global_conf: dict[str, Any], **options: Any
 ) -> None:
@@ -181,7 +162,7 @@ def uvicorn_runner(
     workers = opts.get('workers', 1)
     try:
         if workers > 1:
-            _worker_environ(global_conf, opts.get('app_name', 'main'))
+            worker_environ(global_conf, opts.get('app_name', 'main'))
             config = uvicorn_config(APPLICATION, opts, asgi)
             with _workers_run_server():
                 multiprocess.Multiprocess(config, [config.bind_socket()]).run()

@@ -1,0 +1,152 @@
+"""The chat example served by ``pserve`` with ``egg:pyramid_asgi_ws#gunicorn``.
+
+Real gunicorn arbiter and uvicorn workers, real clients: the page and a
+chat message, an unknown option refused by name, gunicorn's settings
+from the options, and SIGTERM closing open sockets with 1001 within
+``shutdown_timeout``; and the documented gunicorn command line.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import pytest
+import requests
+
+from pyramid_asgi_ws.paster import CONFIG_ENV
+from pyramid_asgi_ws.runners.gunicorn import (
+    KILL_MARGIN,
+    Worker,
+    gunicorn_settings,
+)
+from pyramid_asgi_ws.runners.options import parse_server_options
+from tests.fixtures.runners import (
+    CHAT,
+    INI,
+    chat_served,
+    check_page_and_chat,
+    check_sigterm_closes_with_1001,
+    check_unknown_option,
+)
+from tests.support import ServerProcess, free_port
+from tests.test_chat import TIMEOUT, next_of, socket, visitor
+from tests.wsclient import close_code
+
+SHUTDOWN_TIMEOUT = 2.0
+
+
+class Settings:
+    """An application's settings, all :func:`gunicorn_settings` reads."""
+
+    def __init__(self, max_message_size: int | None = None) -> None:
+        self.settings = {
+            'max_message_size': max_message_size,
+            'shutdown_timeout': 5.0,
+        }
+        self.consumers: list[object] = []
+
+
+def test_page_and_chat(tmp_path):
+    with chat_served(tmp_path, 'gunicorn') as server:
+        check_page_and_chat(server)
+        assert 'Using worker: Worker' in server.log()
+
+
+def test_unknown_option_is_refused_by_name(tmp_path):
+    check_unknown_option(tmp_path, 'gunicorn')
+
+
+def test_sigterm_closes_sockets_with_1001(tmp_path):
+    with chat_served(
+        tmp_path, 'gunicorn', shutdown_timeout=SHUTDOWN_TIMEOUT
+    ) as server:
+        check_sigterm_closes_with_1001(server, SHUTDOWN_TIMEOUT)
+
+
+def test_two_workers_each_load_the_ini(tmp_path):
+    with chat_served(tmp_path, 'gunicorn', {'workers': 2}) as server:
+        server.wait_for_log('Application startup complete.', count=2)
+        page = requests.get(server.url + '/', timeout=TIMEOUT)
+        assert page.status_code == 200
+
+
+def test_settings_from_the_options():
+    opts = parse_server_options(
+        {
+            'listen': '127.0.0.1:8000 unix:/tmp/x.sock',
+            'workers': '3',
+            'log_level': 'trace',
+            'access_log': 'false',
+            'forwarded_allow_ips': '10.0.0.1',
+            'ws_max_size': '1MB',
+            'ws_ping_interval': 'off',
+            'shutdown_timeout': '2.5',
+            'proxy_headers': 'false',
+        },
+        'gunicorn',
+    )
+    settings = gunicorn_settings(opts, Settings())
+    worker = settings.pop('worker_class')
+    assert settings == {
+        'bind': ['127.0.0.1:8000', 'unix:/tmp/x.sock'],
+        'workers': 3,
+        'graceful_timeout': 3 + KILL_MARGIN,
+        'loglevel': 'debug',
+        'accesslog': None,
+        'control_socket_disable': True,
+        'forwarded_allow_ips': '10.0.0.1',
+    }
+    assert issubclass(worker, Worker)
+    assert worker.shutdown_timeout == 2.5
+    config = worker.CONFIG_KWARGS
+    assert config['ws_max_size'] == 1024 * 1024
+    assert config['ws_ping_interval'] is None
+    assert config['proxy_headers'] is False
+    assert config['access_log'] is False
+    assert config['lifespan'] == 'on'
+
+
+def test_default_settings_follow_the_application():
+    opts = parse_server_options({}, 'gunicorn')
+    settings = gunicorn_settings(opts, Settings(max_message_size=1000))
+    assert settings['bind'] == ['127.0.0.1:6543']
+    assert settings['accesslog'] == '-'
+    assert 'forwarded_allow_ips' not in settings
+    worker = settings['worker_class']
+    assert worker.shutdown_timeout == 5.0
+    assert settings['graceful_timeout'] == 5 + KILL_MARGIN
+    assert worker.CONFIG_KWARGS['ws_max_size'] == 4 * 1000 + 4096
+    assert worker.CONFIG_KWARGS['ws_ping_interval'] == 20.0
+
+
+@pytest.mark.parametrize(
+    'worker',
+    [
+        'pyramid_asgi_ws.runners.gunicorn.Worker',
+        'uvicorn_worker.UvicornWorker',
+    ],
+)
+def test_gunicorn_command_line(worker):
+    """The documented command line; only our worker closes with 1001:
+    uvicorn-worker's own worker closes open sockets with 1012."""
+    port = free_port()
+    command = [
+        sys.executable, '-m', 'gunicorn', '-k', worker,
+        '--bind', f'127.0.0.1:{port}', '--no-control-socket',
+        '--graceful-timeout', '5', 'pyramid_asgi_ws.paster:application',
+    ]  # fmt: skip
+    server = ServerProcess(command, port, env={CONFIG_ENV: str(INI)}, cwd=CHAT)
+    try:
+        server.wait_ready()
+        server.wait_for_log('Application startup complete.')
+        with socket(server, visitor(server.url, 'dee'), 'cli') as ws:
+            next_of(ws, 'welcome')
+            server.signal(signal.SIGTERM)
+            code, _ = close_code(ws)
+        expected = 1001 if worker.endswith('.Worker') else 1012
+        assert code == expected, server.log()
+        assert server.wait(TIMEOUT + 5) == 0
+    finally:
+        server.stop()
+        print(server.log())
