@@ -7,15 +7,27 @@ open sockets with 1001 within ``shutdown_timeout``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
+import signal
 import socket
 import stat
+import time
+from typing import Any
 
+from granian.errors import FatalError
 import pytest
 
-from pyramid_asgi_ws.runners.granian import granian_runner
-from pyramid_asgi_ws.runners.options import ServerOptionError
+from pyramid_asgi_ws.runners.granian import (
+    granian_runner,
+    granian_server,
+    serve_granian,
+)
+from pyramid_asgi_ws.runners.options import (
+    ServerOptionError,
+    parse_server_options,
+)
 from tests.fixtures.deploy import myproject_ini, pserve, wait_for_unix
 from tests.fixtures.runners import (
     chat_served,
@@ -24,6 +36,8 @@ from tests.fixtures.runners import (
     check_unknown_option,
     status_line,
 )
+from tests.support import free_port
+from tests.test_chat import TIMEOUT, visitor
 
 SHUTDOWN_TIMEOUT = 2.0
 
@@ -33,6 +47,25 @@ def test_page_and_chat(tmp_path):
         check_page_and_chat(server)
         # the access log goes through the ini's [loggers]
         server.wait_for_log('[granian.access')
+
+
+@pytest.mark.parametrize(
+    'proxy_headers, scheme', [('true', 'wss'), ('false', 'ws')]
+)
+def test_proxy_headers_from_the_local_proxy(tmp_path, proxy_headers, scheme):
+    with chat_served(
+        tmp_path, 'granian', proxy_headers=proxy_headers
+    ) as server:
+        session = visitor(server.url, 'pat')
+        forwarded = {
+            'X-Forwarded-For': '203.0.113.7',
+            'X-Forwarded-Proto': 'https',
+        }
+        room = session.get(
+            server.url + '/rooms/lobby', headers=forwarded, timeout=TIMEOUT
+        )
+    url = f'{scheme}://127.0.0.1:{server.port}/ws/lobby'
+    assert f'data-socket-url="{url}"' in room.text
 
 
 def test_unknown_option_is_refused_by_name(tmp_path):
@@ -88,3 +121,87 @@ def test_unix_socket_is_open_to_local_users_and_removed(tmp_path):
     assert mode == 0o666, oct(mode)
     assert proc.proc.returncode == 0, proc.log()
     assert not path.exists()
+
+
+class Lifespan:
+    """A raw ASGI application that says when its lifespan started, and
+    whose lifespan shutdown takes ``shutdown_delay`` seconds; its startup
+    fails if ``startup`` is ``'failed'``."""
+
+    def __init__(
+        self, shutdown_delay: float = 0.0, startup: str = 'complete'
+    ) -> None:
+        self.started = asyncio.Event()
+        self.shutdown_delay = shutdown_delay
+        self.startup = startup
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert scope['type'] == 'lifespan'
+        await receive()
+        await send({'type': f'lifespan.startup.{self.startup}'})
+        self.started.set()
+        await receive()
+        await asyncio.sleep(self.shutdown_delay)
+        await send({'type': 'lifespan.shutdown.complete'})
+
+
+class Closing:
+    """Stands for the application's ``close_connections``: says when it
+    was called, and ends only when ``done`` is set."""
+
+    def __init__(self) -> None:
+        self.called = asyncio.Event()
+        self.done = asyncio.Event()
+
+    async def close_connections(self, *args: Any) -> None:
+        self.called.set()
+        await self.done.wait()
+
+
+def granian(served: Lifespan) -> Any:
+    """granian's embedded server for ``served``, made by the runner."""
+    opts = parse_server_options({'port': free_port()}, 'granian')
+    return granian_server(served, opts)
+
+
+async def stop_granian(
+    served: Lifespan, app: Closing, timeout: float, signals: int
+) -> float:
+    """Serve ``served`` with granian embedded; once it started, send
+    SIGTERM ``signals`` times (each after ``app`` began to close); return
+    the seconds from the first signal until granian stopped."""
+    server = granian(served)
+    serving = asyncio.ensure_future(serve_granian(app, server, timeout))
+    await asyncio.wait_for(served.started.wait(), 10)
+    started = time.monotonic()
+    for _ in range(signals):
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(app.called.wait(), 10)
+    await asyncio.wait_for(serving, 10 + timeout)
+    return time.monotonic() - started
+
+
+def test_second_signal_stops_waiting_for_websockets():
+    app = Closing()
+    elapsed = asyncio.run(stop_granian(Lifespan(), app, 30.0, signals=2))
+    assert not app.done.is_set()
+    assert elapsed < 10
+
+
+def test_lifespan_shutdown_is_bounded_by_shutdown_timeout(caplog):
+    app = Closing()
+    app.done.set()
+    served = Lifespan(shutdown_delay=30.0)
+    elapsed = asyncio.run(stop_granian(served, app, 0.5, signals=1))
+    assert elapsed < 10
+    assert 'granian did not stop within 0.5 s' in caplog.text
+
+
+def test_failed_startup_ends_the_runner():
+    served = Lifespan(startup='failed')
+    with pytest.raises(FatalError, match='ASGI lifespan startup'):
+        asyncio.run(
+            asyncio.wait_for(
+                serve_granian(Closing(), granian(served), 5.0), 20
+            )
+        )

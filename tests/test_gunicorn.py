@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import sys
 
+from gunicorn.arbiter import Arbiter
 import pytest
 import requests
 
@@ -34,6 +35,8 @@ from tests.test_chat import TIMEOUT, next_of, socket, visitor
 from tests.wsclient import close_code
 
 SHUTDOWN_TIMEOUT = 2.0
+#: The worker class gunicorn's command line takes.
+WORKER = 'pyramid_asgi_ws.runners.gunicorn.Worker'
 
 
 class Settings:
@@ -120,23 +123,37 @@ def test_default_settings_follow_the_application():
     assert worker.CONFIG_KWARGS['ws_ping_interval'] == 20.0
 
 
-@pytest.mark.parametrize(
-    'worker',
-    [
-        'pyramid_asgi_ws.runners.gunicorn.Worker',
-        'uvicorn_worker.UvicornWorker',
-    ],
-)
-def test_gunicorn_command_line(worker):
-    """The documented command line; only our worker closes with 1001:
-    uvicorn-worker's own worker closes open sockets with 1012."""
+def gunicorn(worker: str, ini: str) -> ServerProcess:
+    """Start gunicorn's command line serving the ini file ``ini``."""
     port = free_port()
     command = [
         sys.executable, '-m', 'gunicorn', '-k', worker,
         '--bind', f'127.0.0.1:{port}', '--no-control-socket',
         '--graceful-timeout', '5', 'pyramid_asgi_ws.paster:application',
     ]  # fmt: skip
-    server = ServerProcess(command, port, env={CONFIG_ENV: str(INI)}, cwd=CHAT)
+    return ServerProcess(command, port, env={CONFIG_ENV: ini}, cwd=CHAT)
+
+
+def test_an_application_that_cannot_load_stops_gunicorn(tmp_path):
+    server = gunicorn(WORKER, str(tmp_path / 'missing.ini'))
+    try:
+        assert server.wait(60) == Arbiter.WORKER_BOOT_ERROR
+    finally:
+        server.stop()
+    assert 'cannot load the application' in server.log()
+
+
+@pytest.mark.parametrize(
+    'worker',
+    [
+        WORKER,
+        'uvicorn_worker.UvicornWorker',
+    ],
+)
+def test_gunicorn_command_line(worker):
+    """The documented command line; only our worker closes with 1001:
+    uvicorn-worker's own worker closes open sockets with 1012."""
+    server = gunicorn(worker, str(INI))
     try:
         server.wait_ready()
         server.wait_for_log('Application startup complete.')
@@ -144,7 +161,7 @@ def test_gunicorn_command_line(worker):
             next_of(ws, 'welcome')
             server.signal(signal.SIGTERM)
             code, _ = close_code(ws)
-        expected = 1001 if worker.endswith('.Worker') else 1012
+        expected = 1001 if worker == WORKER else 1012
         assert code == expected, server.log()
         assert server.wait(TIMEOUT + 5) == 0
     finally:

@@ -28,7 +28,11 @@ from granian.utils.proxies import wrap_asgi_with_proxy_headers
 
 from pyramid_asgi_ws.app import ASGIApp
 from pyramid_asgi_ws.paster import asgi_app_for
-from pyramid_asgi_ws.runners import close_websockets, remove_unix_sockets
+from pyramid_asgi_ws.runners import (
+    close_websockets,
+    remove_unix_sockets,
+    time_left,
+)
 from pyramid_asgi_ws.runners.options import (
     ServerOptionError,
     parse_server_options,
@@ -64,24 +68,23 @@ async def serve_granian(app: ASGIApp, server: Any, timeout: float) -> None:
     for the WebSockets.
     """
     loop = asyncio.get_running_loop()
-    deadline: list[float] = []
+    closing: asyncio.Task[None] | None = None
 
-    async def close_then_stop() -> None:
+    async def close_then_stop(deadline: float) -> None:
         try:
-            server.workers_kill_timeout = await close_websockets(
-                app, deadline[0]
-            )
+            await close_websockets(app, deadline)
         finally:
+            # what granian waits for its lifespan shutdown
+            server.workers_kill_timeout = time_left(deadline)
             server.stop()
 
-    closing: list[asyncio.Task[None]] = []
-
     def on_signal() -> None:
-        if closing:
-            closing[0].cancel()  # a second signal: stop now
-            return
-        deadline.append(time.monotonic() + timeout)
-        closing.append(asyncio.ensure_future(close_then_stop()))
+        nonlocal closing
+        if closing is None:
+            deadline = time.monotonic() + timeout
+            closing = asyncio.ensure_future(close_then_stop(deadline))
+        else:
+            closing.cancel()  # a second signal: stop now
 
     signals = (signal.SIGINT, signal.SIGTERM)
     for sig in signals:
@@ -94,10 +97,10 @@ async def serve_granian(app: ASGIApp, server: Any, timeout: float) -> None:
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
-        for task in closing:
-            task.cancel()
+        if closing is not None:
+            closing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await closing
 
 
 def granian_server(served: Any, opts: dict[str, Any]) -> Any:

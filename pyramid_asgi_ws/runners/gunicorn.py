@@ -59,7 +59,10 @@ class Worker(UvicornWorker):
         server.shutdown_timeout = self.shutdown_timeout
         self._install_sigquit_handler()
         await server.serve(sockets=self.sockets)
-        if not server.started:
+        # uvicorn exits by itself on a failed startup; this is a stop
+        # signalled during startup, which uvicorn-worker's _serve reports
+        # the same way
+        if not server.started:  # pragma: no cover - a race with startup
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
 
