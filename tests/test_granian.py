@@ -77,6 +77,7 @@ def test_unknown_option_is_refused_by_name(tmp_path):
     [
         ({'ws_max_size': '1MB'}, "unknown option 'ws_max_size'"),
         ({'ws_ping_interval': '5'}, "unknown option 'ws_ping_interval'"),
+        ({'app_name': 'main'}, "unknown option 'app_name'"),
         ({'workers': 2}, 'runs one process'),
         (
             {'listen': '127.0.0.1:1 127.0.0.1:2'},

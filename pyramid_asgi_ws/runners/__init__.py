@@ -1,12 +1,15 @@
 """The ``pserve`` server runners and what they share.
 
-One module per server: :mod:`pyramid_asgi_ws.runners.uvicorn` and
-:mod:`pyramid_asgi_ws.runners.hypercorn` hold the ``paste.server_runner``
-entry points ``egg:pyramid_asgi_ws#uvicorn`` and
-``egg:pyramid_asgi_ws#hypercorn``; :mod:`pyramid_asgi_ws.runners.options`
-checks the ``[server:...]`` options both take.  This module holds the
-graceful stop both perform: every WebSocket closed with 1001 first, and
-the whole stop bounded by ``shutdown_timeout``.
+One module per server: :mod:`pyramid_asgi_ws.runners.uvicorn`,
+:mod:`~pyramid_asgi_ws.runners.hypercorn`,
+:mod:`~pyramid_asgi_ws.runners.granian` and
+:mod:`~pyramid_asgi_ws.runners.gunicorn` hold the ``paste.server_runner``
+entry points ``egg:pyramid_asgi_ws#uvicorn``, ``#hypercorn``,
+``#granian`` and ``#gunicorn``; :mod:`pyramid_asgi_ws.runners.options`
+checks the ``[server:...]`` options they take.  This module holds the
+graceful stop they all perform: every WebSocket closed with 1001 first,
+and the whole stop bounded by ``shutdown_timeout``; and the environment
+through which the workers of a server load the ini file again.
 """
 
 from __future__ import annotations

@@ -42,9 +42,10 @@ from pyramid_asgi_ws.runners.options import (
 
 log = logging.getLogger(__name__)
 
-#: Options granian has no setting for: its WebSocket frame limit and
-#: pings are fixed, so they are refused rather than ignored.
-UNSUPPORTED = ('ws_max_size', 'ws_ping_interval')
+#: Options this runner cannot honour, refused rather than ignored:
+#: granian's WebSocket message limit (16 MiB) and pings (none) are
+#: fixed, and one process loads no ``[app:...]`` section of its own.
+UNSUPPORTED = ('ws_max_size', 'ws_ping_interval', 'app_name')
 
 #: The mode of a unix socket: like uvicorn's, readable and writable by
 #: every local user (nginx's); the directory decides who reaches it.

@@ -1,8 +1,9 @@
 """Check and convert the options of a ``[server:...]`` section.
 
-Both runners take the same options (:data:`SERVER_OPTIONS`); each value
-goes through the parsers of :mod:`pyramid_asgi_ws.settings`, and any
-option or value not understood is a :class:`ServerOptionError` naming it.
+Every runner takes the same options (:data:`SERVER_OPTIONS`), less those
+it cannot honour, which it names as ``unsupported``; each value goes
+through the parsers of :mod:`pyramid_asgi_ws.settings`, and any option or
+value not understood is a :class:`ServerOptionError` naming it.
 """
 
 from __future__ import annotations
