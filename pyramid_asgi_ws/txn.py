@@ -30,36 +30,34 @@ from pyramid.path import DottedNameResolver
 log = logging.getLogger('pyramid_asgi_ws')
 
 
-def _managers(request: Any) -> list[Any]:
-    """The transaction managers to ask: the request's, then the thread's."""
+def _manager(request: Any) -> Any:
+    """The transaction manager to ask: the request's, else the thread's."""
+    manager = getattr(request, 'tm', None)  # pyramid_tm's request method
+    if manager is not None:
+        return manager
     try:
         import transaction
     except ImportError:  # an application without the transaction package
-        return []
-    found = [transaction.manager]
-    manager = getattr(request, 'tm', None)  # pyramid_tm's request method
-    if manager is not None and manager is not transaction.manager:
-        found.insert(0, manager)
-    return found
+        return None
+    return transaction.manager
 
 
 def active_transaction(request: Any = None) -> Any:
     """Return the transaction in progress for ``request``, or ``None``.
 
     The request's manager (``pyramid_tm``'s ``request.tm``, explicit or
-    not) is asked first, then the thread's default manager,
-    ``transaction.manager``. Asking never begins a transaction, not even
-    in a manager's implicit mode, where ``manager.get()`` would.
+    not) is asked when it has one: a transaction of another manager is
+    not the request's. Without ``request.tm``, the thread's default
+    manager, ``transaction.manager``, is asked. Asking never begins a
+    transaction, not even in a manager's implicit mode, where
+    ``manager.get()`` would.
     """
-    for manager in _managers(request):
-        # A ThreadTransactionManager holds this thread's manager as
-        # ``manager``; a manager's ``_txn`` is the transaction it has begun
-        # and not yet finished (``transaction`` has no public question for
-        # it: ``get()`` begins one).
-        txn = getattr(getattr(manager, 'manager', manager), '_txn', None)
-        if txn is not None:
-            return txn
-    return None
+    manager = _manager(request)
+    # A ThreadTransactionManager holds this thread's manager as
+    # ``manager``; a manager's ``_txn`` is the transaction it has begun and
+    # not yet finished (``transaction`` has no public question for it:
+    # ``get()`` begins one).
+    return getattr(getattr(manager, 'manager', manager), '_txn', None)
 
 
 def after_commit(
@@ -98,8 +96,9 @@ def request_transaction(request: Any) -> Iterator[Any]:
 
     As ``pyramid_tm``'s tween does for a view: the transaction begins on
     entry, commits when the block ends (aborts if it was doomed) and
-    aborts when it raises; ``request.environ['tm.active']`` and
-    ``['tm.manager']`` say so meanwhile. The block gets the manager, or
+    aborts when it raises or when its commit fails (raised too);
+    ``request.environ['tm.active']`` and ``['tm.manager']`` say so
+    meanwhile. The block gets the manager, or
     ``None`` when there is no ``pyramid_tm`` or its ``tm.activate_hook``
     leaves this request out: then nothing is begun.
     """
@@ -116,7 +115,17 @@ def request_transaction(request: Any) -> Iterator[Any]:
     except BaseException:
         _finish(environ, manager.abort)
         raise
-    _finish(environ, manager.abort if manager.isDoomed() else manager.commit)
+    if manager.isDoomed():
+        _finish(environ, manager.abort)
+        return
+    try:
+        _finish(environ, manager.commit)
+    except BaseException:
+        # as pyramid_tm's tween does: a transaction whose commit failed is
+        # still the manager's until aborted, and the next begin() would
+        # meet it (an explicit manager raises AlreadyInTransaction)
+        manager.abort()
+        raise
 
 
 def _request_manager(request: Any) -> Any:

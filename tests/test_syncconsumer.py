@@ -289,6 +289,45 @@ def test_each_call_runs_in_the_requests_transaction(hook):
     ]
 
 
+class FailingVote(Recording):
+    """A data manager whose vote fails, so the commit does."""
+
+    def tpc_vote(self, txn):
+        raise RuntimeError('vote failed')
+
+
+class FailingCommit(SyncWebSocketConsumer):
+    """Its message's commit fails; its on_disconnect commits."""
+
+    def on_receive(self, ws, data):
+        ws.request.tm.get().join(FailingVote(data, Saver.kept))
+
+    def on_disconnect(self, ws, code):
+        ws.request.tm.get().join(Recording('gone', Saver.kept))
+        Saver.kept.append(('code', code))
+
+
+@pytest.mark.parametrize(
+    'hook', [None, 'pyramid_tm.explicit_manager'], ids=['implicit', 'explicit']
+)
+def test_a_failed_commit_is_aborted_and_on_disconnect_still_runs(hook):
+    Saver.kept = []
+    settings = {'asgi_ws.threads': '1'}  # one thread: the next call's too
+    if hook is not None:
+        settings['tm.manager_hook'] = hook
+    app = make_app(('/commit', FailingCommit), tm=True, **settings)
+    with TestClient(app) as client:
+        with client.websocket_connect('/commit') as ws:
+            ws.send_text('fails')
+            with pytest.raises(WebSocketDisconnect) as info:
+                ws.receive_text()
+            assert info.value.code == 1011
+        wait_until(lambda: ('committed', 'gone') in Saver.kept, 'the end')
+    # the failed commit aborts the data manager (tpc_abort, then abort)
+    assert set(Saver.kept[:-2]) == {('aborted', 'fails')}
+    assert Saver.kept[-2:] == [('code', 1011), ('committed', 'gone')]
+
+
 class Untouched(SyncWebSocketConsumer):
     def on_receive(self, ws, data):
         ws.send_text(repr(ws.request.environ.get('tm.active')))

@@ -10,6 +10,7 @@ import functools
 import logging
 import sys
 from types import SimpleNamespace
+from typing import Any
 
 from pyramid.config import Configurator
 import pytest
@@ -20,7 +21,11 @@ from pyramid_asgi_ws.broadcast import (
     broadcast,
     get_broadcaster,
 )
-from pyramid_asgi_ws.txn import active_transaction, after_commit
+from pyramid_asgi_ws.txn import (
+    active_transaction,
+    after_commit,
+    request_transaction,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -110,12 +115,41 @@ def test_the_requests_explicit_manager_comes_first():
     assert sent == ['kept']
 
 
-def test_an_idle_request_manager_leaves_it_to_the_threads():
+def test_an_idle_request_manager_is_not_the_threads():
     request = SimpleNamespace(tm=transaction.TransactionManager(explicit=True))
     txn = transaction.begin()
-    assert active_transaction(request) is txn
+    assert active_transaction(request) is None  # the request's is idle
+    assert active_transaction(SimpleNamespace()) is txn  # no request.tm
     request.tm = transaction.manager  # pyramid_tm's default manager
     assert active_transaction(request) is txn
+
+
+def tm_request(manager: Any) -> Any:
+    """A request as pyramid_tm makes it, with ``manager`` as its tm."""
+    return SimpleNamespace(
+        tm=manager, environ={}, registry=SimpleNamespace(settings={})
+    )
+
+
+@pytest.mark.parametrize(
+    'manager',
+    [transaction.manager, transaction.TransactionManager(explicit=True)],
+    ids=['implicit', 'explicit'],
+)
+def test_a_failed_commit_is_aborted_and_raised(manager):
+    request = tm_request(manager)
+    sent = []
+    with pytest.raises(RuntimeError, match='vote failed'):
+        with request_transaction(request):
+            manager.get().join(FailingVote())
+            after_commit(request, sent.append, 'dropped')
+    # nothing is left in the thread: the next transaction is a new one
+    assert active_transaction(request) is None
+    assert request.environ == {}
+    with request_transaction(request) as again:
+        assert again is manager
+        after_commit(request, sent.append, 'kept')
+    assert sent == ['kept']
 
 
 @pytest.mark.parametrize(
