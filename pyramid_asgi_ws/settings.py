@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     'send_overflow': 'close',
     'broadcast_url': 'memory://',
     'publish_timeout': 5.0,
+    'send_timeout': 10.0,
     'shutdown_timeout': 5.0,
 }
 
@@ -349,6 +350,9 @@ def parse_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         'broadcast_url': url,
         'publish_timeout': as_timeout(
             sget('publish_timeout'), PREFIX + 'publish_timeout'
+        ),
+        'send_timeout': as_timeout(
+            sget('send_timeout'), PREFIX + 'send_timeout'
         ),
         'shutdown_timeout': as_seconds(
             sget('shutdown_timeout'), PREFIX + 'shutdown_timeout'

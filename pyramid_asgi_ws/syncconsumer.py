@@ -15,15 +15,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+import concurrent.futures
+import contextlib
+import logging
 from typing import Any
 
 from pyramid.exceptions import ConfigurationError
 
 from pyramid_asgi_ws.broadcast import broadcast
+from pyramid_asgi_ws.closecodes import CloseCode
 from pyramid_asgi_ws.consumers import ENCODINGS, WebSocketConsumer
+from pyramid_asgi_ws.interfaces import IASGISettings
 from pyramid_asgi_ws.messages import HeadersArg
 from pyramid_asgi_ws.txn import request_transaction
-from pyramid_asgi_ws.websocket import WebSocket
+from pyramid_asgi_ws.websocket import WebSocket, WebSocketDisconnect
+
+log = logging.getLogger('pyramid_asgi_ws')
 
 
 class SyncWebSocket:
@@ -35,15 +42,23 @@ class SyncWebSocket:
     raised (:class:`~pyramid_asgi_ws.WebSocketDisconnect` when the client
     has gone). Called from the event loop they raise
     :class:`RuntimeError`, since the loop would wait for itself.
-    ``websocket`` is the connection.
+    ``websocket`` is the connection. A call waits at most
+    ``send_timeout`` seconds (``asgi_ws.send_timeout`` for a consumer's
+    handle; ``None``, no bound): a client that stops reading then has its
+    socket closed with 1013 and the call raises
+    ``WebSocketDisconnect(1013)``, so it never holds a thread for good.
     """
 
     def __init__(
-        self, websocket: WebSocket, loop: asyncio.AbstractEventLoop
+        self,
+        websocket: WebSocket,
+        loop: asyncio.AbstractEventLoop,
+        send_timeout: float | None = None,
     ) -> None:
         self.websocket = websocket
         self._loop = loop
         self._closed = False
+        self.send_timeout = send_timeout
 
     def _wait(self, coro: Coroutine[Any, Any, Any]) -> Any:
         try:
@@ -56,7 +71,25 @@ class SyncWebSocket:
                 'SyncWebSocket called from the event loop: await the '
                 'WebSocket itself there'
             )
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        done, _ = concurrent.futures.wait([future], self.send_timeout)
+        if not done:
+            self._give_up(future)
+        return future.result()
+
+    def _give_up(self, future: concurrent.futures.Future[Any]) -> None:
+        # A client that stops reading must not hold a pool thread (with
+        # few threads, the whole application): the wait is dropped and the
+        # socket closed from the loop, which a stalled send cannot block.
+        future.cancel()
+        asyncio.run_coroutine_threadsafe(self._close_stalled(), self._loop)
+        raise WebSocketDisconnect(CloseCode.TRY_AGAIN_LATER)
+
+    async def _close_stalled(self) -> None:
+        with contextlib.suppress(WebSocketDisconnect):
+            await self.websocket.close(
+                CloseCode.TRY_AGAIN_LATER, 'the client does not keep up'
+            )
 
     def _send(self, coro: Coroutine[Any, Any, Any]) -> None:
         if self._closed:
@@ -158,7 +191,10 @@ class SyncWebSocketConsumer:
         check_encoding(cls)
 
     async def __call__(self, ws: WebSocket) -> None:
-        self.ws = SyncWebSocket(ws, asyncio.get_running_loop())
+        settings = ws.scope['registry'].getUtility(IASGISettings)
+        self.ws = SyncWebSocket(
+            ws, asyncio.get_running_loop(), settings['send_timeout']
+        )
         await _Driver(self, self.ws)(ws)
 
     def on_connect(self, ws: SyncWebSocket) -> None:
@@ -184,7 +220,24 @@ class _Driver(WebSocketConsumer):
         self.encoding = consumer.encoding
 
     async def _run(self, method: Callable[..., object], *args: Any) -> None:
-        await self.handle.websocket.run_sync(self._call, method, *args)
+        # A call in the pool cannot be stopped: when this task is cancelled
+        # (a server's shutdown) the cancellation waits for the call to end,
+        # so that on_disconnect and the request's finished callbacks never
+        # run beside a method still using the request.
+        call = self.handle.websocket.run_sync(self._call, method, *args)
+        task = asyncio.ensure_future(call)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.wait({task})
+            error = task.exception()  # the cancellation wins: log it here
+            if error is not None:
+                log.error(
+                    '%s raised while its task was cancelled',
+                    getattr(method, '__qualname__', method),
+                    exc_info=error,
+                )
+            raise
 
     def _call(self, method: Callable[..., object], *args: Any) -> None:
         handle = self.handle  # in the pool: the request is built here

@@ -39,6 +39,7 @@ def test_ini_strings_are_normalized():
             'asgi_ws.broadcast_url': 'redis://127.0.0.1:6379/0',
             'asgi_ws.shutdown_timeout': '2.5',
             'asgi_ws.publish_timeout': '0.5',
+            'asgi_ws.send_timeout': '3',
         }
     )
     assert parsed == {
@@ -54,6 +55,7 @@ def test_ini_strings_are_normalized():
         'broadcast_url': 'redis://127.0.0.1:6379/0',
         'shutdown_timeout': 2.5,
         'publish_timeout': 0.5,
+        'send_timeout': 3.0,
     }
 
 
@@ -175,15 +177,16 @@ def test_none_is_an_empty_list():
 
 
 @pytest.mark.parametrize('value', ['0', 0, '0.0'])
-def test_publish_timeout_must_be_more_than_zero(value):
-    # a wait of 0 s would make every threadsafe publish fail
+@pytest.mark.parametrize('name', ['publish_timeout', 'send_timeout'])
+def test_a_timeout_must_be_more_than_zero(name, value):
+    # a wait of 0 s would make every threadsafe publish (or send) fail
     with pytest.raises(
         ConfigurationError,
-        match=f'asgi_ws.publish_timeout must be more than 0, not {value!r}',
+        match=f'asgi_ws.{name} must be more than 0, not {value!r}',
     ):
-        parse_settings({'asgi_ws.publish_timeout': value})
-    timeout = parse_settings({'asgi_ws.publish_timeout': '0.01'})
-    assert timeout['publish_timeout'] == 0.01
+        parse_settings({f'asgi_ws.{name}': value})
+    timeout = parse_settings({f'asgi_ws.{name}': '0.01'})
+    assert timeout[name] == 0.01
 
 
 @pytest.mark.parametrize(

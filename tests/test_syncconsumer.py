@@ -7,7 +7,9 @@ real uvicorn; here the test client drives each branch.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import threading
 from typing import Any
 
 from pyramid.config import Configurator
@@ -20,7 +22,8 @@ import transaction
 from pyramid_asgi_ws import SyncWebSocketConsumer, WebSocketDisconnect
 from pyramid_asgi_ws.syncconsumer import SyncWebSocket
 from pyramid_asgi_ws.testing import HandshakeRefused, TestClient
-from tests.support import wait_until
+from tests.asgi import Channel, ws_scope
+from tests.support import until, wait_until
 from tests.test_docs_examples import load
 
 
@@ -365,3 +368,55 @@ def test_the_docs_example_saves_and_publishes(tmp_path):
     with sqlite3.connect(path) as connection:
         rows = connection.execute('SELECT id, text FROM notes').fetchall()
     assert rows == [(1, 'hello'), (2, 'again')]
+
+
+class Overlap(SyncWebSocketConsumer):
+    """Records when each call starts and ends; its on_receive runs until
+    on_disconnect starts beside it, or for a bounded time."""
+
+    log: list[str] = []
+    disconnecting = threading.Event()
+
+    def on_connect(self, ws):
+        ws.request.add_finished_callback(lambda r: self.log.append('finished'))
+        ws.accept()
+
+    def on_receive(self, ws, data):
+        self.log.append('receive')
+        self.disconnecting.wait(0.5)  # never set once calls are one at a time
+        self.log.append('received')
+        if data == 'raise':
+            raise ValueError('raised while cancelled')
+
+    def on_disconnect(self, ws, code):
+        self.disconnecting.set()
+        self.log.append(f'disconnect {code}')
+
+
+@pytest.mark.parametrize('message', ['return', 'raise'])
+def test_a_cancelled_consumer_waits_for_its_call(message, caplog):
+    Overlap.log = []
+    Overlap.disconnecting.clear()
+    app = make_app(('/overlap', Overlap), **{'asgi_ws.threads': '4'})
+
+    async def cancelled_mid_call() -> None:
+        channel = Channel(
+            {'type': 'websocket.connect'},
+            {'type': 'websocket.receive', 'text': message},
+        )
+        task = asyncio.create_task(
+            app(ws_scope('/overlap'), channel.receive, channel.send)
+        )
+        await until(lambda: 'receive' in Overlap.log, 'the call')
+        task.cancel()  # as a server's shutdown does
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with caplog.at_level(logging.ERROR, 'pyramid_asgi_ws'):
+        asyncio.run(cancelled_mid_call())
+    ended = ['received', 'disconnect 1011', 'finished']
+    assert Overlap.log == ['receive', *ended]
+    logged = [r.getMessage() for r in caplog.records]
+    raised = 'Overlap.on_receive raised while its task was cancelled'
+    assert (raised in logged) is (message == 'raise')
+
