@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyramid_asgi_ws.closecodes import CloseCode
+from pyramid.httpexceptions import HTTPException
+
+from pyramid_asgi_ws.closecodes import CloseCode, http_close_code
 from pyramid_asgi_ws.websocket import (
     WebSocket,
     WebSocketDisconnect,
@@ -12,6 +14,19 @@ from pyramid_asgi_ws.websocket import (
 )
 
 ENCODINGS = ('text', 'bytes', 'json')
+
+#: The states of a connection that was accepted.
+ACCEPTED = (WebSocketState.CONNECTED, WebSocketState.DISCONNECTED)
+
+
+def ended_with(exc: BaseException) -> int:
+    """The close code a consumer's end by ``exc`` gives the connection:
+    the client's, 4000 + the status of an HTTP exception, else 1011."""
+    if isinstance(exc, WebSocketDisconnect):
+        return exc.code
+    if isinstance(exc, HTTPException):
+        return http_close_code(exc.code)
+    return CloseCode.INTERNAL_ERROR
 
 
 class WebSocketConsumer:
@@ -41,19 +56,18 @@ class WebSocketConsumer:
             is not WebSocketConsumer.on_group_message
         ):
             ws.on_group_message = self.on_group_message
-        await self.on_connect(ws)
-        if ws.application_state is not WebSocketState.CONNECTED:
-            return
-        code: int = CloseCode.INTERNAL_ERROR
         try:
+            await self.on_connect(ws)
+            if ws.application_state is not WebSocketState.CONNECTED:
+                return
             receive = getattr(ws, f'receive_{self.encoding}')
             while True:
                 await self.on_receive(ws, await receive())
-        except WebSocketDisconnect as exc:
-            code = exc.code
+        except BaseException as exc:
+            # once accepted (a refusal or a denial never connected)
+            if ws.application_state in ACCEPTED:
+                await self.on_disconnect(ws, ended_with(exc))
             raise
-        finally:
-            await self.on_disconnect(ws, code)
 
     async def on_connect(self, ws: WebSocket) -> None:
         """Called on the handshake; accepts it by default."""

@@ -120,10 +120,10 @@ def _check_request(request: Request, consumer: Consumer) -> Refusal | None:
     allowed = request.has_permission(permission, request.context)
     if allowed:
         return None
-    anonymous = request.authenticated_userid is None
-    who = 'anonymous user' if anonymous else repr(request.authenticated_userid)
+    userid = request.authenticated_userid  # once: a policy call may cost
+    who = 'anonymous user' if userid is None else repr(userid)
     reason = f'{who} lacks permission {permission!r}: {allowed}'
-    return _forbidden_view_refusal(request, anonymous, reason)
+    return _forbidden_view_refusal(request, userid is None, reason)
 
 
 def _forbidden_view_refusal(

@@ -191,6 +191,23 @@ def test_permission_without_a_root_factory_uses_pyramids_default():
     assert seen[0][1] is not None  # thread locals, as a view has them
 
 
+@pytest.mark.parametrize('userid, status', [(None, 401), ('ann', 403)])
+def test_a_refusal_asks_the_policy_for_the_user_once(userid, status):
+    asked = []
+
+    class Counting(NobodyPolicy):
+        def authenticated_userid(self, request):
+            asked.append(userid)  # a query in a real policy
+            return userid
+
+    config = Configurator(security_policy=Counting())
+    config.include('pyramid_asgi_ws')
+    config.add_asgi_consumer('/ws', consumer, permission='chat')
+    sent = handshake(config.make_asgi_app())
+    assert sent[0]['status'] == status
+    assert asked == [userid]
+
+
 @pytest.fixture(scope='module', params=SERVERS)
 def locked(request):
     """tests/pkgs/locked served by each real server in turn."""

@@ -7,6 +7,7 @@ real uvicorn; here the test client drives each branch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -420,3 +421,107 @@ def test_a_cancelled_consumer_waits_for_its_call(message, caplog):
     raised = 'Overlap.on_receive raised while its task was cancelled'
     assert (raised in logged) is (message == 'raise')
 
+
+
+class Ends(SyncWebSocketConsumer):
+    """Ends as its path says; records the code on_disconnect gets."""
+
+    codes: list[int] = []
+
+    def on_connect(self, ws):
+        ws.accept()
+        if ws.matchdict['how'] == 'connect':
+            raise ValueError('after accepting')
+
+    def on_receive(self, ws, data):
+        raise HTTPTooManyRequests()
+
+    def on_disconnect(self, ws, code):
+        self.codes.append(code)
+        if ws.matchdict['how'] == 'disconnect':
+            raise ValueError('in on_disconnect')
+
+
+@pytest.mark.parametrize(
+    'how, code', [('connect', 1011), ('receive', 4429), ('disconnect', 1000)]
+)
+def test_on_disconnect_gets_the_code_the_socket_closes_with(how, code, caplog):
+    Ends.codes = []
+    with TestClient(make_app((r'/ends/{how}', Ends))) as client:
+        with client.websocket_connect(f'/ends/{how}') as ws:
+            if how == 'disconnect':
+                ws.close(1000)
+            else:
+                ws.send_text('x')
+                with pytest.raises(WebSocketDisconnect) as info:
+                    ws.receive_text()
+                assert info.value.code == code
+        wait_until(lambda: Ends.codes, 'on_disconnect')
+    assert Ends.codes == [code]
+    failed = [r for r in caplog.records if r.exc_info]
+    if how == 'disconnect':  # what on_disconnect raises is logged
+        assert 'in on_disconnect' in str(failed[-1].exc_info[1])
+
+
+class Doomed(SyncWebSocketConsumer):
+    def on_connect(self, ws):
+        ws.accept()
+        ws.join('g')
+
+    def on_receive(self, ws, data):
+        ws.broadcast('g', data)
+        if data == 'doomed':
+            ws.request.tm.doom()
+        ws.send_text(f'{data} done')
+
+
+def test_a_broadcast_from_a_doomed_transaction_is_dropped():
+    with TestClient(make_app(('/doomed', Doomed), tm=True)) as client:
+        with client.websocket_connect('/doomed') as ws:
+            ws.send_text('doomed')
+            assert ws.receive_text() == 'doomed done'
+            ws.send_text('kept')
+            heard = [ws.receive_text(), ws.receive_text()]
+            assert sorted(heard) == ['kept', 'kept done']  # no 'doomed'
+
+
+class Gauge:
+    """Counts the calls running at once; each waits for one more to join
+    it, for a bounded time."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.most = 0
+        self.changed = threading.Condition()
+
+    def __call__(self, beyond: int) -> None:
+        with self.changed:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.changed.notify_all()
+            self.changed.wait_for(lambda: self.running > beyond, 0.5)
+            self.running -= 1
+
+
+@pytest.mark.parametrize('threads', [1, 2])
+def test_run_sync_runs_at_most_asgi_ws_threads_calls_at_once(threads):
+    gauge = Gauge()
+
+    async def busy(ws):
+        await ws.accept()
+        await ws.run_sync(gauge, threads)
+        await ws.send_text('done')
+
+    config = Configurator(settings={'asgi_ws.threads': str(threads)})
+    config.include('pyramid_asgi_ws')
+    config.add_asgi_consumer('/busy', busy)
+    with TestClient(config.make_asgi_app()) as client:
+        with contextlib.ExitStack() as stack:
+            sockets = [
+                stack.enter_context(client.websocket_connect('/busy'))
+                for _ in range(threads + 2)
+            ]
+            assert [ws.receive_text() for ws in sockets] == ['done'] * (
+                threads + 2
+            )
+    assert gauge.most == threads
