@@ -59,6 +59,7 @@ class SyncWebSocket:
         self._loop = loop
         self._closed = False
         self.send_timeout = send_timeout
+        self._stalled: concurrent.futures.Future[None] | None = None
 
     def _wait(self, coro: Coroutine[Any, Any, Any]) -> Any:
         try:
@@ -82,14 +83,26 @@ class SyncWebSocket:
         # few threads, the whole application): the wait is dropped and the
         # socket closed from the loop, which a stalled send cannot block.
         future.cancel()
-        asyncio.run_coroutine_threadsafe(self._close_stalled(), self._loop)
+        self._stalled = asyncio.run_coroutine_threadsafe(
+            self._close_stalled(), self._loop
+        )
         raise WebSocketDisconnect(CloseCode.TRY_AGAIN_LATER)
 
     async def _close_stalled(self) -> None:
-        with contextlib.suppress(WebSocketDisconnect):
-            await self.websocket.close(
-                CloseCode.TRY_AGAIN_LATER, 'the client does not keep up'
-            )
+        # The close frame waits behind what the client has not read: it
+        # gets as long as a send did, then the server may cut the client.
+        close = self.websocket.close(
+            CloseCode.TRY_AGAIN_LATER, 'the client does not keep up'
+        )
+        with contextlib.suppress(WebSocketDisconnect, TimeoutError):
+            await asyncio.wait_for(close, self.send_timeout)
+
+    async def _finish(self) -> None:
+        """Wait for the close of a stalled send, if one was made: a server
+        cuts a connection whose application has returned, and the close
+        frame with it."""
+        if self._stalled is not None:
+            await asyncio.wrap_future(self._stalled)
 
     def _send(self, coro: Coroutine[Any, Any, Any]) -> None:
         if self._closed:
@@ -195,7 +208,10 @@ class SyncWebSocketConsumer:
         self.ws = SyncWebSocket(
             ws, asyncio.get_running_loop(), settings['send_timeout']
         )
-        await _Driver(self, self.ws)(ws)
+        try:
+            await _Driver(self, self.ws)(ws)
+        finally:
+            await self.ws._finish()
 
     def on_connect(self, ws: SyncWebSocket) -> None:
         """Called on the handshake; accepts it by default."""
