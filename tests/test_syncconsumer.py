@@ -525,3 +525,52 @@ def test_run_sync_runs_at_most_asgi_ws_threads_calls_at_once(threads):
                 threads + 2
             )
     assert gauge.most == threads
+
+
+class Shutdown(SyncWebSocketConsumer):
+    """Its on_receive waits for the server to close the socket, then
+    sends."""
+
+    kept: list[Any] = []
+    closed = threading.Event()
+
+    def on_receive(self, ws, data):
+        ws.request.tm.get().join(Recording(data, self.kept))
+        self.kept.append('waiting')
+        assert self.closed.wait(5)
+        ws.send_text('too late')
+
+    def on_disconnect(self, ws, code):
+        self.kept.append(('disconnect', code))
+
+
+def test_a_shutdown_mid_call_fails_its_next_send_and_aborts():
+    Shutdown.kept = []
+    Shutdown.closed.clear()
+    app = make_app(('/shutdown', Shutdown), tm=True)
+
+    async def shut_down_mid_call() -> list[dict[str, Any]]:
+        channel = Channel(
+            {'type': 'websocket.connect'},
+            {'type': 'websocket.receive', 'text': 'mid-call'},
+        )
+        serving = asyncio.create_task(
+            app(ws_scope('/shutdown'), channel.receive, channel.send)
+        )
+        await until(lambda: 'waiting' in Shutdown.kept, 'the call')
+        await app.close_connections(timeout=0.1)  # the close is sent
+        Shutdown.closed.set()
+        await asyncio.wait_for(serving, 5)
+        return channel.sent
+
+    sent = asyncio.run(shut_down_mid_call())
+    assert sent[-1] == {
+        'type': 'websocket.close',
+        'code': 1001,
+        'reason': 'server shutting down',
+    }
+    assert Shutdown.kept == [
+        'waiting',
+        ('aborted', 'mid-call'),
+        ('disconnect', 1001),
+    ]
