@@ -135,7 +135,7 @@ def test_the_page_needs_a_user_from_the_database(server):
 
 
 def test_the_handshake_loads_the_user_or_refuses(server):
-    # The cookiecutter's policy queries request.dbsession with the explicit
+    # The notes policy queries request.dbsession with the explicit
     # manager: the handshake's check runs in a transaction of request.tm
     url = f'{server.ws_url}/ws/notes'
     assert refused_status(url, origin=server.url) == 401

@@ -1,13 +1,13 @@
 """Who is logged in: a user id in the session, the user in the database.
 
-The policy is the cookiecutter's without its ``RequestLocalCache`` (and
-with the user id in the session rather than an auth ticket): a cached
-user would be detached once the handshake's transaction commits, and a
-WebSocket's request lives on. It serves the views and the WebSocket
-handshakes alike: it queries ``request.dbsession`` inside the request's
-transaction, which ``pyramid_tm``'s tween begins for a view and the add-on
-for a handshake's permission check and for each method of a
-:class:`~pyramid_asgi_ws.SyncWebSocketConsumer`.
+The policy is that of Pyramid's SQLAlchemy wiki tutorial without its
+``RequestLocalCache`` (and with the user id in the session rather than an
+auth ticket): a cached user would be detached once the handshake's
+transaction commits, and a WebSocket's request lives on. It serves the
+views and the WebSocket handshakes alike: it queries ``request.dbsession``
+inside the request's transaction, which ``pyramid_tm``'s tween begins for
+a view and the add-on for a handshake's permission check and for each
+method of a :class:`~pyramid_asgi_ws.SyncWebSocketConsumer`.
 """
 
 from pyramid.authorization import ACLHelper, Allow, Authenticated, Everyone
