@@ -81,7 +81,8 @@ class SyncWebSocket:
     def _give_up(self, future: concurrent.futures.Future[Any]) -> None:
         # A client that stops reading must not hold a pool thread (with
         # few threads, the whole application): the wait is dropped and the
-        # socket closed from the loop, which a stalled send cannot block.
+        # socket closed by a task of the loop, where waiting holds no
+        # thread.
         future.cancel()
         self._stalled = asyncio.run_coroutine_threadsafe(
             self._close_stalled(), self._loop
