@@ -8,17 +8,20 @@ open sockets with 1001 within ``shutdown_timeout``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 import os
 from pathlib import Path
 import signal
 import socket
 import stat
+import threading
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from granian.errors import FatalError
 import pytest
 
+from pyramid_asgi_ws.runners import granian as granian_runners
 from pyramid_asgi_ws.runners.granian import (
     granian_runner,
     granian_server,
@@ -40,6 +43,7 @@ from tests.support import free_port
 from tests.test_chat import TIMEOUT, visitor
 
 SHUTDOWN_TIMEOUT = 2.0
+T = TypeVar('T')
 
 
 def test_page_and_chat(tmp_path):
@@ -182,9 +186,18 @@ async def stop_granian(
     return time.monotonic() - started
 
 
+def run_granian(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main``, then wait for granian's threads to end as the runner
+    does: one left running when pytest exits would abort it."""
+    try:
+        return asyncio.run(main)
+    finally:
+        granian_runners.wait_for_threads(granian_runners.THREADS_TIMEOUT)
+
+
 def test_second_signal_stops_waiting_for_websockets():
     app = Closing()
-    elapsed = asyncio.run(stop_granian(Lifespan(), app, 30.0, signals=2))
+    elapsed = run_granian(stop_granian(Lifespan(), app, 30.0, signals=2))
     assert not app.done.is_set()
     assert elapsed < 10
 
@@ -193,7 +206,7 @@ def test_lifespan_shutdown_is_bounded_by_shutdown_timeout(caplog):
     app = Closing()
     app.done.set()
     served = Lifespan(shutdown_delay=30.0)
-    elapsed = asyncio.run(stop_granian(served, app, 0.5, signals=1))
+    elapsed = run_granian(stop_granian(served, app, 0.5, signals=1))
     assert elapsed < 10
     assert 'granian did not stop within 0.5 s' in caplog.text
 
@@ -201,8 +214,41 @@ def test_lifespan_shutdown_is_bounded_by_shutdown_timeout(caplog):
 def test_failed_startup_ends_the_runner():
     served = Lifespan(startup='failed')
     with pytest.raises(FatalError, match='ASGI lifespan startup'):
-        asyncio.run(
+        run_granian(
             asyncio.wait_for(
                 serve_granian(Closing(), granian(served), 5.0), 20
             )
         )
+
+
+def test_granian_threads_are_awaited_until_they_settle(monkeypatch):
+    # granian's runtime threads wind down a moment after its server
+    # returned; one (7) stays parked for good
+    polls = iter([{7, 8}, {7, 8}, {7, 9}, {7}])
+    calls = []
+
+    def threads() -> set[int]:
+        calls.append(time.monotonic())
+        return next(polls, {7})
+
+    monkeypatch.setattr(granian_runners, 'native_threads', threads)
+    granian_runners.wait_for_threads(10.0, settle=0.1)
+    # the set last changed at the fourth look, and stayed for 0.1 s
+    assert len(calls) > 4
+    assert calls[-1] - calls[3] >= 0.09
+
+
+def test_threads_that_never_settle_are_awaited_only_until_the_timeout(
+    monkeypatch,
+):
+    counter = iter(range(10**9))
+    monkeypatch.setattr(
+        granian_runners, 'native_threads', lambda: {next(counter)}
+    )
+    started = time.monotonic()
+    granian_runners.wait_for_threads(0.1, settle=1.0)
+    assert 0.1 <= time.monotonic() - started < 5
+
+
+def test_native_threads_are_not_pythons():
+    assert threading.get_native_id() not in granian_runners.native_threads()

@@ -18,6 +18,7 @@ import logging
 import os
 from pathlib import Path
 import signal
+import threading
 import time
 from typing import Any
 
@@ -50,6 +51,12 @@ UNSUPPORTED = ('ws_max_size', 'ws_ping_interval', 'app_name')
 #: The mode of a unix socket: like uvicorn's, readable and writable by
 #: every local user (nginx's); the directory decides who reaches it.
 SOCKET_MODE = 0o666
+
+#: The most seconds to wait, once granian stopped, for its own threads to
+#: wind down before the interpreter ends.
+THREADS_TIMEOUT = 5.0
+#: Seconds granian's threads must stay the same to count as wound down.
+THREADS_SETTLE = 0.2
 
 #: granian's loggers, sent on to the ini's ``[loggers]``.
 LOG_CONFIG: dict[str, Any] = {
@@ -102,6 +109,35 @@ async def serve_granian(app: ASGIApp, server: Any, timeout: float) -> None:
             closing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await closing
+
+
+def native_threads() -> set[int]:
+    """The ids of this process's threads that Python did not start, such
+    as granian's runtime threads (empty where there is no ``/proc``)."""
+    try:
+        threads = {int(tid) for tid in os.listdir('/proc/self/task')}
+    except FileNotFoundError:  # pragma: no cover - not Linux
+        return set()
+    return threads - {t.native_id or 0 for t in threading.enumerate()}
+
+
+def wait_for_threads(timeout: float, settle: float = THREADS_SETTLE) -> None:
+    """Wait until the threads that Python did not start have stayed the
+    same for ``settle`` seconds, or at most ``timeout`` seconds.
+
+    granian's embedded server returns while its runtime threads are still
+    winding down (some end, some start, for a few milliseconds); one still
+    at it while the interpreter finalizes aborts the process (a Rust
+    panic, SIGABRT) instead of letting it exit 0.  granian leaves others
+    parked for good, so the wait is for the set to settle, not to empty.
+    """
+    deadline = time.monotonic() + timeout
+    threads, since = native_threads(), time.monotonic()
+    while time.monotonic() - since < settle and time.monotonic() < deadline:
+        time.sleep(0.01)
+        now = native_threads()
+        if now != threads:
+            threads, since = now, time.monotonic()
 
 
 def granian_server(served: Any, opts: dict[str, Any]) -> Any:
@@ -158,4 +194,5 @@ def granian_runner(
     try:
         asyncio.run(serve_granian(asgi, server, shutdown_timeout(asgi, opts)))
     finally:
+        wait_for_threads(THREADS_TIMEOUT)
         remove_unix_sockets(opts['listen'])
