@@ -46,6 +46,7 @@ from pyramid_asgi_ws.refusal import (
 from pyramid_asgi_ws.txn import request_transaction
 from pyramid_asgi_ws.websocket import WebSocket
 from pyramid_asgi_ws.wsgi import build_environ
+from pyramid_asgi_ws.wsgi.pool import shielded
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyramid_asgi_ws.router import Consumer
@@ -334,7 +335,7 @@ async def check_handshake(
         return refusal
     if not builds_app_code(consumer, ws.scope['registry']):
         return None
-    refusal = await run_sync(prepare_request, ws, consumer)
+    refusal = await shielded(run_sync(prepare_request, ws, consumer))
     # A client that left while the check ran may have its transport
     # closing with the server's disconnect callback still queued: let it
     # run first, or uvicorn drops the accept and fails the next send
@@ -365,8 +366,7 @@ async def check_http(
     """
     if not _needs_request(consumer, scope['registry']):
         return None
-    refusal: Refusal | None = await run_sync(_check_http, consumer, scope)
-    return refusal
+    return await shielded(run_sync(_check_http, consumer, scope))
 
 
 def call_in_request(

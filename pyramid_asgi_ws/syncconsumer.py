@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 import concurrent.futures
 import contextlib
-import logging
+import functools
 from typing import Any
 
 from pyramid.exceptions import ConfigurationError
@@ -29,8 +29,6 @@ from pyramid_asgi_ws.interfaces import IASGISettings
 from pyramid_asgi_ws.messages import HeadersArg
 from pyramid_asgi_ws.txn import request_transaction
 from pyramid_asgi_ws.websocket import WebSocket, WebSocketDisconnect
-
-log = logging.getLogger('pyramid_asgi_ws')
 
 
 class SyncWebSocket:
@@ -237,28 +235,14 @@ class _Driver(WebSocketConsumer):
         self.encoding = consumer.encoding
 
     async def _run(self, method: Callable[..., object], *args: Any) -> None:
-        # A call in the pool cannot be stopped: when this task is cancelled
-        # (a server's shutdown) the cancellation waits for the call to end,
-        # so that on_disconnect and the request's finished callbacks never
-        # run beside a method still using the request.
-        call = self.handle.websocket.run_sync(self._call, method, *args)
-        task = asyncio.ensure_future(call)
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            await asyncio.wait({task})
-            error = task.exception()  # the cancellation wins: log it here
-            if error is not None:
-                log.error(
-                    '%s raised while its task was cancelled',
-                    getattr(method, '__qualname__', method),
-                    exc_info=error,
-                )
-            raise
+        # Named as the method, for the log of a call that raised while
+        # its task was cancelled (ws.run_sync waits for the call then).
+        @functools.wraps(method)
+        def call() -> None:
+            handle = self.handle  # in the pool: the request is built here
+            in_transaction(handle.request, method, handle, *args)
 
-    def _call(self, method: Callable[..., object], *args: Any) -> None:
-        handle = self.handle  # in the pool: the request is built here
-        in_transaction(handle.request, method, handle, *args)
+        await self.handle.websocket.run_sync(call)
 
     async def on_connect(self, ws: WebSocket) -> None:
         await self._run(self.consumer.on_connect)

@@ -36,6 +36,7 @@ from pyramid_asgi_ws.scope import (
     Headers,
 )
 from pyramid_asgi_ws.typed import TypedMessagesMixin
+from pyramid_asgi_ws.wsgi.pool import shielded
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyramid.request import Request
@@ -125,11 +126,14 @@ class WebSocket(HandshakeMixin, GroupsMixin, TypedMessagesMixin):
         For blocking code (a database query): the loop keeps serving
         meanwhile. There ``get_current_request()`` is this socket's
         request, and the caller's context variables are copied; what
-        ``fn`` raises is raised here.
+        ``fn`` raises is raised here. A cancelled call waits for ``fn``
+        to end before the cancellation goes on (see
+        :func:`~pyramid_asgi_ws.wsgi.pool.shielded`): what runs next, the
+        request's finished callbacks included, never runs beside it.
         """
         if self._runner is None:
             raise RuntimeError('this WebSocket has no thread pool')
-        result: T = await self._runner(self, fn, args, kwargs)
+        result: T = await shielded(self._runner(self, fn, args, kwargs), fn)
         return result
 
     # -- receiving --------------------------------------------------------

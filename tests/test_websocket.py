@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -15,6 +16,7 @@ from pyramid_asgi_ws.websocket import (
     encode_headers,
     json_message,
 )
+from pyramid_asgi_ws.wsgi.pool import Pool
 from tests.asgi import Channel, run, ws_scope
 from tests.support import until
 
@@ -742,6 +744,32 @@ def test_sending_after_another_task_closed_is_a_disconnect():
     assert run(go()) == 1001
 
 
+def test_a_receive_waiting_when_another_task_closed_reports_our_code():
+    """Shutdown closes while the consumer awaits a message: the client's
+    answer ends that receive with the application's own code."""
+
+    async def go():
+        channel = Channel(CONNECT)
+        waiting = asyncio.Event()
+
+        async def receive():
+            waiting.set()
+            return await channel.receive()
+
+        ws = WebSocket(ws_scope(), receive, channel.send)
+        await ws.accept()
+        waiting.clear()
+        receiving = asyncio.ensure_future(ws.receive_text())
+        await asyncio.wait_for(waiting.wait(), TIMEOUT)
+        await ws.close(1001)
+        await channel.incoming.put({'type': 'websocket.disconnect'})
+        with pytest.raises(WebSocketDisconnect) as excinfo:
+            await receiving
+        return excinfo.value.code, ws.client_state
+
+    assert run(go()) == (1001, WebSocketState.DISCONNECTED)
+
+
 def test_a_rule_close_leaves_the_consumer_free_to_handle_it():
     async def go():
         ws, _ = make(CONNECT, {'type': 'websocket.receive', 'text': '{bad'})
@@ -753,3 +781,42 @@ def test_a_rule_close_leaves_the_consumer_free_to_handle_it():
         return excinfo.value.code
 
     assert run(go()) == 1007
+
+
+def test_run_sync_needs_a_runner_and_returns_what_it_gives():
+    async def runner(ws, fn, args, kwargs):
+        return fn(*args, **kwargs)
+
+    ws, _ = make(runner=runner)
+    assert run(ws.run_sync(lambda a, b=0: a + b, 1, b=2)) == 3
+    bare, _ = make()
+    with pytest.raises(RuntimeError, match='no thread pool'):
+        run(bare.run_sync(print))
+
+
+def test_a_cancelled_run_sync_waits_for_its_call():
+    log = []
+    release = threading.Event()
+
+    def blocking():
+        log.append('call')
+        release.wait(TIMEOUT)
+        log.append('called')
+
+    async def main():
+        workers = Pool(1)
+        ws, _ = make(runner=lambda ws, fn, a, kw: workers.call(fn, *a, **kw))
+        task = asyncio.ensure_future(ws.run_sync(blocking))
+        await until(lambda: log, 'the call to start')
+        task.cancel()
+        await asyncio.sleep(0.05)  # any wrongly early end comes now
+        assert not task.done()
+        log.append('released')
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        log.append('cancelled')
+        workers.close()
+
+    run(main())
+    assert log == ['call', 'released', 'called', 'cancelled']

@@ -10,7 +10,8 @@ This pool's daemon threads keep the stop bounded.
 
 :meth:`Pool.call` is the awaitable way in, for code on the event loop
 that must run something synchronous (a root factory, a security policy)
-without stalling the loop.
+without stalling the loop; :func:`shielded` awaits such a call so that a
+cancelled task still waits for it to end.
 """
 
 import asyncio
@@ -21,6 +22,12 @@ import threading
 import typing
 
 log = logging.getLogger('pyramid_asgi_ws.wsgi')
+
+T = typing.TypeVar('T')
+
+#: A cancelled task still waiting for its pool call after this many
+#: seconds is logged (once): the thread cannot be stopped.
+SLOW_CANCEL = 5.0
 
 
 class Pool:
@@ -64,7 +71,8 @@ class Pool:
 
         It runs in a copy of the caller's context variables. Awaiting the
         future holds no thread; cancelling it drops the outcome, but a
-        call already queued still runs to its end.
+        call already queued still runs to its end: await it through
+        :func:`shielded` to wait for that end.
         """
         loop = asyncio.get_running_loop()
         future = loop.create_future()
@@ -99,6 +107,60 @@ class Pool:
             for _ in self.threads:
                 self._pending += 1
                 self._queue.put(None)
+
+
+async def shielded(call: typing.Awaitable[T], fn: object = None) -> T:
+    """Await ``call``, a pool call (of ``fn``, named in the logs); when
+    the awaiting task is cancelled meanwhile, wait for the call to end,
+    then raise the cancellation.
+
+    A thread cannot be stopped: without the wait, what runs after a
+    cancellation (a request's finished callbacks, closing its database
+    session) would run beside the call still using the same request.
+    What the call returns then is dropped and what it raises is logged.
+    The wait is logged after :data:`SLOW_CANCEL` seconds; a second
+    cancellation (``asyncio.run`` cancels what is left as it ends) stops
+    it, so that a call that never returns cannot hold a stop for good.
+    """
+    future = asyncio.ensure_future(call)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await _outlive(future, fn)
+        raise
+
+
+async def _outlive(future: 'asyncio.Future[typing.Any]', fn: object) -> None:
+    """Wait for the pool call of ``fn`` its cancelled caller gave up."""
+    name = 'A thread pool call' if fn is None else _name(fn)
+    try:
+        done, _ = await asyncio.wait({future}, timeout=SLOW_CANCEL)
+        if not done:
+            log.warning(
+                '%s still runs in the thread pool %s s after its task was '
+                'cancelled; the task waits for it to end',
+                name,
+                SLOW_CANCEL,
+            )
+            await asyncio.wait({future})
+    except asyncio.CancelledError:
+        log.warning(
+            '%s still runs in the thread pool: cancelled again, '
+            'its task stops waiting for it',
+            name,
+        )
+        raise
+    if not future.cancelled() and future.exception() is not None:
+        log.error(
+            '%s raised while its task was cancelled',
+            name,
+            exc_info=future.exception(),
+        )
+
+
+def _name(fn: object) -> str:
+    """Name ``fn`` for a log line."""
+    return getattr(fn, '__qualname__', None) or repr(fn)
 
 
 def _settle(
