@@ -23,7 +23,7 @@ from pyramid_asgi_ws.broadcast.outbox import Outbox
 from pyramid_asgi_ws.interfaces import IBroadcaster
 from pyramid_asgi_ws.messages import Message, WebSocketState
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from pyramid_asgi_ws.broadcast import Broadcaster
 
 
@@ -42,7 +42,7 @@ class GroupsMixin:
     close_code: int | None
     _membership: Membership | None = None
 
-    if TYPE_CHECKING:  # pragma: no cover
+    if TYPE_CHECKING:  # pragma: no cover - for type checkers only
 
         @property
         def path(self) -> str: ...

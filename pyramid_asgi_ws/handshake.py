@@ -48,7 +48,7 @@ from pyramid_asgi_ws.websocket import WebSocket
 from pyramid_asgi_ws.wsgi import build_environ
 from pyramid_asgi_ws.wsgi.pool import shielded
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from pyramid_asgi_ws.router import Consumer
 
 log = logging.getLogger('pyramid_asgi_ws')

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pyramid_asgi_ws.refusal import Refusal
 from pyramid_asgi_ws.settings import normalize_origin
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from pyramid_asgi_ws.router import Consumer
 
 

@@ -22,7 +22,7 @@ from pyramid_asgi_ws.messages import (
     encode_headers,
 )
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from pyramid.request import Request
 
 #: The ASGI extension that lets an application refuse a handshake with a

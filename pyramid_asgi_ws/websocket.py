@@ -38,7 +38,7 @@ from pyramid_asgi_ws.scope import (
 from pyramid_asgi_ws.typed import TypedMessagesMixin
 from pyramid_asgi_ws.wsgi.pool import shielded
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from pyramid.request import Request
 
 Receive = Callable[[], Awaitable[Message]]

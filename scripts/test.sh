@@ -15,7 +15,7 @@ echo '== pytest'
 rm -f .coverage .coverage.*
 "$PYTHON" -m coverage run -m pytest -p no:cacheprovider "$@"
 "$PYTHON" -m coverage combine -q
-"$PYTHON" -m coverage report --fail-under=95
+"$PYTHON" -m coverage report --fail-under=100
 echo '== docs'
 "$PYTHON" -m sphinx -W -q -b html docs docs/_build/html
 echo '== bench (smoke)'

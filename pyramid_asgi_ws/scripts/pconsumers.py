@@ -163,5 +163,5 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
         env['closer']()
 
 
-if __name__ == '__main__':  # pragma: no cover
+if __name__ == '__main__':  # pragma: no cover - run as a script only
     sys.exit(main())
