@@ -19,6 +19,9 @@ if [ -n "$need" ]; then
 fi
 
 PYTHON="${PYTHON:-python3}"
-"$PYTHON" -m pip install -q --disable-pip-version-check \
-    -e '.[testing,docs]' -e examples/chat -e examples/notes 2>&1 | grep -v 'Running pip as' || true
-"$PYTHON" -c 'import pyramid_asgi_ws, uvicorn, hypercorn, daphne, websockets'
+PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install -q \
+    --disable-pip-version-check \
+    -e '.[testing,docs]' -e examples/chat -e examples/notes
+"$PYTHON" -c 'import pyramid_asgi_ws, uvicorn, hypercorn, daphne, websockets, \
+    granian, gunicorn, uvicorn_worker, pyramid_tm, transaction, \
+    zope.sqlalchemy, sqlalchemy, redis, playwright, pyramid_jinja2, chat, notes'
