@@ -14,6 +14,7 @@ import http.client
 import re
 import signal
 import socket
+import statistics
 import threading
 import time
 
@@ -23,8 +24,12 @@ from tests.fixtures.deploy import echo_once, pserve, websocket
 from tests.support import SERVERS, ServerProcess, free_port, serve
 from tests.wsclient import raw_handshake
 
-#: The longest an HTTP request or an echo may take beside the flood.
+#: What the typical HTTP request or echo may take beside the flood (about
+#: a millisecond with the yield; without it they wait seconds, or forever).
 BOUND = 0.5
+#: The longest any one of them may take: wide, since a machine busy with
+#: other tests (and coverage) has spikes that say nothing of starvation.
+CEILING = 3.0
 #: Small messages: the client reads them faster than the server sends,
 #: so the server's transport never pauses and its send never suspends.
 FLOOD = '/flood/1024'
@@ -65,8 +70,8 @@ def timed(action, *args) -> float:
 
 
 def ping(port: int) -> None:
-    """GET /ping, failing after twice the bound."""
-    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=2 * BOUND)
+    """GET /ping, failing after the ceiling."""
+    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=CEILING)
     try:
         conn.request('GET', '/ping')
         response = conn.getresponse()
@@ -86,8 +91,9 @@ def test_http_and_echo_answer_beside_a_flooding_consumer(kind):
             pings = [timed(ping, server.port) for _ in range(20)]
             echoes = [timed(echo_once, ws) for _ in range(20)]
             assert read[0] > before, 'the flood stopped'
-    assert max(pings) < BOUND, pings
-    assert max(echoes) < BOUND, echoes
+    for timings in (pings, echoes):
+        assert statistics.median(timings) < BOUND, timings
+        assert max(timings) < CEILING, timings
 
 
 def starve_ini(directory, server: str, port: int):
@@ -116,7 +122,7 @@ def test_a_shutdown_reaches_a_flooding_consumer_at_once(tmp_path, kind):
     ended = re.search(r'FLOOD ENDED code=(\d+) at=([\d.]+)', log)
     assert ended is not None, log
     assert ended.group(1) == '1001', log
-    assert float(ended.group(2)) - signalled < BOUND, log
+    assert float(ended.group(2)) - signalled < CEILING, log
     assert status == 0, server.log()
 
 
