@@ -10,10 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 import os
-from pathlib import Path
 import signal
-import socket
-import stat
 import threading
 import time
 from typing import Any, TypeVar
@@ -31,13 +28,12 @@ from pyramid_asgi_ws.runners.options import (
     ServerOptionError,
     parse_server_options,
 )
-from tests.fixtures.deploy import myproject_ini, pserve, wait_for_unix
 from tests.fixtures.runners import (
     chat_served,
     check_page_and_chat,
     check_sigterm_closes_with_1001,
+    check_unix_socket,
     check_unknown_option,
-    status_line,
 )
 from tests.support import free_port
 from tests.test_chat import TIMEOUT, visitor
@@ -101,31 +97,8 @@ def test_sigterm_closes_sockets_with_1001(tmp_path):
         check_sigterm_closes_with_1001(server, SHUTDOWN_TIMEOUT)
 
 
-def get_over_unix(path: Path, target: str = '/') -> bytes:
-    """GET ``target`` over the unix socket ``path``; return the status
-    line."""
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(10)
-        sock.connect(str(path))
-        sock.sendall(
-            f'GET {target} HTTP/1.1\r\nHost: localhost\r\n'
-            'Connection: close\r\n\r\n'.encode()
-        )
-        return status_line(sock)
-
-
 def test_unix_socket_is_open_to_local_users_and_removed(tmp_path):
-    path = tmp_path / 'app.sock'
-    proc = pserve(myproject_ini(tmp_path, 'granian', unix_socket=str(path)))
-    try:
-        wait_for_unix(path, proc)
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-        assert get_over_unix(path) == b'HTTP/1.1 200 OK'
-    finally:
-        proc.stop()
-    assert mode == 0o666, oct(mode)
-    assert proc.proc.returncode == 0, proc.log()
-    assert not path.exists()
+    check_unix_socket(tmp_path, 'granian')
 
 
 class Lifespan:

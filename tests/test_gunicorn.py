@@ -2,32 +2,38 @@
 
 Real gunicorn arbiter and uvicorn workers, real clients: the page and a
 chat message, an unknown option refused by name, gunicorn's settings
-from the options, and SIGTERM closing open sockets with 1001 within
-``shutdown_timeout``; and the documented gunicorn command line.
+from the options, a unix socket, and SIGTERM closing open sockets with
+1001 within ``shutdown_timeout``; and the documented gunicorn command
+line, whose stop the application's ``asgi_ws.shutdown_timeout`` bounds.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 import signal
 import sys
+import time
 
 from gunicorn.arbiter import Arbiter
 import pytest
 import requests
 
 from pyramid_asgi_ws.paster import CONFIG_ENV
+from pyramid_asgi_ws.runners import SOCKET_UMASK
 from pyramid_asgi_ws.runners.gunicorn import (
     KILL_MARGIN,
     Worker,
     gunicorn_settings,
 )
 from pyramid_asgi_ws.runners.options import parse_server_options
+from tests.fixtures.deploy import close_frame, websocket
 from tests.fixtures.runners import (
     CHAT,
     INI,
     chat_served,
     check_page_and_chat,
     check_sigterm_closes_with_1001,
+    check_unix_socket,
     check_unknown_option,
 )
 from tests.support import ServerProcess, free_port
@@ -98,6 +104,7 @@ def test_settings_from_the_options():
         'loglevel': 'debug',
         'accesslog': None,
         'control_socket_disable': True,
+        'umask': SOCKET_UMASK,
         'forwarded_allow_ips': '10.0.0.1',
     }
     assert issubclass(worker, Worker)
@@ -121,6 +128,10 @@ def test_default_settings_follow_the_application():
     assert settings['graceful_timeout'] == 5 + KILL_MARGIN
     assert worker.CONFIG_KWARGS['ws_max_size'] == 4 * 1000 + 4096
     assert worker.CONFIG_KWARGS['ws_ping_interval'] == 20.0
+
+
+def test_unix_socket_is_open_to_local_users_and_removed(tmp_path):
+    check_unix_socket(tmp_path, 'gunicorn')
 
 
 def gunicorn(worker: str, ini: str) -> ServerProcess:
@@ -167,3 +178,27 @@ def test_gunicorn_command_line(worker):
     finally:
         server.stop()
         print(server.log())
+
+
+def test_command_line_stop_is_bounded_by_the_application(tmp_path: Path):
+    """From gunicorn's command line, a consumer that does not finish holds
+    the stop for the application's ``asgi_ws.shutdown_timeout`` (2 s),
+    not the worker's own default nor gunicorn's graceful timeout (5 s)."""
+    ini = tmp_path / 'stubborn.ini'
+    ini.write_text(
+        '[app:main]\nuse = call:tests.fixtures.apps:stubborn_app\n'
+        'asgi_ws.shutdown_timeout = 2\n'
+    )
+    server = gunicorn(WORKER, str(ini))
+    try:
+        server.wait_ready()
+        server.wait_for_log('Application startup complete.')
+        with websocket(f'{server.ws_url}/ws/stubborn') as ws:
+            started = time.monotonic()
+            server.signal(signal.SIGTERM)
+            assert close_frame(ws, timeout=4).code == 1001
+            assert server.wait(TIMEOUT + 5) == 0, server.log()
+            elapsed = time.monotonic() - started
+    finally:
+        server.stop()
+    assert 1.5 < elapsed < 4, server.log()

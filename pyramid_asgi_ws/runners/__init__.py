@@ -26,6 +26,13 @@ from pyramid_asgi_ws.paster import CONFIG_ENV, VARS_ENV
 #: The reason sent with close code 1001 when the server stops.
 SHUTDOWN_REASON = 'server shutting down'
 
+#: The mode of a unix socket file every runner creates: like uvicorn's,
+#: readable and writable by every local user (nginx's); the directory it
+#: lives in decides who can reach it.
+SOCKET_MODE = 0o666
+#: The umask under which a server creates its socket with that mode.
+SOCKET_UMASK = 0o777 & ~SOCKET_MODE
+
 #: The least time left to the server's own graceful stop, in seconds: a
 #: server given no time at all treats it as an error even when nothing
 #: is left to wait for.

@@ -30,6 +30,7 @@ from granian.utils.proxies import wrap_asgi_with_proxy_headers
 from pyramid_asgi_ws.app import ASGIApp
 from pyramid_asgi_ws.paster import asgi_app_for
 from pyramid_asgi_ws.runners import (
+    SOCKET_MODE,
     close_websockets,
     remove_unix_sockets,
     time_left,
@@ -47,10 +48,6 @@ log = logging.getLogger(__name__)
 #: granian's WebSocket message limit (16 MiB) and pings (none) are
 #: fixed, and one process loads no ``[app:...]`` section of its own.
 UNSUPPORTED = ('ws_max_size', 'ws_ping_interval', 'app_name')
-
-#: The mode of a unix socket: like uvicorn's, readable and writable by
-#: every local user (nginx's); the directory decides who reaches it.
-SOCKET_MODE = 0o666
 
 #: The most seconds to wait, once granian stopped, for its own threads to
 #: wind down before the interpreter ends.

@@ -7,7 +7,8 @@ on gunicorn's graceful stop (SIGTERM) each worker closes its WebSockets
 with 1001 first.  Each worker process loads the ini file again through
 :data:`~pyramid_asgi_ws.paster.application`, as the uvicorn runner's
 workers do.  :class:`Worker` also serves gunicorn's own command line:
-``gunicorn -k pyramid_asgi_ws.runners.gunicorn.Worker``.
+``gunicorn -k pyramid_asgi_ws.runners.gunicorn.Worker``, where the
+stop is bounded by the application's ``asgi_ws.shutdown_timeout``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ from uvicorn_worker import UvicornWorker
 from pyramid_asgi_ws import paster
 from pyramid_asgi_ws.app import ASGIApp
 from pyramid_asgi_ws.paster import asgi_app_for
-from pyramid_asgi_ws.runners import remove_unix_sockets, worker_environ
+from pyramid_asgi_ws.runners import (
+    SOCKET_UMASK,
+    remove_unix_sockets,
+    worker_environ,
+)
 from pyramid_asgi_ws.runners.options import (
     parse_server_options,
     shutdown_timeout,
@@ -41,7 +46,8 @@ class Worker(UvicornWorker):
 
     Its server is :class:`pyramid_asgi_ws.runners.uvicorn.Server`, which
     on SIGTERM closes every WebSocket with 1001 before uvicorn stops, all
-    within :attr:`shutdown_timeout`.  It overrides uvicorn-worker's
+    within :attr:`shutdown_timeout`, or else the application's
+    ``asgi_ws.shutdown_timeout``.  It overrides uvicorn-worker's
     ``_serve``, the one place that names the server class.
     """
 
@@ -50,8 +56,9 @@ class Worker(UvicornWorker):
         'lifespan': 'on',
     }
 
-    #: Seconds the whole stop of a worker may take.
-    shutdown_timeout = 5.0
+    #: Seconds the whole stop of a worker may take; ``None`` (gunicorn's
+    #: command line) takes the application's ``asgi_ws.shutdown_timeout``.
+    shutdown_timeout: float | None = None
 
     async def _serve(self) -> None:
         self.config.app = self.wsgi
@@ -66,8 +73,11 @@ class Worker(UvicornWorker):
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
 
-def worker_class(opts: dict[str, Any], asgi: ASGIApp) -> type[Worker]:
-    """Return a :class:`Worker` subclass set up with the parsed options."""
+def worker_class(
+    opts: dict[str, Any], asgi: ASGIApp, timeout: float
+) -> type[Worker]:
+    """Return a :class:`Worker` subclass set up with the parsed options,
+    whose stop takes at most ``timeout`` seconds."""
     config = {
         **Worker.CONFIG_KWARGS,
         'access_log': opts.get('access_log', True),
@@ -77,25 +87,29 @@ def worker_class(opts: dict[str, Any], asgi: ASGIApp) -> type[Worker]:
     }
     attributes = {
         'CONFIG_KWARGS': config,
-        'shutdown_timeout': shutdown_timeout(asgi, opts),
+        'shutdown_timeout': timeout,
     }
     return type('Worker', (Worker,), attributes)
 
 
 def gunicorn_settings(opts: dict[str, Any], asgi: ASGIApp) -> dict[str, Any]:
     """Return gunicorn's settings for the parsed server options."""
-    worker = worker_class(opts, asgi)
+    timeout = shutdown_timeout(asgi, opts)
+    worker = worker_class(opts, asgi, timeout)
     level = opts.get('log_level', 'info')
     settings: dict[str, Any] = {
         'bind': opts['listen'],
         'workers': opts.get('workers', 1),
         'worker_class': worker,
-        'graceful_timeout': math.ceil(worker.shutdown_timeout) + KILL_MARGIN,
+        'graceful_timeout': math.ceil(timeout) + KILL_MARGIN,
         'loglevel': 'debug' if level == 'trace' else level,
         'accesslog': '-' if opts.get('access_log', True) else None,
         # the ini configures this server: no runtime control socket, which
         # every gunicorn on the host would otherwise share by default
         'control_socket_disable': True,
+        # gunicorn creates its unix sockets under this umask; the only
+        # other files it makes here, the workers' heartbeats, are 0600
+        'umask': SOCKET_UMASK,
     }
     if 'forwarded_allow_ips' in opts:
         settings['forwarded_allow_ips'] = opts['forwarded_allow_ips']

@@ -15,18 +15,17 @@ from hypercorn.middleware import ProxyFixMiddleware
 
 from pyramid_asgi_ws.app import ASGIApp
 from pyramid_asgi_ws.paster import asgi_app_for
-from pyramid_asgi_ws.runners import close_websockets, remove_unix_sockets
+from pyramid_asgi_ws.runners import (
+    SOCKET_UMASK,
+    close_websockets,
+    remove_unix_sockets,
+)
 from pyramid_asgi_ws.runners.options import (
     ServerOptionError,
     parse_server_options,
     shutdown_timeout,
     ws_max_size,
 )
-
-#: The umask a unix socket is created under: like uvicorn's, the socket
-#: file is readable and writable by every local user (nginx's), and the
-#: directory it lives in decides who can reach it.
-SOCKET_UMASK = 0o111
 
 
 async def serve_hypercorn(

@@ -49,8 +49,9 @@ class Server(uvicorn.Server):
     signal ends the wait for consumers at once.
     """
 
-    #: Seconds the whole stop may take, from the first signal.
-    shutdown_timeout = 5.0
+    #: Seconds the whole stop may take, from the first signal; ``None``
+    #: takes the application's ``asgi_ws.shutdown_timeout``.
+    shutdown_timeout: float | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _closing: asyncio.Future[None] | None = None
     _deadline: float | None = None
@@ -77,7 +78,10 @@ class Server(uvicorn.Server):
                 self._deadline = time.monotonic()  # no more waiting
             super().handle_exit(sig, frame)
             return
-        deadline = self._deadline = time.monotonic() + self.shutdown_timeout
+        timeout = self.shutdown_timeout
+        if timeout is None:
+            timeout = float(app.settings['shutdown_timeout'])
+        deadline = self._deadline = time.monotonic() + timeout
         self._loop.call_soon_threadsafe(self._begin_close, app, sig, deadline)
 
     def _begin_close(self, app: ASGIApp, sig: int, deadline: float) -> None:
