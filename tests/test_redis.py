@@ -277,6 +277,48 @@ def test_cross_process_groups_and_presence(redis):
         asyncio.run(scenario())
 
 
+#: Sockets per process in the burst of joins below.
+BURST = 50
+
+
+def test_a_burst_of_joins_across_two_processes_all_hear(redis):
+    """Fifty sockets per process join one new group at once: they share
+    one subscription (one confirmation used to wake one of them, the
+    others' joins raised and their confirmations were unsubscribed as
+    late), each says it joined, and a publish reaches every one."""
+    with two_servers(redis.url) as (one, two):
+
+        async def joined(url: str) -> Any:
+            ws = await connect(url)
+            assert await recv(ws, 10) == 'joined'
+            return ws
+
+        async def scenario() -> None:
+            urls = [one.ws_url + '/listen/burst'] * BURST
+            urls += [two.ws_url + '/listen/burst'] * BURST
+            sockets = await asyncio.gather(
+                *(joined(url) for url in urls), return_exceptions=True
+            )
+            opened = [ws for ws in sockets if not isinstance(ws, Exception)]
+            try:
+                assert len(opened) == len(urls), [
+                    ws for ws in sockets if isinstance(ws, Exception)
+                ][:3]
+                assert await apost(one.url + '/publish/burst', b'hi') == (
+                    200,
+                    b'published',
+                )
+                heard = await asyncio.gather(*(recv(ws) for ws in opened))
+                assert heard == ['hi'] * len(urls)
+                for server in (one, two):
+                    stats = json.loads(http(server.url + '/stats')[1])
+                    assert stats['groups'] == {'burst': BURST}
+            finally:
+                await asyncio.gather(*(ws.close() for ws in opened))
+
+        asyncio.run(scenario())
+
+
 def test_redis_restart_mid_test(redis):
     """Redis goes away: local sockets keep working, publishing answers an
     error at once, and both processes resubscribe when it returns."""
@@ -407,6 +449,62 @@ def test_a_late_confirmation_is_unsubscribed(redis):
         await backend.disconnect()
 
     asyncio.run(scenario())
+
+
+def test_joins_at_once_share_one_subscription(redis):
+    """Subscribes to one channel at once send one ``SUBSCRIBE`` and all
+    return once Redis confirms it; a cancelled one does not cancel it for
+    the others, and no confirmation is taken for a late one."""
+
+    async def scenario() -> None:
+        got: list[bytes] = []
+        backend = backends.RedisBackend(redis.url + '?prefix=burst:')
+        await backend.connect(lambda channel, payload: got.append(payload))
+        await asyncio.wait_for(backend.connected.wait(), TIMEOUT)
+        sent: list[tuple[Any, ...]] = []
+        subscribe = backend._pubsub.subscribe
+
+        async def counted(*channels: Any) -> None:
+            sent.append(channels)
+            await subscribe(*channels)
+
+        backend._pubsub.subscribe = counted
+        joins = [
+            asyncio.ensure_future(backend.subscribe('g')) for _ in range(5)
+        ]
+        await asyncio.sleep(0)
+        joins[0].cancel()
+        results = await asyncio.gather(*joins, return_exceptions=True)
+        assert isinstance(results[0], asyncio.CancelledError)
+        assert results[1:] == [None] * 4
+        assert sent == [('burst:g',)]
+        assert backend.channels == {'g'} and backend._subscribing == {}
+        await backend.publish('g', b'theard')
+        await until(lambda: asyncio.sleep(0, bool(got)))
+        assert got == [b'theard']
+        assert b'burst:g' in backend._pubsub.channels
+        await backend.disconnect()
+
+    asyncio.run(scenario())
+
+
+def test_a_burst_over_the_pool_size_waits_for_connections(redis, caplog):
+    """More presence writes and removals at once than the pool holds wait
+    for a connection instead of failing with "Too many connections"."""
+    caplog.set_level('WARNING', 'pyramid_asgi_ws')
+
+    async def scenario() -> None:
+        backend = backends.RedisBackend(redis.url + '?prefix=pool:')
+        count = 3 * backends.RedisBackend.pool_size // 2
+        ids = [f'm{number}' for number in range(count)]
+        await asyncio.gather(*(backend.add_member('g', m, b'{}') for m in ids))
+        assert sorted(await backend.members('g')) == sorted(ids)
+        await asyncio.gather(*(backend.remove_member('g', m) for m in ids))
+        assert await backend.members('g') == {}
+        await backend.client.aclose()
+
+    asyncio.run(scenario())
+    assert 'Redis presence' not in caplog.text
 
 
 def test_a_silent_subscription_is_pinged_then_given_up():

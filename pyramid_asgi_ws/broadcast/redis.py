@@ -68,6 +68,8 @@ class RedisBackend(RedisPresenceMixin, Backend):
     dead_after = 15.0
     #: Seconds a command may take (connect, send, answer, confirm).
     timeout = 2.0
+    #: Connections to Redis at most, the subscription's included.
+    pool_size = 100
 
     def __init__(self, url: str) -> None:
         import redis.asyncio
@@ -82,14 +84,21 @@ class RedisBackend(RedisPresenceMixin, Backend):
         # One retry at once, on a broken connection only: a pooled
         # connection that Redis closed while it was away fails once, then
         # reconnects; a Redis that does not answer fails after one timeout.
-        self.client = redis.asyncio.Redis.from_url(
+        # A burst of commands (hundreds of joins or leaves at once) waits
+        # for a pooled connection, up to the timeout, where redis-py's
+        # default pool would refuse with "Too many connections".
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
             redis_url,
+            max_connections=self.pool_size,
+            timeout=self.timeout,
             socket_connect_timeout=self.timeout,
             socket_timeout=self.timeout,
             retry=Retry(
                 NoBackoff(), 1, supported_errors=(redis.ConnectionError,)
             ),
         )
+        self.client = redis.asyncio.Redis(connection_pool=pool)
+        self.client.auto_close_connection_pool = True
         self.errors = (redis.RedisError, OSError)
         self.on_message: OnMessage | None = None
         self.channels: set[str] = set()
@@ -100,6 +109,7 @@ class RedisBackend(RedisPresenceMixin, Backend):
         self._pubsub: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._confirming: dict[str, asyncio.Future[None]] = {}
+        self._subscribing: dict[str, asyncio.Future[None]] = {}
 
     @classmethod
     def check_url(cls, url: str) -> None:
@@ -221,14 +231,27 @@ class RedisBackend(RedisPresenceMixin, Backend):
         """Subscribe and wait for Redis to confirm it.
 
         While the subscription is down the channel is kept for the reader,
-        which subscribes to every kept channel when Redis is back. A
+        which subscribes to every kept channel when Redis is back. Joins
+        that subscribe to one channel at once share one ``SUBSCRIBE`` and
+        its confirmation: each one of its own would wake only one waiter,
+        and the others' confirmations would be taken for late ones. A
         subscription Redis does not confirm within :attr:`timeout` raises
-        :class:`BroadcastError` and is not kept.
+        :class:`BroadcastError` (in every join waiting for it) and is not
+        kept.
         """
         pubsub = self._pubsub
         if pubsub is None or not self.connected.is_set():
             self.channels.add(channel)
             return
+        pending = self._subscribing.get(channel)
+        if pending is None:
+            pending = asyncio.ensure_future(self._subscribe(pubsub, channel))
+            self._subscribing[channel] = pending
+        # A cancelled join must not cancel the others' subscription.
+        await asyncio.shield(pending)
+
+    async def _subscribe(self, pubsub: Any, channel: str) -> None:
+        """Send one ``SUBSCRIBE`` and wait for its confirmation."""
         waiter = self._confirming[channel] = (
             asyncio.get_running_loop().create_future()
         )
@@ -241,6 +264,7 @@ class RedisBackend(RedisPresenceMixin, Backend):
             ) from exc
         finally:
             del self._confirming[channel]
+            del self._subscribing[channel]
         self.channels.add(channel)
 
     async def unsubscribe(self, channel: str) -> None:
