@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 import ipaddress
 import math
 import re
@@ -290,6 +290,41 @@ def as_timeout(value: Any, name: str) -> float:
     return seconds
 
 
+def as_url(value: Any, name: str) -> str:
+    """Check a broadcast backend URL such as ``redis://host:6379/0``."""
+    url = str(value).strip()
+    if '://' not in url:
+        raise ConfigurationError(
+            f'{name} must be a URL such as memory:// or '
+            f'redis://localhost:6379/0, not {url!r}'
+        )
+    return url
+
+
+#: The parser of each setting, called as ``parse(value, 'asgi_ws.name')``.
+PARSERS: dict[str, Callable[[Any, str], Any]] = {
+    'threads': as_positive_int,
+    'max_body_size': lambda value, name: as_size(
+        value, name, DEFAULTS['max_body_size']
+    ),
+    'allowed_origins': as_origins,
+    'require_origin': as_bool,
+    'check_origin': as_bool,
+    'trusted_proxies': as_proxies,
+    'max_message_size': lambda value, name: as_size(
+        value, name, DEFAULTS['max_message_size']
+    ),
+    'send_queue_size': lambda value, name: (
+        as_positive_int(value, name) or DEFAULTS['send_queue_size']
+    ),
+    'send_overflow': as_overflow,
+    'broadcast_url': as_url,
+    'publish_timeout': as_timeout,
+    'send_timeout': as_timeout,
+    'shutdown_timeout': as_seconds,
+}
+
+
 def parse_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Return every ``asgi_ws.*`` setting, normalized, keyed without prefix.
 
@@ -310,51 +345,7 @@ def parse_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
             f'unknown setting {unknown[0]!r}; known asgi_ws settings are: '
             + ', '.join(PREFIX + name for name in DEFAULTS)
         )
-    url = str(sget('broadcast_url')).strip()
-    if '://' not in url:
-        raise ConfigurationError(
-            f'{PREFIX}broadcast_url must be a URL such as memory:// or '
-            f'redis://localhost:6379/0, not {url!r}'
-        )
     return {
-        'threads': as_positive_int(sget('threads'), PREFIX + 'threads'),
-        'max_body_size': as_size(
-            sget('max_body_size'),
-            PREFIX + 'max_body_size',
-            DEFAULTS['max_body_size'],
-        ),
-        'allowed_origins': as_origins(
-            sget('allowed_origins'), PREFIX + 'allowed_origins'
-        ),
-        'require_origin': as_bool(
-            sget('require_origin'), PREFIX + 'require_origin'
-        ),
-        'check_origin': as_bool(
-            sget('check_origin'), PREFIX + 'check_origin'
-        ),
-        'trusted_proxies': as_proxies(
-            sget('trusted_proxies'), PREFIX + 'trusted_proxies'
-        ),
-        'max_message_size': as_size(
-            sget('max_message_size'),
-            PREFIX + 'max_message_size',
-            DEFAULTS['max_message_size'],
-        ),
-        'send_queue_size': as_positive_int(
-            sget('send_queue_size'), PREFIX + 'send_queue_size'
-        )
-        or DEFAULTS['send_queue_size'],
-        'send_overflow': as_overflow(
-            sget('send_overflow'), PREFIX + 'send_overflow'
-        ),
-        'broadcast_url': url,
-        'publish_timeout': as_timeout(
-            sget('publish_timeout'), PREFIX + 'publish_timeout'
-        ),
-        'send_timeout': as_timeout(
-            sget('send_timeout'), PREFIX + 'send_timeout'
-        ),
-        'shutdown_timeout': as_seconds(
-            sget('shutdown_timeout'), PREFIX + 'shutdown_timeout'
-        ),
+        name: parse(sget(name), PREFIX + name)
+        for name, parse in PARSERS.items()
     }
