@@ -24,4 +24,5 @@ PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install -q \
     -e '.[testing,docs]' -e examples/chat -e examples/notes
 "$PYTHON" -c 'import pyramid_asgi_ws, uvicorn, hypercorn, daphne, websockets, \
     granian, gunicorn, uvicorn_worker, pyramid_tm, transaction, \
-    zope.sqlalchemy, sqlalchemy, redis, playwright, pyramid_jinja2, chat, notes'
+    zope.sqlalchemy, sqlalchemy, redis, playwright, prometheus_client, \
+    greenlet, hypothesis, httpx, starlette, pyramid_jinja2, chat, notes'
