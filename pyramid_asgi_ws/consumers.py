@@ -79,9 +79,13 @@ class WebSocketConsumer:
     async def on_disconnect(self, ws: WebSocket, code: int) -> None:
         """Called once the connection has ended, with its close code."""
 
-    async def on_group_message(self, group: str, message: Any) -> None:
+    async def on_group_message(
+        self, group: str, message: Any, position: str | None = None
+    ) -> None:
         """Called with each message published to a group this socket joined.
 
         Only when overridden: by default group messages go straight to the
-        client.
+        client. ``position`` is the message's position in the group's
+        history (``None`` when the group keeps none); an override may
+        leave it out and take ``(group, message)`` only.
         """

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pyramid_asgi_ws.broadcast import outbox
+from pyramid_asgi_ws.broadcast.codec import Payload, encode
 from pyramid_asgi_ws.broadcast.member import (
     PRESENCE_KEY,
     Hook,
@@ -116,7 +117,10 @@ class GroupsMixin:
     def on_group_message(self) -> Hook | None:
         """Called as ``hook(group, message)`` for each group message
         instead of sending it to the client; a coroutine function runs as
-        a task, one per message."""
+        a task, one per message. A hook that takes a third argument
+        (looked at once, when it is set) is called as ``hook(group,
+        message, position)``, ``position`` being the message's position
+        in the group's history, or ``None``."""
         membership = self._membership
         return None if membership is None else membership.on_group_message
 
@@ -136,13 +140,34 @@ class GroupsMixin:
         membership = self._membership
         return 0 if membership is None else membership.dropped
 
-    async def join(self, group: str, info: Any = None) -> None:
+    async def join(
+        self, group: str, info: Any = None, since: str | None = None
+    ) -> bool:
         """Add this connection to ``group``; it leaves when it closes.
 
         ``info`` (default: :attr:`presence`) is what ``members(group)``
-        reports for this connection in that group.
+        reports for this connection in that group. With ``since``, the
+        position of the last group message the client had, the messages
+        it missed come first, then the live ones, and the join returns
+        ``True``; ``False`` when the group's history no longer reaches
+        back to ``since`` (the client then gets the live messages only
+        and should reload). See
+        :meth:`Broadcaster.join <pyramid_asgi_ws.broadcast.Broadcaster.join>`.
         """
-        await self.broadcaster.join(self.membership, group, info)
+        return await self.broadcaster.join(
+            self.membership, group, info, since
+        )
+
+    def push(self, message: Any) -> bool:
+        """Queue ``message`` (text, bytes or JSON-able) for the client,
+        behind the group messages queued so far, without waiting.
+
+        For an ``on_group_message`` hook that forwards what it gets with
+        something added, such as its position: it keeps the order and
+        the bounds of the send queue (``asgi_ws.send_queue_size`` and
+        ``asgi_ws.send_overflow``). Returns whether it was queued.
+        """
+        return self.membership.outbox.push(Payload(encode(message)).event)
 
     async def leave(self, group: str) -> None:
         """Take this connection out of ``group``."""

@@ -27,6 +27,9 @@ DEFAULTS: dict[str, Any] = {
     'send_queue_size': 256,
     'send_overflow': 'close',
     'broadcast_url': 'memory://',
+    'history_size': None,
+    'history_ttl': None,
+    'history': (),
     'publish_timeout': 5.0,
     'send_timeout': 10.0,
     'shutdown_timeout': 5.0,
@@ -301,6 +304,30 @@ def as_url(value: Any, name: str) -> str:
     return url
 
 
+def as_history(value: Any, name: str) -> tuple[Any, ...]:
+    """Return per-pattern group history: ``(pattern, size, ttl)`` triples.
+
+    One rule a line (or a list of lines): ``pattern size [ttl]``, the
+    pattern in fnmatch style (``room:*``), ``size`` a whole number of
+    messages or ``off`` and ``ttl`` a number of seconds. Anything else
+    is a :class:`ConfigurationError` naming the line.
+    """
+    lines = aslist(value, flatten=False) if isinstance(value, str) else None
+    rules = []
+    for line in as_list(value, name) if lines is None else lines:
+        words = line.split()
+        if len(words) not in (2, 3):
+            raise ConfigurationError(
+                f'{name}: {line!r} is not "pattern size [ttl]", such as '
+                '"room:* 500 3600" (one a line)'
+            )
+        what = f'{name} ({line!r})'
+        size = None if words[1] == 'off' else as_positive_int(words[1], what)
+        ttl = as_timeout(words[2], what) if words[2:] else None
+        rules.append((words[0], size, ttl))
+    return tuple(rules)
+
+
 #: The parser of each setting, called as ``parse(value, 'asgi_ws.name')``.
 PARSERS: dict[str, Callable[[Any, str], Any]] = {
     'threads': as_positive_int,
@@ -319,6 +346,11 @@ PARSERS: dict[str, Callable[[Any, str], Any]] = {
     ),
     'send_overflow': as_overflow,
     'broadcast_url': as_url,
+    'history_size': as_positive_int,
+    'history_ttl': lambda value, name: (
+        None if value in (None, '') else as_timeout(value, name)
+    ),
+    'history': as_history,
     'publish_timeout': as_timeout,
     'send_timeout': as_timeout,
     'shutdown_timeout': as_seconds,

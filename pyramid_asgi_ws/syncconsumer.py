@@ -145,9 +145,16 @@ class SyncWebSocket:
         self._wait(self.websocket.close(code, reason))
         self._closed = True
 
-    def join(self, group: str, info: Any = None) -> None:
-        """Add this connection to ``group``; it leaves when it closes."""
-        self._wait(self.websocket.join(group, info))
+    def join(
+        self, group: str, info: Any = None, since: str | None = None
+    ) -> bool:
+        """Add this connection to ``group``; it leaves when it closes.
+
+        With ``since``, the messages missed after it come first; returns
+        what :meth:`WebSocket.join <pyramid_asgi_ws.WebSocket.join>`
+        does."""
+        joined: bool = self._wait(self.websocket.join(group, info, since))
+        return joined
 
     def leave(self, group: str) -> None:
         """Take this connection out of ``group``."""

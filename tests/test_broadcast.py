@@ -253,6 +253,7 @@ def test_groups_members_and_counters():
             'received': 1,
             'delivered': 3,
             'dropped': 0,
+            'replayed': 0,
             'groups': {'room': 1},
         }
         await broadcaster.close()

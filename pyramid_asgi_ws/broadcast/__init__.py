@@ -4,11 +4,12 @@ A :class:`Broadcaster` is registered as the
 :class:`~pyramid_asgi_ws.interfaces.IBroadcaster` utility. The package
 reads from the bottom up: :mod:`~.codec` (payloads), :mod:`~.backend`
 (the interface and the table of schemes), one module per backend
-(:mod:`~.memory`, :mod:`~.redis` with its :mod:`~.presence`),
-:mod:`~.outbox` (a connection's bounded send queue), :mod:`~.member`
-(what the broadcaster knows of a connection), :mod:`~.publishing` (from
-the loop, a thread or no loop) and :mod:`~.broadcaster`. Nothing here
-imports the WebSocket.
+(:mod:`~.memory`, :mod:`~.redis` with its :mod:`~.presence` and
+:mod:`~.streams`), :mod:`~.outbox` (a connection's bounded send queue),
+:mod:`~.member` (what the broadcaster knows of a connection),
+:mod:`~.history` (which groups keep history, and its replay),
+:mod:`~.publishing` (from the loop, a thread or no loop) and
+:mod:`~.broadcaster`. Nothing here imports the WebSocket.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 from pyramid.config import PHASE2_CONFIG
+from pyramid.exceptions import ConfigurationError
 
 from pyramid_asgi_ws.broadcast.backend import BroadcastError
 from pyramid_asgi_ws.broadcast.broadcaster import PUBLISH_TIMEOUT, Broadcaster
+from pyramid_asgi_ws.broadcast.history import HistoryPolicy
 from pyramid_asgi_ws.broadcast.member import CONNECTION_ID_KEY
 from pyramid_asgi_ws.interfaces import IASGISettings, IBroadcaster
 from pyramid_asgi_ws.txn import after_commit
@@ -67,7 +70,9 @@ def includeme(config: Any) -> None:
 
     The backend is chosen by the ``asgi_ws.broadcast_url`` setting, read
     (and its options checked) in a deferred action once the settings are
-    parsed.
+    parsed, with the group history settings (``asgi_ws.history_size``,
+    ``asgi_ws.history_ttl``, ``asgi_ws.history``): history on a backend
+    that keeps none is a :class:`ConfigurationError`.
     """
     config.add_request_method(broadcast, 'broadcast')
 
@@ -76,6 +81,12 @@ def includeme(config: Any) -> None:
         settings = registry.getUtility(IASGISettings)
         broadcaster = Broadcaster(settings['broadcast_url'])
         broadcaster.publish_timeout = settings['publish_timeout']
+        broadcaster.history = history = HistoryPolicy.from_settings(settings)
+        if history.enabled and not broadcaster.factory.supports_history:
+            raise ConfigurationError(
+                f'group history is set, but the broadcast backend of '
+                f'{broadcaster.url!r} keeps none'
+            )
         registry.registerUtility(broadcaster, IBroadcaster)
 
     config.action(('asgi_ws broadcaster',), register, order=PHASE2_CONFIG)

@@ -19,7 +19,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pyramid.exceptions import ConfigurationError
 from pyramid.path import DottedNameResolver
 
-OnMessage = Callable[[str, bytes], None]
+#: Called as ``on_message(channel, payload, position=None)``.
+OnMessage = Callable[..., None]
+
+#: A group's kept history, as ``(position, payload)`` pairs in order.
+Entries = list[tuple[str, bytes]]
 
 
 class BroadcastError(Exception):
@@ -47,7 +51,25 @@ class Backend:
       presence: who is in a channel, in every process.
     - the class method ``check_url()`` refuses, at configuration time,
       options of the URL the backend does not understand.
+
+    A backend that keeps group history (:attr:`supports_history`) also
+    has:
+
+    - ``append(channel, payload, size, ttl)``, which publishes as
+      ``publish()`` does and keeps the payload in the channel's history
+      (the last ``size`` at least, for ``ttl`` seconds at least when
+      ``ttl`` is not ``None``), under a new position: an opaque string,
+      ordered within the channel. Its ``on_message`` call, in every
+      process, carries the position as a third argument.
+    - ``read(channel, since, count)``, which returns the next ``count``
+      entries (at most) after the position ``since``, or ``None`` when
+      the history no longer holds ``since`` (trimmed, expired, from
+      another epoch of the history, or malformed): what came after it
+      can no longer be told whole.
     """
+
+    #: Whether the backend keeps group history (``append`` and ``read``).
+    supports_history = False
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -70,6 +92,16 @@ class Backend:
         raise NotImplementedError
 
     async def publish(self, channel: str, payload: bytes) -> None:
+        raise NotImplementedError
+
+    async def append(
+        self, channel: str, payload: bytes, size: int, ttl: float | None
+    ) -> None:
+        raise NotImplementedError
+
+    async def read(
+        self, channel: str, since: str, count: int
+    ) -> Entries | None:
         raise NotImplementedError
 
     async def add_member(self, channel: str, member: str, info: bytes) -> None:

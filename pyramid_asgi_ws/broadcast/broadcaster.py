@@ -15,7 +15,7 @@ import itertools
 import json
 import logging
 import threading
-from typing import Any
+from typing import Any, cast
 import uuid
 
 from pyramid_asgi_ws.broadcast.backend import (
@@ -24,6 +24,7 @@ from pyramid_asgi_ws.broadcast.backend import (
     backend_factory,
 )
 from pyramid_asgi_ws.broadcast.codec import Payload, to_json
+from pyramid_asgi_ws.broadcast.history import HistoryPolicy, Replay
 from pyramid_asgi_ws.broadcast.member import Member, member_of
 from pyramid_asgi_ws.broadcast.publishing import (
     PublishingMixin,
@@ -48,10 +49,15 @@ class Broadcaster(PublishingMixin):
 
     Publishing comes from
     :class:`~pyramid_asgi_ws.broadcast.publishing.PublishingMixin`.
+    ``history`` (a
+    :class:`~pyramid_asgi_ws.broadcast.history.HistoryPolicy`, from the
+    settings) says which groups keep history.
+
     Counters: ``published`` (messages this process handed to the backend),
     ``received`` (messages the backend delivered here), ``delivered``
-    (messages handed to local members' queues or hooks) and ``dropped``
-    (messages lost to full send queues).
+    (messages handed to local members' queues or hooks), ``dropped``
+    (messages lost to full send queues) and ``replayed`` (messages of
+    history handed to members joining with ``since``).
     """
 
     def __init__(self, url: str = 'memory://', factory: Any = None) -> None:
@@ -60,6 +66,7 @@ class Broadcaster(PublishingMixin):
         self.backend: Backend | None = None
         self.closed = False
         self.publish_timeout = PUBLISH_TIMEOUT
+        self.history = HistoryPolicy()
         self.token = uuid.uuid4().hex[:12]
         self._ids = itertools.count(1)
         self._groups: dict[str, set[Member]] = {}
@@ -69,6 +76,7 @@ class Broadcaster(PublishingMixin):
         self.received = 0
         self.delivered = 0
         self.dropped = 0
+        self.replayed = 0
 
     @property
     def groups(self) -> dict[str, int]:
@@ -83,6 +91,7 @@ class Broadcaster(PublishingMixin):
             'received': self.received,
             'delivered': self.delivered,
             'dropped': self.dropped,
+            'replayed': self.replayed,
             'groups': self.groups,
         }
 
@@ -151,14 +160,32 @@ class Broadcaster(PublishingMixin):
             member.identifier = f'{self.token}.{next(self._ids)}'
         return member.identifier
 
-    async def join(self, member: Any, group: str, info: Any = None) -> None:
-        """Add ``member`` (or a WebSocket) to ``group``.
+    async def join(
+        self,
+        member: Any,
+        group: str,
+        info: Any = None,
+        since: str | None = None,
+    ) -> bool:
+        """Add ``member`` (or a WebSocket) to ``group``; return whether it
+        missed nothing.
 
         ``info`` (default: the member's ``presence``) is what
         :meth:`members` reports for it; any JSON-serialisable value, such
         as a user name. When the backend cannot subscribe to the group,
         :class:`BroadcastError` is raised and nothing is left behind: the
         next join subscribes afresh.
+
+        With ``since``, the position of the last message the member had,
+        it first receives (through ``member.deliver``, in order) every
+        message the group's history holds after it, then the live
+        stream, with no gap and no duplicate between the two, and the
+        join returns ``True``. It returns ``False``, and the member
+        receives the live stream only, when the history does not reach
+        back to ``since``: the group keeps none, or ``since`` was
+        trimmed, expired, is from another epoch of the history or is not
+        a position at all. Without ``since`` (or when the member is
+        already in the group) it returns ``True``.
         """
         check_group(group)
         member = member_of(member)
@@ -167,11 +194,34 @@ class Broadcaster(PublishingMixin):
         presence = to_json(info)
         backend = await self._backend()
         identifier = self.connection_id(member)
+        keep = self.history.keep(group)
         if group not in self._groups:
             await backend.subscribe(group)
-        self._groups.setdefault(group, set()).add(member)
+        members = self._groups.setdefault(group, set())
+        already = member in members
+        replay = None
+        if since is not None and keep is not None and not already:
+            replay = Replay(member, group, keep[0], since)
+        members.add(member if replay is None else cast(Member, replay))
         member.groups.add(group)
-        await backend.add_member(group, identifier, presence)
+        try:
+            await backend.add_member(group, identifier, presence)
+            if replay is None:
+                return since is None or already
+            return await replay.run(backend)
+        finally:
+            if replay is not None:
+                self.replayed += replay.replayed
+                self._replayed(replay)
+
+    def _replayed(self, replay: Replay) -> None:
+        """Put the member back in its stand-in's place, with what the
+        stand-in held."""
+        members = self._groups.get(replay.group)
+        if members is not None and replay in members:
+            members.discard(replay)
+            members.add(replay.member)
+            replay.release()
 
     async def leave(self, member: Any, group: str) -> None:
         """Take ``member`` (or a WebSocket) out of ``group``; leaving twice
@@ -208,7 +258,9 @@ class Broadcaster(PublishingMixin):
 
     # -- fan-out ----------------------------------------------------------
 
-    def _receive(self, group: str, data: bytes) -> None:
+    def _receive(
+        self, group: str, data: bytes, position: str | None = None
+    ) -> None:
         """Hand a message from the backend to every local member.
 
         One member that fails must not cost the others the message.
@@ -217,7 +269,7 @@ class Broadcaster(PublishingMixin):
         self.received += 1
         if not members:
             return
-        payload = Payload(data)
+        payload = Payload(data, position)
         delivered = dropped = 0
         for member in list(members):
             before = member.dropped

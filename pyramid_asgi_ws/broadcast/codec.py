@@ -57,12 +57,16 @@ class Payload:
     :attr:`event` is the ``websocket.send`` event, built once and shared by
     every connection that forwards the message as it is; :meth:`value`
     decodes a fresh value for each hook, which may change it freely.
+    :attr:`position` is the message's opaque position in the group's
+    history, or ``None`` when the group keeps none (see
+    :mod:`~pyramid_asgi_ws.broadcast.history`).
     """
 
-    __slots__ = ('data', '_event')
+    __slots__ = ('data', 'position', '_event')
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, position: str | None = None) -> None:
         self.data = data
+        self.position = position
         self._event: Message | None = None
 
     @property

@@ -26,7 +26,8 @@ PRESENCE_KEY = 'asgi_ws.presence'
 #: The scope key holding a connection's member identifier.
 CONNECTION_ID_KEY = 'asgi_ws.connection_id'
 
-Hook = Callable[[str, Any], Any]
+#: ``hook(group, message)``, or ``hook(group, message, position)``.
+Hook = Callable[..., Any]
 
 
 class Member(Protocol):
@@ -46,7 +47,22 @@ class Member(Protocol):
         """How many group messages it lost to a full queue."""
 
     def deliver(self, group: str, payload: Payload) -> bool:
-        """Take a group message without waiting; return whether it did."""
+        """Take a group message without waiting; return whether it did.
+
+        A member may also have an ``async def wait_room()``, which a
+        replay of history awaits before each message so as not to
+        overflow the member's queue.
+        """
+
+
+def takes_position(hook: Hook) -> bool:
+    """Whether ``hook`` can be called with a third argument, the
+    message's position."""
+    try:
+        inspect.signature(hook).bind(None, None, None)
+    except (TypeError, ValueError):  # too few parameters; no signature
+        return False
+    return True
 
 
 def member_of(target: Any) -> Member:
@@ -69,9 +85,8 @@ class Membership:
         self.scope = scope
         self.outbox = outbox
         self.groups: set[str] = set()
-        #: Called as ``hook(group, message)`` for each group message
-        #: instead of sending it to the client.
-        self.on_group_message: Hook | None = None
+        self._hook: Hook | None = None
+        self._hook_position = False
         self._hook_tasks: set[asyncio.Future[Any]] = set()
 
     @property
@@ -93,17 +108,38 @@ class Membership:
         """How many group messages the full queue cost this connection."""
         return self.outbox.dropped
 
+    @property
+    def on_group_message(self) -> Hook | None:
+        """Called as ``hook(group, message)`` for each group message
+        instead of sending it to the client, or as ``hook(group, message,
+        position)`` when it takes three arguments (told once, when it is
+        set)."""
+        return self._hook
+
+    @on_group_message.setter
+    def on_group_message(self, hook: Hook | None) -> None:
+        self._hook = hook
+        self._hook_position = hook is not None and takes_position(hook)
+
+    async def wait_room(self) -> None:
+        """Wait while the send queue is full (see
+        :meth:`Outbox.wait_room`)."""
+        await self.outbox.wait_room()
+
     def deliver(self, group: str, payload: Payload) -> bool:
         """Hand a group message to the hook, or queue it for the client.
 
         A coroutine hook runs as a task; a hook that raises is logged and
         the message counts as not delivered.
         """
-        hook = self.on_group_message
+        hook = self._hook
         if hook is None:
             return self.outbox.push(payload.event)
         try:
-            result = hook(group, payload.value())
+            if self._hook_position:
+                result = hook(group, payload.value(), payload.position)
+            else:
+                result = hook(group, payload.value())
         except Exception:
             log.exception(
                 'on_group_message hook failed on WebSocket %s',

@@ -1,20 +1,89 @@
-"""The ``memory://`` backend: groups within one process."""
+"""The ``memory://`` backend: groups within one process.
+
+Group history is a bounded ring per group (:class:`Ring`); a position is
+the ring's epoch (random, new with each ring) and a sequence number, so
+that a position from an earlier process, or from a ring that expired, is
+unknown to the ring of today.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+import itertools
+import time
+import uuid
 
-from pyramid_asgi_ws.broadcast.backend import Backend, OnMessage
+from pyramid_asgi_ws.broadcast.backend import Backend, Entries, OnMessage
+
+
+class Ring:
+    """The last ``size`` messages of one group, each for ``ttl`` seconds
+    (``None``: until pushed out)."""
+
+    def __init__(self, size: int, ttl: float | None) -> None:
+        self.size = size
+        self.ttl = ttl
+        self.epoch = uuid.uuid4().hex[:8]
+        self.entries: deque[tuple[int, float, bytes]] = deque(maxlen=size)
+        self.last = 0
+        self.touched = time.monotonic()
+
+    def append(self, payload: bytes) -> str:
+        """Keep ``payload``; return its position."""
+        self.last += 1
+        self.touched = now = time.monotonic()
+        self.entries.append((self.last, now, payload))
+        self.trim(now)
+        return f'{self.epoch}-{self.last}'
+
+    def trim(self, now: float) -> None:
+        """Forget the messages older than ``ttl``."""
+        if self.ttl is None:
+            return
+        entries, oldest = self.entries, now - self.ttl
+        while entries and entries[0][1] < oldest:
+            entries.popleft()
+
+    @property
+    def expired(self) -> bool:
+        """Whether everything it kept is past its ``ttl``."""
+        self.trim(time.monotonic())
+        return not self.entries and self.ttl is not None
+
+    def read(self, since: str, count: int) -> Entries | None:
+        """Return up to ``count`` entries after ``since``, or ``None``
+        when the ring no longer reaches back to it."""
+        epoch, _, number = since.partition('-')
+        if epoch != self.epoch or not number.isdigit():
+            return None
+        seq = int(number)
+        self.trim(time.monotonic())
+        entries = self.entries
+        first = entries[0][0] if entries else self.last + 1
+        if not first - 1 <= seq <= self.last:
+            return None
+        start = seq - first + 1
+        return [
+            (f'{self.epoch}-{entry}', payload)
+            for entry, _, payload in itertools.islice(
+                entries, start, start + count
+            )
+        ]
 
 
 class MemoryBackend(Backend):
     """Delivers within one process: ``memory://``."""
+
+    supports_history = True
 
     def __init__(self, url: str = 'memory://') -> None:
         super().__init__(url)
         self.on_message: OnMessage | None = None
         self.channels: set[str] = set()
         self.presence: dict[str, dict[str, bytes]] = {}
+        #: Rings by group, the least recently appended to first.
+        self.history: dict[str, Ring] = {}
 
     async def connect(self, on_message: OnMessage) -> None:
         self.on_message = on_message
@@ -23,6 +92,7 @@ class MemoryBackend(Backend):
         self.on_message = None
         self.channels.clear()
         self.presence.clear()
+        self.history.clear()
 
     async def subscribe(self, channel: str) -> None:
         self.channels.add(channel)
@@ -30,12 +100,37 @@ class MemoryBackend(Backend):
     async def unsubscribe(self, channel: str) -> None:
         self.channels.discard(channel)
 
-    async def publish(self, channel: str, payload: bytes) -> None:
+    async def publish(
+        self, channel: str, payload: bytes, position: str | None = None
+    ) -> None:
         if self.on_message is not None and channel in self.channels:
-            self.on_message(channel, payload)
+            self.on_message(channel, payload, position)
         # Let the send queues drain between two publishes, as they do
         # while a network backend waits for its server.
         await asyncio.sleep(0)
+
+    async def append(
+        self, channel: str, payload: bytes, size: int, ttl: float | None
+    ) -> None:
+        history = self.history
+        ring = history.pop(channel, None)
+        if ring is None or (ring.size, ring.ttl) != (size, ttl):
+            ring = Ring(size, ttl)
+        position = ring.append(payload)
+        # The rings appended to longest ago come first: forget those
+        # whose messages have all expired, so that idle groups cost
+        # nothing.
+        for name in list(itertools.islice(history, 8)):
+            if history[name].expired:
+                del history[name]
+        history[channel] = ring
+        await self.publish(channel, payload, position)
+
+    async def read(
+        self, channel: str, since: str, count: int
+    ) -> Entries | None:
+        ring = self.history.get(channel)
+        return None if ring is None else ring.read(since, count)
 
     async def add_member(self, channel: str, member: str, info: bytes) -> None:
         self.presence.setdefault(channel, {})[member] = info

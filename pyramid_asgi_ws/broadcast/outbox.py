@@ -145,6 +145,25 @@ class Outbox:
             if self._drained is not None:
                 self._drained.set()
 
+    async def wait_room(self) -> None:
+        """Wait, while the queue is full, until it has been sent.
+
+        A replay of group history awaits it before each message, so that
+        a long history reaches a slow client without overflowing its
+        queue. It returns at once when the connection is gone.
+        """
+        while len(self._queue) >= self.size and not self.closing:
+            if not self._is_open():
+                return
+            drained = self._drained = self._drained or asyncio.Event()
+            self._start()
+            # Bounded, and the state looked at again: a flush meanwhile
+            # may have replaced the event.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(drained.wait(), FLUSH_TIMEOUT)
+            if self._drained is drained:
+                self._drained = None
+
     async def flush(self, timeout: float = FLUSH_TIMEOUT) -> None:
         """Wait, for at most ``timeout`` seconds, until the queue is sent."""
         if not (self._queue or self._busy):

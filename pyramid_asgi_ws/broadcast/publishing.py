@@ -15,6 +15,7 @@ from typing import Any
 
 from pyramid_asgi_ws.broadcast.backend import Backend, BroadcastError
 from pyramid_asgi_ws.broadcast.codec import encode
+from pyramid_asgi_ws.broadcast.history import HistoryPolicy
 from pyramid_asgi_ws.broadcast.memory import MemoryBackend
 from pyramid_asgi_ws.broadcast.threads import result_within
 
@@ -23,7 +24,9 @@ class PublishingMixin:
     """Publishing for the broadcaster.
 
     The class using it provides ``url``, ``factory`` (the backend class),
-    ``publish_timeout``, the ``published`` counter, ``_loop`` and
+    ``publish_timeout``, ``history`` (the
+    :class:`~pyramid_asgi_ws.broadcast.history.HistoryPolicy`), the
+    ``published`` counter, ``_loop`` and
     ``_thread`` (the event loop it runs in, and that loop's thread),
     ``_backend()`` (the started backend) and ``_refuse_when_closed()``.
     """
@@ -31,6 +34,7 @@ class PublishingMixin:
     url: str
     factory: Any
     publish_timeout: float
+    history: HistoryPolicy
     published: int
     _loop: asyncio.AbstractEventLoop | None
     _thread: int | None
@@ -97,9 +101,19 @@ class PublishingMixin:
         )
 
     async def _publish_payload(self, group: str, payload: bytes) -> None:
-        backend = await self._backend()
-        await backend.publish(group, payload)
+        await self._hand_over(await self._backend(), group, payload)
         self.published += 1
+
+    async def _hand_over(
+        self, backend: Backend, group: str, payload: bytes
+    ) -> None:
+        """Hand ``payload`` to ``backend``: kept in the group's history
+        (which gives it a position) when the group has one."""
+        keep = self.history.keep(group)
+        if keep is None:
+            await backend.publish(group, payload)
+        else:
+            await backend.append(group, payload, *keep)
 
     def _publish_detached(self, group: str, payload: bytes) -> None:
         """Publish with no event loop running the broadcaster.
@@ -115,7 +129,7 @@ class PublishingMixin:
         async def once() -> None:
             backend = self.factory(self.url)
             try:
-                await backend.publish(group, payload)
+                await self._hand_over(backend, group, payload)
             finally:
                 await backend.disconnect()
 

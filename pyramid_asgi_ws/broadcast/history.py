@@ -1,0 +1,183 @@
+"""Group history: which groups keep it, and the replay of what a member
+missed.
+
+A group with history gives each message a position (an opaque string,
+ordered within the group) and keeps the last messages in its backend.
+:class:`HistoryPolicy` says which groups keep how much, from the
+``asgi_ws.history_size``, ``asgi_ws.history_ttl`` and ``asgi_ws.history``
+settings. :class:`Replay` stands in for a member joining with ``since=``:
+it holds the live messages back while the history after ``since`` is
+read, so that the member receives that history, then the live stream,
+with no gap and no duplicate.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+import functools
+from typing import Any
+
+from pyramid.exceptions import ConfigurationError
+
+from pyramid_asgi_ws.broadcast.backend import Backend
+from pyramid_asgi_ws.broadcast.codec import Payload
+from pyramid_asgi_ws.broadcast.member import Member
+
+#: What a group keeps: ``(size, ttl)``, or ``None`` for no history.
+Keep = tuple[int, float | None] | None
+
+#: Entries read from the backend at once during a replay.
+READ_BATCH = 500
+
+#: Group names whose history settings are remembered at most.
+CACHED_GROUPS = 4096
+
+
+class HistoryPolicy:
+    """Which groups keep history, how many messages and for how long.
+
+    ``rules`` are ``(pattern, size, ttl)`` triples tried in order, the
+    patterns in :mod:`fnmatch` style (``room:*``), a ``size`` of ``None``
+    meaning no history for the groups it matches; a group no rule matches
+    keeps ``size`` messages for ``ttl`` seconds. A size of ``None`` (the
+    default) keeps no history; a ``ttl`` of ``None`` keeps messages until
+    they are pushed out by newer ones.
+    """
+
+    def __init__(
+        self,
+        size: int | None = None,
+        ttl: float | None = None,
+        rules: tuple[tuple[str, int | None, float | None], ...] = (),
+    ) -> None:
+        if ttl is not None and size is None:
+            raise ConfigurationError(
+                f'asgi_ws.history_ttl = {ttl!r} needs asgi_ws.history_size: '
+                'a history is bounded by a number of messages'
+            )
+        self.size = size
+        self.ttl = ttl
+        self.rules = rules
+        self.keep = functools.lru_cache(maxsize=CACHED_GROUPS)(self._keep)
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> HistoryPolicy:
+        """Return the policy of the parsed ``asgi_ws.*`` settings."""
+        return cls(
+            settings['history_size'],
+            settings['history_ttl'],
+            settings['history'],
+        )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any group may keep history."""
+        return self.size is not None or any(
+            size is not None for _, size, _ in self.rules
+        )
+
+    def _keep(self, group: str) -> Keep:
+        """Return ``(size, ttl)`` for ``group``, or ``None``."""
+        for pattern, size, ttl in self.rules:
+            if fnmatchcase(group, pattern):
+                return None if size is None else (size, ttl)
+        return None if self.size is None else (self.size, self.ttl)
+
+
+class Replay:
+    """A member's stand-in in its group while its history is replayed.
+
+    The broadcaster puts it in the group in the member's place: live
+    messages that arrive meanwhile are held here (at most ``limit``, the
+    group's history size) instead of reaching the member. :meth:`run`
+    hands the member every message after ``since``, reading the backend
+    in batches until it has nothing more; a held message met in the
+    history is replayed once, in its place. :meth:`release` then hands
+    over the held messages that came after the last one replayed. It
+    compares equal to its member (and hashes alike), so that a ``leave``
+    during the replay finds it.
+    """
+
+    def __init__(
+        self, member: Member, group: str, limit: int, since: str
+    ) -> None:
+        self.member = member
+        self.group = group
+        self.limit = limit
+        self.since = since
+        self.held: dict[str, Payload] = {}
+        self.overflowed = False
+        self.replayed = 0
+
+    # -- the Member interface, for the broadcaster's fan-out --------------
+
+    @property
+    def identifier(self) -> str | None:
+        return self.member.identifier
+
+    @property
+    def groups(self) -> set[str]:
+        return self.member.groups
+
+    @property
+    def presence(self) -> Any:
+        return self.member.presence
+
+    @property
+    def dropped(self) -> int:
+        return self.member.dropped
+
+    def __eq__(self, other: object) -> bool:
+        return other is self or other is self.member
+
+    def __hash__(self) -> int:
+        return hash(self.member)
+
+    def deliver(self, group: str, payload: Payload) -> bool:
+        """Hold a live message until the replay is done."""
+        if payload.position is None:  # published before history was on
+            return self.member.deliver(group, payload)
+        if len(self.held) >= self.limit:
+            # Faster than the replay can read them: the history is being
+            # trimmed under the replay, which cannot be whole any more.
+            self.overflowed = True
+            return False
+        self.held[payload.position] = payload
+        return True
+
+    # -- the replay -------------------------------------------------------
+
+    async def run(self, backend: Backend) -> bool:
+        """Hand the member the history after ``since``; return whether it
+        was whole (the history reached back to ``since``).
+
+        Between two messages it waits, when the member has a
+        ``wait_room()`` coroutine, for room in the member's queue: a long
+        history does not overflow it.
+        """
+        position = self.since
+        if not isinstance(position, str):
+            return False  # a client's value that is not a position at all
+        wait_room = getattr(self.member, 'wait_room', None)
+        while True:
+            entries = await backend.read(self.group, position, READ_BATCH)
+            if entries is None or self.overflowed:
+                return False
+            if not entries:
+                return True
+            for position, data in entries:
+                if wait_room is not None:
+                    await wait_room()
+                if self.group not in self.member.groups:
+                    return True  # it left meanwhile
+                payload = self.held.pop(position, None)
+                if payload is None:
+                    payload = Payload(data, position)
+                self.member.deliver(self.group, payload)
+                self.replayed += 1
+
+    def release(self) -> None:
+        """Hand the member the live messages held during the replay."""
+        held, self.held = self.held, {}
+        for payload in held.values():
+            self.member.deliver(self.group, payload)
