@@ -40,6 +40,8 @@ def test_ini_strings_are_normalized():
             'asgi_ws.shutdown_timeout': '2.5',
             'asgi_ws.publish_timeout': '0.5',
             'asgi_ws.send_timeout': '3',
+            'asgi_ws.history_size': '100',
+            'asgi_ws.history': 'room:* 500 3600\nprivate:* off',
         }
     )
     assert parsed == {
@@ -56,6 +58,9 @@ def test_ini_strings_are_normalized():
         'shutdown_timeout': 2.5,
         'publish_timeout': 0.5,
         'send_timeout': 3.0,
+        'history_size': 100,
+        'history_ttl': None,
+        'history': (('room:*', 500, 3600.0), ('private:*', None, None)),
     }
 
 
