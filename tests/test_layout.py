@@ -23,7 +23,7 @@ LAYERS = {
     ),
     'application': (
         'app', 'handshake', 'running', 'origin', 'refusal', 'denial_log',
-        'router', 'events', 'security',
+        'router', 'events', 'security', 'asyncviews',
     ),
     'connections': (
         'websocket', 'groups', 'messages', 'scope', 'typed', 'consumers',

@@ -198,5 +198,15 @@ class WsgiToAsgi:
             )
             return
         context = contextvars.copy_context()
-        self.pool.submit(context.run, call.run, environ)
-        await call.respond(body)
+        # spawned: an async view suspends its greenlet, not its thread
+        job = self.pool.spawn(
+            call.loop,
+            context.run,
+            call.run,
+            environ,
+            receive=None if more else receive,
+        )
+        try:
+            await call.respond(body)
+        finally:
+            job.cancel()  # what it still awaits has nobody to answer

@@ -12,14 +12,32 @@ This pool's daemon threads keep the stop bounded.
 that must run something synchronous (a root factory, a security policy)
 without stalling the loop; :func:`shielded` awaits such a call so that a
 cancelled task still waits for it to end.
+
+:meth:`Pool.spawn` runs a call in a :mod:`greenlet` of its thread, so
+that the call can :func:`suspend` itself on an awaitable (an ``async
+def`` view's coroutine): the awaitable runs as a task on the event loop,
+the thread goes on with other calls meanwhile, and the call resumes in
+the same thread (a greenlet cannot change threads) once the task is
+done. Each thread thus takes, in order, resumptions of its own suspended
+calls and new calls from the shared queue (see
+:mod:`~pyramid_asgi_ws.wsgi.suspend`).
 """
 
 import asyncio
+from collections import deque
 import contextvars
 import logging
 import queue
 import threading
 import typing
+
+from pyramid_asgi_ws.wsgi.suspend import (
+    Job,
+    Resume,
+    begin,
+    greenlet,
+    here,
+)
 
 log = logging.getLogger('pyramid_asgi_ws.wsgi')
 
@@ -30,38 +48,90 @@ T = typing.TypeVar('T')
 SLOW_CANCEL = 5.0
 
 
+class _Worker:
+    """A pool thread's own state: its inbox (calls handed to it while
+    idle, resumptions of its suspended calls) and how many of its calls
+    are suspended."""
+
+    __slots__ = ('inbox', 'parked')
+
+    def __init__(self) -> None:
+        self.inbox: queue.SimpleQueue[typing.Any] = queue.SimpleQueue()
+        self.parked = 0
+
+
 class Pool:
-    """At most ``size`` daemon threads running calls from a queue; a
-    thread starts only when no idle one can take the call."""
+    """At most ``size`` daemon threads running calls; a thread starts only
+    when no idle one can take the call, and a call waits in a shared
+    backlog when every thread is busy."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.threads: list[threading.Thread] = []
-        self._queue: queue.SimpleQueue[typing.Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._idle = 0
-        self._pending = 0
+        self._idle: list[_Worker] = []
+        self._backlog: deque[typing.Any] = deque()
+        #: Jobs suspended on the event loop right now (event loop only).
+        self.suspended: set[Job] = set()
         self.closed = False
+
+    @property
+    def busy(self) -> int:
+        """How many threads run a call now (for the metrics)."""
+        return len(self.threads) - len(self._idle)
+
+    @property
+    def waiting(self) -> int:
+        """How many calls wait for a free thread (for the metrics)."""
+        return len(self._backlog)
 
     def submit(self, fn: typing.Callable[..., object], *args: object) -> None:
         """Run ``fn(*args)`` in a pool thread."""
+        job = (fn, args)
         with self._lock:
             if self.closed:
                 raise RuntimeError('The thread pool is closed')
-            self._pending += 1
-            start = (
-                self._pending > self._idle and len(self.threads) < self.size
-            )
-            if start:
+            if self._idle:
+                worker = self._idle.pop()
+                thread = None
+            elif len(self.threads) < self.size:
+                worker = _Worker()
                 thread = threading.Thread(
                     target=self._work,
+                    args=(worker,),
                     name=f'asgi_ws-wsgi-{len(self.threads)}',
                     daemon=True,
                 )
                 self.threads.append(thread)
-        self._queue.put((fn, args))
-        if start:
+            else:
+                self._backlog.append(job)
+                return
+        worker.inbox.put(job)
+        if thread is not None:
             thread.start()
+
+    def spawn(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fn: typing.Callable[..., object],
+        *args: object,
+        receive: typing.Callable[[], typing.Awaitable[typing.Any]]
+        | None = None,
+    ) -> 'Job':
+        """Run ``fn(*args)`` in a pool thread, in a greenlet of its own so
+        that it may :func:`suspend` itself on an awaitable run on ``loop``.
+
+        ``receive`` (an ASGI receive callable whose request body has all
+        arrived) is watched while the call is suspended: an
+        ``http.disconnect`` cancels the awaitable. Without greenlet
+        installed this is :meth:`submit`.
+        """
+        job = Job(self, loop, receive)
+        if greenlet is None:  # pragma: no cover - see the import
+            self.submit(fn, *args)
+        else:
+            self.submit(begin, job, fn, args)
+        return job
 
     def call(
         self, fn: typing.Callable[..., typing.Any], *args: typing.Any
@@ -80,33 +150,50 @@ class Pool:
         self.submit(_settle, loop, future, context, fn, args)
         return future
 
-    def _work(self) -> None:
-        get = self._queue.get
+    def _work(self, worker: _Worker) -> None:
+        here.worker = worker
+        inbox = worker.inbox
         lock = self._lock
+        backlog = self._backlog
+        idle = self._idle
+        job = inbox.get()
         while True:
+            if job is not None:
+                try:
+                    job[0](*job[1])
+                except Exception:  # keep the thread for the next call
+                    log.exception('Error in a WSGI thread pool call')
+                del job
+            if not inbox.empty():  # resumptions first
+                job = inbox.get()
+                continue
             with lock:
-                self._idle += 1
-            job = get()
-            with lock:
-                self._idle -= 1
-                self._pending -= 1
-            if job is None:
-                return
-            try:
-                job[0](*job[1])
-            except Exception:  # keep the thread for the next call
-                log.exception('Error in a WSGI thread pool call')
-            del job
+                if backlog:
+                    job = backlog.popleft()
+                    continue
+                if self.closed:
+                    if not worker.parked:
+                        return
+                else:
+                    idle.append(worker)
+            job = inbox.get()
+            if type(job) is Resume:  # woken while idle: busy again
+                with lock:
+                    if worker in idle:
+                        idle.remove(worker)
 
     def close(self) -> None:
-        """Let queued calls finish, then end the threads."""
+        """Let queued calls finish, cancel the suspended ones, then end
+        the threads (each once its suspended calls have ended)."""
         with self._lock:
             if self.closed:
                 return
             self.closed = True
-            for _ in self.threads:
-                self._pending += 1
-                self._queue.put(None)
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.inbox.put(None)
+        for job in list(self.suspended):
+            job.cancel()
 
 
 async def shielded(call: typing.Awaitable[T], fn: object = None) -> T:

@@ -1,0 +1,162 @@
+"""Calls of the bridge's pool that suspend themselves on the event loop.
+
+A call started by :meth:`~pyramid_asgi_ws.wsgi.pool.Pool.spawn` runs in a
+greenlet of its pool thread. :func:`suspend`, called inside it, switches
+back to the thread's main greenlet handing over an awaitable; the thread
+asks the event loop to run it as a task (:meth:`Job._park`) and goes on
+with other calls. When the task is done, its resumption is queued to that
+same thread (a greenlet cannot change threads), which switches back into
+the greenlet with the outcome.
+"""
+
+import asyncio
+import functools
+import logging
+import threading
+import typing
+
+from pyramid_asgi_ws.wsgi.body import ClientDisconnect
+
+try:
+    import greenlet
+except ImportError:  # pragma: no cover - greenlet comes with the async extra
+    greenlet = None
+
+if typing.TYPE_CHECKING:  # pragma: no cover - for type checkers only
+    from pyramid_asgi_ws.wsgi.pool import Pool
+
+log = logging.getLogger('pyramid_asgi_ws.wsgi')
+
+T = typing.TypeVar('T')
+
+#: The pool thread's own state (its ``worker``), set by the pool.
+here = threading.local()
+
+
+class Cancelled(ClientDisconnect):
+    """Raised where a suspended call awaited (an ``async def`` view, in
+    its greenlet) when its task was cancelled: the client went away, the
+    server ended the request, or the pool closed.
+
+    It is an :class:`Exception`, so that what wraps the view (``pyramid_tm``
+    aborting its transaction, exception views) sees it as a failure; the
+    bridge answers nothing for it, as for any :class:`ClientDisconnect`.
+    """
+
+
+class Resume(tuple):  # type: ignore[type-arg]
+    """A resumption in a thread's inbox: ``(_step, (glet, task))``."""
+
+    __slots__ = ()
+
+
+class Job:
+    """A call started by :meth:`Pool.spawn`, as the event loop sees it:
+    the task of its current suspension, if any, and whether it was
+    cancelled. Its methods run on the event loop."""
+
+    __slots__ = ('pool', 'loop', 'receive', 'task', 'watcher', 'cancelled')
+
+    def __init__(
+        self,
+        pool: 'Pool',
+        loop: asyncio.AbstractEventLoop,
+        receive: typing.Callable[[], typing.Awaitable[typing.Any]] | None,
+    ) -> None:
+        self.pool = pool
+        self.loop = loop
+        self.receive = receive
+        self.task: asyncio.Task[typing.Any] | None = None
+        self.watcher: asyncio.Task[None] | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Cancel the awaitable the call is suspended on, and any later
+        one: the call resumes with :exc:`Cancelled`."""
+        self.cancelled = True
+        if self.task is not None:
+            self.task.cancel()
+
+    def _park(self, awaitable: typing.Any, glet: typing.Any) -> None:
+        task = asyncio.ensure_future(awaitable, loop=self.loop)
+        self.task = task
+        self.pool.suspended.add(self)
+        if self.cancelled:
+            task.cancel()
+        elif self.receive is not None:
+            self.watcher = self.loop.create_task(self._watch())
+        task.add_done_callback(functools.partial(self._done, glet))
+
+    def _done(
+        self, glet: typing.Any, task: 'asyncio.Task[typing.Any]'
+    ) -> None:
+        self.task = None
+        self.pool.suspended.discard(self)
+        if self.watcher is not None:
+            self.watcher.cancel()
+            self.watcher = None
+        glet.worker.inbox.put(Resume((_step, (glet, task))))
+
+    async def _watch(self) -> None:
+        receive = typing.cast(
+            typing.Callable[[], typing.Awaitable[typing.Any]], self.receive
+        )
+        try:
+            while (await receive())['type'] != 'http.disconnect':
+                pass
+        except Exception as exc:
+            log.debug('receive() failed while a view awaited: %r', exc)
+        log.debug('Client disconnected while a view awaited')
+        self.watcher = None
+        self.cancel()
+
+
+def begin(
+    job: Job, fn: typing.Callable[..., object], args: tuple[object, ...]
+) -> None:
+    """Start a spawned call in a new greenlet of this thread."""
+    glet = greenlet.greenlet(fn)
+    glet.job = job
+    glet.worker = here.worker
+    _advance(glet, glet.switch(*args))
+
+
+def _step(glet: typing.Any, task: 'asyncio.Task[typing.Any]') -> None:
+    """Resume a suspended call with its task's outcome."""
+    glet.worker.parked -= 1
+    if task.cancelled():
+        out = glet.throw(Cancelled('The awaiting view was cancelled'))
+    elif task.exception() is not None:
+        out = glet.throw(task.exception())
+    else:
+        out = glet.switch(task.result())
+    _advance(glet, out)
+
+
+def _advance(glet: typing.Any, awaitable: typing.Any) -> None:
+    """After a switch into ``glet``: park it if it suspended itself."""
+    if glet.dead:
+        return
+    glet.worker.parked += 1
+    glet.job.loop.call_soon_threadsafe(glet.job._park, awaitable, glet)
+
+
+def suspendable() -> bool:
+    """Whether the caller runs in a call started by :meth:`Pool.spawn`,
+    which may :func:`suspend` itself."""
+    if greenlet is None:  # pragma: no cover - see the import
+        return False
+    return getattr(greenlet.getcurrent(), 'job', None) is not None
+
+
+def suspend(awaitable: typing.Awaitable[T]) -> T:
+    """Run ``awaitable`` on the event loop as a task, switching back to the
+    pool thread meanwhile; return its result or raise its exception
+    (:exc:`Cancelled` when it was cancelled).
+
+    Only for a call started by :meth:`Pool.spawn` (see :func:`suspendable`).
+    """
+    glet = greenlet.getcurrent()
+    if getattr(glet, 'job', None) is None:
+        raise RuntimeError('suspend() outside a call started by Pool.spawn')
+    return typing.cast(T, glet.parent.switch(awaitable))
