@@ -154,9 +154,7 @@ class GroupsMixin:
         and should reload). See
         :meth:`Broadcaster.join <pyramid_asgi_ws.broadcast.Broadcaster.join>`.
         """
-        return await self.broadcaster.join(
-            self.membership, group, info, since
-        )
+        return await self.broadcaster.join(self.membership, group, info, since)
 
     def push(self, message: Any) -> bool:
         """Queue ``message`` (text, bytes or JSON-able) for the client,

@@ -151,7 +151,7 @@ def test_backend_interface_is_abstract():
 
     async def calls() -> None:
         for coroutine in (
-            backend.connect(lambda c, p: None),
+            backend.connect(lambda c, p, position: None),
             backend.disconnect(),
             backend.subscribe('g'),
             backend.unsubscribe('g'),

@@ -67,7 +67,7 @@ def test_backend_publish_subscribe_presence(redis):
             redis.url + '?prefix=t1:&presence_ttl=5'
         )
         assert backend.prefix == 't1:' and backend.presence_ttl == 5
-        await backend.connect(lambda channel, p: got.append((channel, p)))
+        await backend.connect(lambda c, p, _: got.append((c, p)))
         await backend.subscribe('room')
         await asyncio.wait_for(backend.connected.wait(), TIMEOUT)
         await backend.subscribe('other')
@@ -98,7 +98,7 @@ def test_backend_survives_redis_going_away(redis, caplog):
         got: list[bytes] = []
         backend = backends.RedisBackend(redis.url)
         backend.reconnect_max = 0.5
-        await backend.connect(lambda channel, payload: got.append(payload))
+        await backend.connect(lambda c, payload, _: got.append(payload))
         await backend.subscribe('a')
         await backend.add_member('a', 'm.1', b'1')
         await asyncio.wait_for(backend.connected.wait(), TIMEOUT)
@@ -132,14 +132,14 @@ def test_backend_dispatch_ignores_strangers_and_survives_errors(caplog):
     backend = backends.RedisBackend('redis://127.0.0.1:1/0?prefix=p:')
     backend._dispatch(b'p:g', b'tx')  # not connected yet: nothing
     got: list[tuple[str, bytes]] = []
-    backend.on_message = lambda channel, payload: got.append(
+    backend.on_message = lambda channel, payload, position: got.append(
         (channel, payload)
     )
     backend._dispatch(b'other:g', b'tx')
     backend._dispatch(b'p:g', b'ty')
     assert got == [('g', b'ty')]
 
-    def fail(channel: str, payload: bytes) -> None:
+    def fail(channel: str, payload: bytes, position: None) -> None:
         raise ValueError('bad payload')
 
     backend.on_message = fail
@@ -150,7 +150,7 @@ def test_backend_dispatch_ignores_strangers_and_survives_errors(caplog):
 def test_backend_disconnects_while_redis_is_down(redis):
     async def scenario() -> None:
         backend = backends.RedisBackend(redis.url)
-        await backend.connect(lambda channel, payload: None)
+        await backend.connect(lambda channel, payload, position: None)
         await backend.add_member('g', 'm.1', b'null')
         await asyncio.to_thread(redis.stop)
         started = time.monotonic()
@@ -170,7 +170,7 @@ def test_backend_with_a_hung_redis(redis):
         backend.ping_after, backend.dead_after = 0.2, 0.8
         backend.reconnect_max = 0.3
         got: list[bytes] = []
-        await backend.connect(lambda channel, payload: got.append(payload))
+        await backend.connect(lambda c, payload, _: got.append(payload))
         await backend.subscribe('h')
         await asyncio.wait_for(backend.connected.wait(), TIMEOUT)
         assert redis.proc is not None
@@ -434,7 +434,7 @@ def test_a_late_confirmation_is_unsubscribed(redis):
     async def scenario() -> None:
         got: list[bytes] = []
         backend = backends.RedisBackend(redis.url + '?prefix=late:')
-        await backend.connect(lambda channel, payload: got.append(payload))
+        await backend.connect(lambda c, payload, _: got.append(payload))
         await asyncio.wait_for(backend.connected.wait(), TIMEOUT)
         pubsub = backend._pubsub
         await pubsub.subscribe('late:stray')  # as if a join had given up
@@ -459,7 +459,7 @@ def test_joins_at_once_share_one_subscription(redis):
     async def scenario() -> None:
         got: list[bytes] = []
         backend = backends.RedisBackend(redis.url + '?prefix=burst:')
-        await backend.connect(lambda channel, payload: got.append(payload))
+        await backend.connect(lambda c, payload, _: got.append(payload))
         await asyncio.wait_for(backend.connected.wait(), TIMEOUT)
         sent: list[tuple[Any, ...]] = []
         subscribe = backend._pubsub.subscribe

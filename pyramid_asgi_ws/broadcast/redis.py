@@ -1,4 +1,5 @@
-"""The ``redis://`` backend: groups across processes over Redis pub/sub."""
+"""The ``redis://`` backend: groups across processes over Redis pub/sub,
+presence in sorted sets and group history in streams."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ from pyramid_asgi_ws.broadcast.backend import (
     split_options,
 )
 from pyramid_asgi_ws.broadcast.presence import RedisPresenceMixin
+from pyramid_asgi_ws.broadcast.streams import (
+    RedisStreamsMixin,
+    split_position,
+)
 from pyramid_asgi_ws.settings import as_seconds
 
 log = logging.getLogger('pyramid_asgi_ws.backends')
@@ -43,13 +48,14 @@ def parse_url(url: str) -> tuple[str, str, float]:
     return redis_url, options.get('prefix', 'asgi_ws:'), ttl
 
 
-class RedisBackend(RedisPresenceMixin, Backend):
+class RedisBackend(RedisPresenceMixin, RedisStreamsMixin, Backend):
     """Redis pub/sub across processes: ``redis://host:port/db``.
 
     Uses redis-py's asyncio client: one pub/sub connection per process
     (subscribed to one channel per group with local members) and a small
-    pool for publishing and presence (see
-    :class:`~pyramid_asgi_ws.broadcast.presence.RedisPresenceMixin`).
+    pool for publishing, presence and history (see
+    :class:`~pyramid_asgi_ws.broadcast.presence.RedisPresenceMixin` and
+    :class:`~pyramid_asgi_ws.broadcast.streams.RedisStreamsMixin`).
 
     Query options, taken out of the URL before redis-py sees the rest:
     ``prefix`` (of every key and channel, default ``asgi_ws:``) and
@@ -59,6 +65,7 @@ class RedisBackend(RedisPresenceMixin, Backend):
 
     #: What this backend needs installed (checked at configuration).
     requires = 'redis.asyncio'
+    supports_history = True
     #: Seconds between reconnection attempts: doubles up to the maximum.
     reconnect_min = 0.1
     reconnect_max = 5.0
@@ -106,6 +113,7 @@ class RedisBackend(RedisPresenceMixin, Backend):
         self.control = f'{self.prefix}control:{uuid.uuid4().hex}'
         self.connected = asyncio.Event()
         self.reconnects = 0
+        self.failures = 0  # operations failed, for the metrics
         self._pubsub: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._confirming: dict[str, asyncio.Future[None]] = {}
@@ -117,6 +125,7 @@ class RedisBackend(RedisPresenceMixin, Backend):
         parse_url(url)
 
     def _fail(self, what: str, exc: BaseException) -> BroadcastError:
+        self.failures += 1
         return BroadcastError(
             f'{what}: Redis at {self.address} is unreachable '
             f'({type(exc).__name__}: {exc})'
@@ -208,7 +217,7 @@ class RedisBackend(RedisPresenceMixin, Backend):
         if not name.startswith(self.prefix) or self.on_message is None:
             return
         try:
-            self.on_message(name[len(self.prefix) :], payload)
+            self.on_message(name[len(self.prefix) :], *split_position(payload))
         except Exception:
             log.exception('delivering a message from %s failed', name)
 

@@ -1,0 +1,107 @@
+"""Group history in Redis Streams, next to the pub/sub subscription.
+
+:class:`RedisStreamsMixin` gives the
+:class:`~pyramid_asgi_ws.broadcast.redis.RedisBackend` its ``append`` and
+``read``. A group's history is the stream ``<prefix>history:<group>``,
+each entry's field ``m`` holding the payload, and a position is the
+entry's stream id. One Lua script adds the entry (``XADD ... MAXLEN ~
+size``), trims what is older than the ttl (``XTRIM ... MINID ~``, the
+key expiring ``ttl`` after the last message) and publishes the payload
+with its id on the group's channel, atomically: every process hears the
+message with the position it has in the stream. A replay reads the
+stream with ``XRANGE``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pyramid_asgi_ws.broadcast.backend import BroadcastError, Entries
+
+#: Adds a payload to the history of a group and publishes it with its id.
+#: KEYS[1]: the stream; ARGV: size, ttl in ms (0: none), payload, channel.
+APPEND = """
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+                      'm', ARGV[3])
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+  local ms = tonumber(string.match(id, '^%d+'))
+  redis.call('XTRIM', KEYS[1], 'MINID', '~', ms - ttl)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+redis.call('PUBLISH', ARGV[4], '@' .. id .. ' ' .. ARGV[3])
+return id
+"""
+
+#: What a stream id looks like: milliseconds, a dash, a sequence number
+#: (each under 2**63 here, so that Redis never refuses one as too big).
+STREAM_ID = re.compile(r'(\d{1,19})-(\d{1,19})')
+
+
+class RedisStreamsMixin:
+    """The history side of the Redis backend.
+
+    The class using it provides ``client`` (redis-py's asyncio client),
+    ``prefix`` and ``_fail(what, exc)``, ``errors`` (the exceptions that
+    mean Redis is away) and ``on_message``.
+    """
+
+    client: Any
+    prefix: str
+    errors: tuple[type[Exception], type[Exception]]
+    _script: Any = None
+
+    def _fail(self, what: str, exc: BaseException) -> BroadcastError:
+        raise NotImplementedError  # pragma: no cover - the class provides it
+
+    def _stream(self, channel: str) -> str:
+        return f'{self.prefix}history:{channel}'
+
+    async def append(
+        self, channel: str, payload: bytes, size: int, ttl: float | None
+    ) -> None:
+        if self._script is None:
+            self._script = self.client.register_script(APPEND)
+        ms = 0 if ttl is None else max(1, round(ttl * 1000))
+        try:
+            await self._script(
+                keys=[self._stream(channel)],
+                args=[size, ms, payload, self.prefix + channel],
+            )
+        except self.errors as exc:
+            raise self._fail(
+                f'cannot publish to group {channel!r}', exc
+            ) from exc
+
+    async def read(
+        self, channel: str, since: str, count: int
+    ) -> Entries | None:
+        """Return the entries after ``since``, or ``None`` unless the
+        stream still holds the entry at ``since`` itself: trimming takes
+        the oldest first, so then nothing after it is missing."""
+        match = STREAM_ID.fullmatch(since)
+        if match is None or max(map(int, match.groups())) >= 2**63:
+            return None
+        key = self._stream(channel)
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.xrange(key, since, since, count=1)
+                pipe.xrange(key, '(' + since, '+', count=count)
+                found, entries = await pipe.execute()
+        except self.errors as exc:
+            raise self._fail(
+                f'cannot read the history of group {channel!r}', exc
+            ) from exc
+        if not found:
+            return None
+        return [(entry.decode(), fields[b'm']) for entry, fields in entries]
+
+
+def split_position(data: bytes) -> tuple[bytes, str | None]:
+    """Return ``(payload, position)`` of a message heard on a channel:
+    the script's ``@<id> <payload>``, or a plain payload."""
+    if data[:1] != b'@':
+        return data, None
+    position, _, payload = data[1:].partition(b' ')
+    return payload, position.decode('ascii')
