@@ -66,6 +66,10 @@ class Backend:
       the history no longer holds ``since`` (trimmed, expired, from
       another epoch of the history, or malformed): what came after it
       can no longer be told whole.
+    - ``order(position)``, which returns a value that orders the
+      positions of one channel (of ``read()``'s entries and of
+      ``on_message``), so that a replay can tell the live copy of a
+      message it has replayed.
     """
 
     #: Whether the backend keeps group history (``append`` and ``read``).
@@ -102,6 +106,9 @@ class Backend:
     async def read(
         self, channel: str, since: str, count: int
     ) -> Entries | None:
+        raise NotImplementedError
+
+    def order(self, position: str) -> Any:
         raise NotImplementedError
 
     async def add_member(self, channel: str, member: str, info: bytes) -> None:

@@ -201,14 +201,14 @@ class Broadcaster(PublishingMixin):
         already = member in members
         replay = None
         if since is not None and keep is not None and not already:
-            replay = Replay(member, group, keep[0], since)
+            replay = Replay(backend, member, group, keep[0], since)
         members.add(member if replay is None else cast(Member, replay))
         member.groups.add(group)
         try:
             await backend.add_member(group, identifier, presence)
             if replay is None:
                 return since is None or already
-            return await replay.run(backend)
+            return await replay.run()
         finally:
             if replay is not None:
                 self.replayed += replay.replayed

@@ -92,15 +92,23 @@ class Replay:
     group's history size) instead of reaching the member. :meth:`run`
     hands the member every message after ``since``, reading the backend
     in batches until it has nothing more; a held message met in the
-    history is replayed once, in its place. :meth:`release` then hands
-    over the held messages that came after the last one replayed. It
+    history is replayed once, in its place, and a live one that arrives
+    after its copy in the history was replayed is dropped (the backend's
+    ``order()`` compares positions). :meth:`release` then hands over the
+    held messages that came after the last one replayed. It
     compares equal to its member (and hashes alike), so that a ``leave``
     during the replay finds it.
     """
 
     def __init__(
-        self, member: Member, group: str, limit: int, since: str
+        self,
+        backend: Backend,
+        member: Member,
+        group: str,
+        limit: int,
+        since: str,
     ) -> None:
+        self.backend = backend
         self.member = member
         self.group = group
         self.limit = limit
@@ -108,6 +116,7 @@ class Replay:
         self.held: dict[str, Payload] = {}
         self.overflowed = False
         self.replayed = 0
+        self._last: Any = None  # the order of the last message replayed
 
     # -- the Member interface, for the broadcaster's fan-out --------------
 
@@ -135,19 +144,27 @@ class Replay:
 
     def deliver(self, group: str, payload: Payload) -> bool:
         """Hold a live message until the replay is done."""
-        if payload.position is None:  # published before history was on
+        position = payload.position
+        if position is None:  # published before history was on
             return self.member.deliver(group, payload)
+        if self._replayed(position):
+            # Read from the history before its live copy arrived.
+            return True
         if len(self.held) >= self.limit:
             # Faster than the replay can read them: the history is being
             # trimmed under the replay, which cannot be whole any more.
             self.overflowed = True
             return False
-        self.held[payload.position] = payload
+        self.held[position] = payload
         return True
+
+    def _replayed(self, position: str) -> bool:
+        last = self._last
+        return last is not None and self.backend.order(position) <= last
 
     # -- the replay -------------------------------------------------------
 
-    async def run(self, backend: Backend) -> bool:
+    async def run(self) -> bool:
         """Hand the member the history after ``since``; return whether it
         was whole (the history reached back to ``since``).
 
@@ -160,7 +177,7 @@ class Replay:
             return False  # a client's value that is not a position at all
         wait_room = getattr(self.member, 'wait_room', None)
         while True:
-            entries = await backend.read(self.group, position, READ_BATCH)
+            entries = await self.backend.read(self.group, position, READ_BATCH)
             if entries is None or self.overflowed:
                 return False
             if not entries:
@@ -175,9 +192,12 @@ class Replay:
                     payload = Payload(data, position)
                 self.member.deliver(self.group, payload)
                 self.replayed += 1
+                self._last = self.backend.order(position)
 
     def release(self) -> None:
-        """Hand the member the live messages held during the replay."""
+        """Hand the member the live messages held during the replay that
+        came after the last one replayed."""
         held, self.held = self.held, {}
-        for payload in held.values():
-            self.member.deliver(self.group, payload)
+        for position, payload in held.items():
+            if not self._replayed(position):
+                self.member.deliver(self.group, payload)

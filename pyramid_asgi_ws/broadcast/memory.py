@@ -132,6 +132,10 @@ class MemoryBackend(Backend):
         ring = self.history.get(channel)
         return None if ring is None else ring.read(since, count)
 
+    def order(self, position: str) -> int:
+        """The sequence number of a position this backend gave."""
+        return int(position.rpartition('-')[2])
+
     async def add_member(self, channel: str, member: str, info: bytes) -> None:
         self.presence.setdefault(channel, {})[member] = info
 

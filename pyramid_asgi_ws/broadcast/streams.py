@@ -1,15 +1,15 @@
 """Group history in Redis Streams, next to the pub/sub subscription.
 
 :class:`RedisStreamsMixin` gives the
-:class:`~pyramid_asgi_ws.broadcast.redis.RedisBackend` its ``append`` and
-``read``. A group's history is the stream ``<prefix>history:<group>``,
-each entry's field ``m`` holding the payload, and a position is the
-entry's stream id. One Lua script adds the entry (``XADD ... MAXLEN ~
-size``), trims what is older than the ttl (``XTRIM ... MINID ~``, the
-key expiring ``ttl`` after the last message) and publishes the payload
-with its id on the group's channel, atomically: every process hears the
-message with the position it has in the stream. A replay reads the
-stream with ``XRANGE``.
+:class:`~pyramid_asgi_ws.broadcast.redis.RedisBackend` its ``append``,
+``read`` and ``order``. A group's history is the stream
+``<prefix>history:<group>``, each entry's field ``m`` holding the
+payload, and a position is the entry's stream id. One Lua script adds
+the entry (``XADD ... MAXLEN ~ size``), trims what is older than the
+ttl (``XTRIM ... MINID ~``, the key expiring ``ttl`` after the last
+message) and publishes the payload with its id on the group's channel,
+atomically: every process hears the message with the position it has
+in the stream. A replay reads the stream with ``XRANGE``.
 """
 
 from __future__ import annotations
@@ -73,6 +73,10 @@ class RedisStreamsMixin:
             raise self._fail(
                 f'cannot publish to group {channel!r}', exc
             ) from exc
+
+    def order(self, position: str) -> tuple[int, ...]:
+        """A stream id as ``(milliseconds, sequence)``."""
+        return tuple(map(int, position.split('-')))
 
     async def read(
         self, channel: str, since: str, count: int

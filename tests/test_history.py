@@ -1,0 +1,254 @@
+"""Group history and recovery through real uvicorn processes (and a real
+``redis-server``): a client that comes back with ``since`` gets what it
+missed, in order, then the live stream, with no gap and no duplicate."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+import contextlib
+import json
+import time
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from pyramid_asgi_ws.testing import TestClient
+from tests.apps.history import main as history_app
+from tests.redis_support import RedisServer
+from tests.support import ServerProcess, serve
+from tests.test_broadcast import TIMEOUT, connect
+
+APP = 'tests.apps.history:app'
+
+#: Seconds a long replay (thousands of messages) may take on a busy box.
+LONG = 60.0
+
+
+@pytest.fixture(params=['memory', 'redis'])
+def backend(request: Any) -> Iterator[dict[str, str]]:
+    """The environment of a history app on each backend."""
+    if request.param == 'memory':
+        yield {}
+        return
+    with RedisServer() as redis:
+        yield {'BROADCAST_URL': redis.url}
+
+
+def url(server: ServerProcess, group: str, since: str | None = None) -> str:
+    query = '' if since is None else '?since=' + quote(since)
+    return f'{server.ws_url}/follow/{group}{query}'
+
+
+async def joined(ws: Any) -> tuple[list[tuple[str, int]], bool]:
+    """The messages replayed before ``{"joined": ...}``, and its value."""
+    replayed = []
+    while True:
+        data = json.loads(await asyncio.wait_for(ws.recv(), LONG))
+        if 'joined' in data:
+            return replayed, data['joined']
+        if 'p' in data:
+            replayed.append((data['p'], data['m']['n']))
+
+
+async def take(
+    ws: Any, count: int, timeout: float = LONG
+) -> list[tuple[str, int]]:
+    """The next ``count`` group messages, as ``(position, n)``; other
+    replies are skipped."""
+    got: list[tuple[str, int]] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count:
+        left = deadline - time.monotonic()
+        data = json.loads(await asyncio.wait_for(ws.recv(), left))
+        if 'p' in data:
+            got.append((data['p'], data['m']['n']))
+    return got
+
+
+async def quiet(ws: Any, seconds: float = 0.3) -> list[Any]:
+    """Whatever arrives until nothing has for ``seconds``."""
+    found = []
+    with contextlib.suppress(asyncio.TimeoutError):
+        while True:
+            found.append(await asyncio.wait_for(ws.recv(), seconds))
+    return found
+
+
+async def seen_up_to(server: ServerProcess, group: str, count: int) -> str:
+    """Have a client see ``count`` messages, leave, and return the position
+    of the last one."""
+    async with connect(url(server, group)) as ws:
+        assert await joined(ws) == ([], True)
+        await ws.send(f'publish {count} 0')
+        got = await take(ws, count)
+    assert [n for _, n in got] == list(range(count))
+    return got[-1][0]
+
+
+def test_reconnect_with_since_gets_exactly_what_it_missed(backend):
+    async def scenario(server: ServerProcess) -> None:
+        since = await seen_up_to(server, 'room', 10)
+        async with connect(url(server, 'room')) as publisher:
+            await joined(publisher)
+            await publisher.send('publish 100 10')
+            published = await take(publisher, 100)
+            async with connect(url(server, 'room', since)) as back:
+                replayed, whole = await joined(back)
+                assert whole is True
+                assert replayed == published  # the same positions too
+                assert [n for _, n in replayed] == list(range(10, 110))
+                await publisher.send('publish 1 110')
+                live = await take(back, 1, TIMEOUT)
+                assert [n for _, n in live] == [110]
+                assert live == await take(publisher, 1, TIMEOUT)
+                assert [m for m in await quiet(back) if '"p"' in m] == []
+
+    with serve('uvicorn', APP, backend) as server:
+        asyncio.run(scenario(server))
+
+
+def test_a_since_older_than_the_history_replays_nothing(backend):
+    async def scenario(server: ServerProcess) -> None:
+        since = await seen_up_to(server, 'room', 1)
+        async with connect(url(server, 'room')) as publisher:
+            await joined(publisher)
+            # MAXLEN ~ trims whole stream nodes (100 entries): far past 20
+            await publisher.send('publish 400 1')
+            await take(publisher, 400)
+            async with connect(url(server, 'room', since)) as back:
+                assert await joined(back) == ([], False)
+                await publisher.send('publish 1 401')
+                assert [n for _, n in await take(back, 1, TIMEOUT)] == [401]
+
+    env = dict(backend, HISTORY_SIZE='20')
+    with serve('uvicorn', APP, env) as server:
+        asyncio.run(scenario(server))
+
+
+@pytest.mark.parametrize(
+    'since', ['garbage', '', '99999999999999999999999-0', 'x-1', '1-1']
+)
+def test_a_malformed_or_unknown_since_is_false_not_a_crash(since):
+    async def scenario(server: ServerProcess) -> None:
+        await seen_up_to(server, 'room', 3)
+        async with connect(url(server, 'room', since)) as back:
+            assert await joined(back) == ([], False)
+        async with connect(url(server, 'room')) as again:  # still serving
+            assert await joined(again) == ([], True)
+
+    with serve('uvicorn', APP) as server:
+        asyncio.run(scenario(server))
+
+
+def test_a_group_without_history_answers_false_with_since():
+    async def scenario(server: ServerProcess) -> None:
+        async with connect(url(server, 'nohistory:a', 'x-1')) as ws:
+            assert await joined(ws) == ([], False)
+            await ws.send('publish 2 0')
+            got = await take(ws, 2, TIMEOUT)
+            assert got == [(None, 0), (None, 1)]
+
+    with serve('uvicorn', APP) as server:
+        asyncio.run(scenario(server))
+
+
+def test_publishing_during_the_replay_leaves_no_gap_nor_duplicate(backend):
+    """The replay reads the history while the live stream keeps coming:
+    the client must see every number once, in order."""
+    total = 3000
+
+    async def scenario(server: ServerProcess) -> None:
+        since = await seen_up_to(server, 'race', 10)
+        async with connect(url(server, 'race')) as publisher:
+            await joined(publisher)
+            await publisher.send(f'publish {total} 10')
+            # Come back once the publisher is well under way.
+            await take(publisher, 500)
+            async with connect(url(server, 'race', since)) as back:
+                replayed, whole = await joined(back)
+                assert whole is True
+                rest = total - len(replayed)
+                live = await take(back, rest) if rest else []
+        numbers = [n for _, n in replayed + live]
+        assert numbers == list(range(10, 10 + total))
+        assert len(replayed) >= 500  # the replay did overlap the stream
+
+    env = dict(backend, HISTORY_SIZE=str(total + 100))
+    with serve('uvicorn', APP, env) as server:
+        asyncio.run(scenario(server))
+
+
+def test_a_memory_position_is_unknown_after_a_restart():
+    async def first(server: ServerProcess) -> str:
+        return await seen_up_to(server, 'room', 5)
+
+    async def second(server: ServerProcess, since: str) -> None:
+        async with connect(url(server, 'room')) as publisher:
+            await joined(publisher)
+            await publisher.send('publish 5 5')
+            await take(publisher, 5)
+        async with connect(url(server, 'room', since)) as back:
+            assert await joined(back) == ([], False)
+
+    with serve('uvicorn', APP) as server:
+        since = asyncio.run(first(server))
+    with serve('uvicorn', APP) as server:
+        asyncio.run(second(server, since))
+
+
+def test_redis_history_survives_a_restart_of_the_worker():
+    """The client's worker stops; 100 messages are published through
+    another; a new worker process gives the client exactly those."""
+
+    async def before(server: ServerProcess) -> str:
+        return await seen_up_to(server, 'room', 10)
+
+    async def meanwhile(other: ServerProcess) -> list[tuple[str, int]]:
+        async with connect(url(other, 'room')) as publisher:
+            await joined(publisher)
+            await publisher.send('publish 100 10')
+            return await take(publisher, 100)
+
+    async def after(
+        server: ServerProcess,
+        other: ServerProcess,
+        since: str,
+        published: list[tuple[str, int]],
+    ) -> None:
+        async with connect(url(server, 'room', since)) as back:
+            assert await joined(back) == (published, True)
+            async with connect(url(other, 'room')) as publisher:
+                await joined(publisher)
+                await publisher.send('publish 1 110')
+                assert [n for _, n in await take(back, 1, TIMEOUT)] == [110]
+
+    with RedisServer() as redis:
+        env = {'BROADCAST_URL': redis.url}
+        with serve('uvicorn', APP, env) as other:
+            with serve('uvicorn', APP, env) as server:
+                since = asyncio.run(before(server))
+            published = asyncio.run(meanwhile(other))
+            assert [n for _, n in published] == list(range(10, 110))
+            with serve('uvicorn', APP, env) as server:
+                asyncio.run(after(server, other, since, published))
+
+
+def test_test_client_replays_too():
+    app = history_app({'HISTORY_SIZE': '50'})
+    with TestClient(app) as client:
+        with client.websocket_connect('/follow/room') as ws:
+            assert ws.receive_json() == {'joined': True}
+            ws.send_text('publish 5 0')
+            seen = [ws.receive_json() for _ in range(6)]
+        assert seen[-1] == {'published': 5}
+        since = seen[1]['p']
+        with client.websocket_connect('/follow/room') as ws:
+            assert ws.receive_json() == {'joined': True}
+            ws.send_text('publish 3 5')
+            assert ws.receive_json()['m'] == {'n': 5}
+        with client.websocket_connect(f'/follow/room?since={since}') as ws:
+            replayed = [ws.receive_json()['m']['n'] for _ in range(6)]
+            assert replayed == [2, 3, 4, 5, 6, 7]
+            assert ws.receive_json() == {'joined': True}
