@@ -31,6 +31,7 @@ from typing import Any
 
 from pyramid.threadlocal import manager
 
+from pyramid_asgi_ws.events import ApplicationShutdown
 from pyramid_asgi_ws.wsgi.body import Body
 from pyramid_asgi_ws.wsgi.suspend import Cancelled, suspend, suspendable
 
@@ -116,9 +117,20 @@ def _set_aside(request: Any) -> Callable[[], None]:
     return restore
 
 
+async def end_suspended_views(event: ApplicationShutdown) -> None:
+    """Cancel the async views still awaiting when the server stops, and
+    wait (at most ``asgi_ws.shutdown_timeout``) for their requests to end
+    in their threads, so that their transactions are aborted and their
+    finished callbacks run before the process exits."""
+    app = event.app
+    await app.wsgi.pool.drain(app.settings['shutdown_timeout'])
+
+
 def includeme(config: Any) -> None:
-    """Add the :func:`awaited_view` deriver (``config.include``'d by
+    """Add the :func:`awaited_view` deriver and the shutdown subscriber
+    :func:`end_suspended_views` (``config.include``'d by
     ``pyramid_asgi_ws``)."""
     config.add_view_deriver(
         awaited_view, under='rendered_view', over='mapped_view'
     )
+    config.add_subscriber(end_suspended_views, ApplicationShutdown)

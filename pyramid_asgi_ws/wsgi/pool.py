@@ -35,6 +35,7 @@ from pyramid_asgi_ws.wsgi.suspend import (
     Job,
     Resume,
     begin,
+    drain,
     greenlet,
     here,
 )
@@ -71,7 +72,8 @@ class Pool:
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._backlog: deque[typing.Any] = deque()
-        #: Jobs suspended on the event loop right now (event loop only).
+        #: Spawned calls that suspended themselves and have not ended yet
+        #: (event loop only).
         self.suspended: set[Job] = set()
         self.closed = False
 
@@ -181,6 +183,11 @@ class Pool:
                 with lock:
                     if worker in idle:
                         idle.remove(worker)
+
+    async def drain(self, timeout: float) -> None:
+        """Cancel the suspended calls and wait, at most ``timeout``
+        seconds, for them to end in their threads (event loop)."""
+        await drain(self, timeout)
 
     def close(self) -> None:
         """Let queued calls finish, cancel the suspended ones, then end

@@ -51,11 +51,17 @@ class Resume(tuple):  # type: ignore[type-arg]
 
 
 class Job:
-    """A call started by :meth:`Pool.spawn`, as the event loop sees it:
-    the task of its current suspension, if any, and whether it was
-    cancelled. Its methods run on the event loop."""
+    """A call started by :meth:`Pool.spawn`, as the event loop sees it.
 
-    __slots__ = ('pool', 'loop', 'receive', 'task', 'watcher', 'cancelled')
+    From its first suspension until its greenlet ends, it is in the pool's
+    ``suspended`` set and ``ended`` is a future resolved at that end;
+    ``task`` is the awaitable it waits for now, if any. Its methods run on
+    the event loop.
+    """
+
+    __slots__ = (
+        'pool', 'loop', 'receive', 'task', 'watcher', 'cancelled', 'ended',
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -69,6 +75,7 @@ class Job:
         self.task: asyncio.Task[typing.Any] | None = None
         self.watcher: asyncio.Task[None] | None = None
         self.cancelled = False
+        self.ended: asyncio.Future[None] | None = None
 
     def cancel(self) -> None:
         """Cancel the awaitable the call is suspended on, and any later
@@ -78,9 +85,11 @@ class Job:
             self.task.cancel()
 
     def _park(self, awaitable: typing.Any, glet: typing.Any) -> None:
+        if self.ended is None:
+            self.ended = self.loop.create_future()
+            self.pool.suspended.add(self)
         task = asyncio.ensure_future(awaitable, loop=self.loop)
         self.task = task
-        self.pool.suspended.add(self)
         if self.cancelled:
             task.cancel()
         elif self.receive is not None:
@@ -91,11 +100,14 @@ class Job:
         self, glet: typing.Any, task: 'asyncio.Task[typing.Any]'
     ) -> None:
         self.task = None
-        self.pool.suspended.discard(self)
         if self.watcher is not None:
             self.watcher.cancel()
             self.watcher = None
         glet.worker.inbox.put(Resume((_step, (glet, task))))
+
+    def _end(self) -> None:
+        self.pool.suspended.discard(self)
+        typing.cast(asyncio.Future[None], self.ended).set_result(None)
 
     async def _watch(self) -> None:
         receive = typing.cast(
@@ -104,11 +116,29 @@ class Job:
         try:
             while (await receive())['type'] != 'http.disconnect':
                 pass
+            log.debug('Client disconnected while a view awaited')
         except Exception as exc:
             log.debug('receive() failed while a view awaited: %r', exc)
-        log.debug('Client disconnected while a view awaited')
         self.watcher = None
         self.cancel()
+
+
+async def drain(pool: 'Pool', timeout: float) -> None:
+    """Cancel the suspended calls of ``pool`` and wait, at most
+    ``timeout`` seconds, for them to end in their threads."""
+    jobs = list(pool.suspended)
+    for job in jobs:
+        job.cancel()
+    if not jobs:
+        return
+    ended = [typing.cast(asyncio.Future[None], job.ended) for job in jobs]
+    _, left = await asyncio.wait(ended, timeout=timeout)
+    if left:
+        log.warning(
+            '%d cancelled async views still running after %s s',
+            len(left),
+            timeout,
+        )
 
 
 def begin(
@@ -118,6 +148,7 @@ def begin(
     glet = greenlet.greenlet(fn)
     glet.job = job
     glet.worker = here.worker
+    glet.parked = False
     _advance(glet, glet.switch(*args))
 
 
@@ -134,11 +165,27 @@ def _step(glet: typing.Any, task: 'asyncio.Task[typing.Any]') -> None:
 
 
 def _advance(glet: typing.Any, awaitable: typing.Any) -> None:
-    """After a switch into ``glet``: park it if it suspended itself."""
+    """After a switch into ``glet``: park it if it suspended itself, tell
+    the loop when a call that suspended has ended."""
+    job = glet.job
     if glet.dead:
+        if glet.parked:
+            _tell(job.loop, job._end)
         return
+    glet.parked = True
     glet.worker.parked += 1
-    glet.job.loop.call_soon_threadsafe(glet.job._park, awaitable, glet)
+    _tell(job.loop, job._park, awaitable, glet)
+
+
+def _tell(
+    loop: asyncio.AbstractEventLoop,
+    fn: typing.Callable[..., None],
+    *args: typing.Any,
+) -> None:
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # the loop is closed: nobody waits any more
+        log.debug('%r dropped: the event loop is closed', fn)
 
 
 def suspendable() -> bool:

@@ -40,6 +40,12 @@ Base = declarative_base()
 EVENTS: list[str] = []
 
 
+def record(event: str) -> None:
+    """Add ``event`` to :data:`EVENTS`, and to the server's log."""
+    EVENTS.append(event)
+    print(event, file=sys.stderr, flush=True)
+
+
 class Note(Base):  # type: ignore[misc, valid-type]
     __tablename__ = 'notes'
     id = Column(Integer, primary_key=True)
@@ -74,7 +80,7 @@ class HeaderPolicy:
 def answer(request: Any) -> dict[str, Any]:
     request.response.headers['X-Answer'] = 'yes'
     request.add_finished_callback(
-        lambda request: EVENTS.append(f'finished {request.path}')
+        lambda request: record(f'finished {request.path}')
     )
     return {
         'user': request.authenticated_userid,
@@ -210,15 +216,15 @@ async def slow(request: Any) -> str:
     """Save a note, say so, and wait for 30 s (the client leaves)."""
     save(request)
     request.add_finished_callback(
-        lambda request: EVENTS.append(
+        lambda request: record(
             f'finished slow {type(request.exception).__name__}'
         )
     )
-    EVENTS.append('slow waits')
+    record('slow waits')
     try:
         await asyncio.sleep(30)
     except asyncio.CancelledError:
-        EVENTS.append('slow cancelled')
+        record('slow cancelled')
         raise
     return 'done'
 
@@ -297,3 +303,9 @@ app = make_config(
     os.environ.get('ASYNCVIEWS_PATH', ':memory:'),
     int(os.environ.get('ASYNCVIEWS_THREADS', '4')),
 ).make_asgi_app()
+
+
+def main(global_config: Any, **settings: Any) -> Any:
+    """The paste app factory (for ``proutes``/``pviews``): the ASGI app on
+    the database file ``settings['path']``."""
+    return make_config(settings.pop('path'), **settings).make_asgi_app()
