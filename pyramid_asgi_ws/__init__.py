@@ -1,8 +1,13 @@
 """Serve Pyramid over ASGI, with WebSocket and ASGI consumers."""
 
 from pyramid_asgi_ws.consumers import WebSocketConsumer
-from pyramid_asgi_ws.decorators import asgi_consumer, websocket_consumer
+from pyramid_asgi_ws.decorators import (
+    asgi_consumer,
+    sse_consumer,
+    websocket_consumer,
+)
 from pyramid_asgi_ws.events import ApplicationShutdown, ApplicationStartup
+from pyramid_asgi_ws.sse import EventStream, StreamClosed
 from pyramid_asgi_ws.syncconsumer import SyncWebSocketConsumer
 from pyramid_asgi_ws.websocket import (
     WebSocket,
@@ -13,6 +18,8 @@ from pyramid_asgi_ws.websocket import (
 __all__ = [
     'ApplicationShutdown',
     'ApplicationStartup',
+    'EventStream',
+    'StreamClosed',
     'SyncWebSocketConsumer',
     'WebSocket',
     'WebSocketConsumer',
@@ -20,6 +27,7 @@ __all__ = [
     'WebSocketState',
     'asgi_consumer',
     'includeme',
+    'sse_consumer',
     'websocket_consumer',
 ]
 

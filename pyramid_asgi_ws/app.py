@@ -1,13 +1,15 @@
 """The ASGI application: where each scope goes.
 
 ``lifespan`` runs the startup and shutdown events; a ``websocket`` or
-``http`` scope whose path matches a consumer goes to that consumer; any
-other ``http`` scope goes to the Pyramid WSGI app through the bridge; a
-``websocket`` scope that matches nothing is refused with 404.
+``http`` scope whose path matches a consumer goes to that consumer (an
+``http`` one may be an event stream); any other ``http`` scope goes to
+the Pyramid WSGI app through the bridge; a ``websocket`` scope that
+matches nothing is refused with 404.
 
-The handshake's request and checks live in :mod:`pyramid_asgi_ws.handshake`,
-how a consumer's end or exception closes the connection in
-:mod:`pyramid_asgi_ws.running`.
+The handshake's checks live in :mod:`pyramid_asgi_ws.handshake`, how a
+consumer's end or exception closes the connection in
+:mod:`pyramid_asgi_ws.running` (:mod:`pyramid_asgi_ws.sse_running` for
+event streams).
 """
 
 from __future__ import annotations
@@ -22,11 +24,6 @@ from zope.interface import implementer
 
 from pyramid_asgi_ws import denial_log
 from pyramid_asgi_ws.closecodes import CloseCode
-from pyramid_asgi_ws.events import (
-    ApplicationShutdown,
-    ApplicationStartup,
-    notify_async,
-)
 from pyramid_asgi_ws.handshake import (
     check_handshake,
     check_http,
@@ -37,9 +34,9 @@ from pyramid_asgi_ws.handshake import (
 from pyramid_asgi_ws.interfaces import (
     IASGIApp,
     IASGISettings,
-    IBroadcaster,
     IConsumerRouter,
 )
+from pyramid_asgi_ws.lifespan import LifespanMixin
 from pyramid_asgi_ws.refusal import (
     Refusal,
     refuse,
@@ -49,6 +46,8 @@ from pyramid_asgi_ws.refusal import (
 from pyramid_asgi_ws.router import Consumer, ConsumerRouter, path_info
 from pyramid_asgi_ws.running import close_quietly, run_consumer, serve_raw
 from pyramid_asgi_ws.settings import parse_settings
+from pyramid_asgi_ws.sse import EventStream
+from pyramid_asgi_ws.sse_running import check_method, make_stream, run_stream
 from pyramid_asgi_ws.websocket import (
     Receive,
     Send,
@@ -65,12 +64,13 @@ GOING_AWAY = CloseCode.GOING_AWAY
 
 
 @implementer(IASGIApp)
-class ASGIApp:
+class ASGIApp(LifespanMixin):
     """The ASGI 3 application returned by ``config.make_asgi_app()``.
 
     ``wsgi_app`` is the Pyramid router it wraps and ``registry`` its
     registry, where the app is also the ``IASGIApp`` utility;
-    ``connections`` holds the WebSockets open right now.
+    ``connections`` holds the WebSockets open right now, ``streams`` the
+    event streams.
     """
 
     def __init__(self, wsgi_app: Any, registry: Any = None) -> None:
@@ -90,6 +90,7 @@ class ASGIApp:
         )
         self._runner = functools.partial(run_in_request, self.wsgi.run_sync)
         self.connections: set[WebSocket] = set()
+        self.streams: set[EventStream] = set()
         self._idle: asyncio.Event | None = None
         self.started = False
         self.stopping = False
@@ -124,6 +125,8 @@ class ASGIApp:
                 await refuse_http(scope, send, refusal)
             else:
                 await serve_raw(consumer, scope, receive, send)
+        elif consumer.protocol == 'sse':
+            await self.serve_stream(consumer, scope, receive, send)
         else:
             await self.serve_websocket(consumer, scope, receive, send)
 
@@ -165,18 +168,37 @@ class ASGIApp:
         try:
             await self._serve(consumer, ws)
         finally:
-            request = ws._request  # built for the handshake, or later
-            if request is not None and request.finished_callbacks:
-                await self.wsgi.run_sync(
-                    run_finished_callbacks, self.registry, ws
-                )
+            await self._finished(ws)
 
-    async def _serve(self, consumer: Consumer, ws: WebSocket) -> None:
+    async def _finished(self, conn: WebSocket | EventStream) -> None:
+        request = conn._request  # built for the handshake, or later
+        if request is not None and request.finished_callbacks:
+            await self.wsgi.run_sync(
+                run_finished_callbacks, self.registry, conn
+            )
+
+    async def _check(
+        self, conn: WebSocket | EventStream, consumer: Consumer
+    ) -> Refusal | None:
         refusal = await check_handshake(
-            ws, consumer, self.settings, self.wsgi.run_sync
+            conn, consumer, self.settings, self.wsgi.run_sync
         )
         if refusal is None and self.stopping:
-            refusal = Refusal(503, 'the server is shutting down')
+            refusal = Refusal(
+                503, 'the server is shutting down', kind='shutdown'
+            )
+        return refusal
+
+    def _ended(self, conn: WebSocket | EventStream) -> None:
+        if isinstance(conn, EventStream):
+            self.streams.discard(conn)
+        else:
+            self.connections.discard(conn)
+        if not (self.connections or self.streams) and self._idle is not None:
+            self._idle.set()
+
+    async def _serve(self, consumer: Consumer, ws: WebSocket) -> None:
+        refusal = await self._check(ws, consumer)
         if refusal is not None:
             await refuse(ws, refusal)
             return
@@ -187,38 +209,37 @@ class ASGIApp:
             else:
                 await run_consumer(consumer, ws)
         finally:
-            self.connections.discard(ws)
-            if not self.connections and self._idle is not None:
-                self._idle.set()
+            self._ended(ws)
             await ws._finish()  # it leaves its groups too
 
-    # -- lifespan ---------------------------------------------------------
-
-    async def _lazy_startup(self) -> None:
-        # daphne (and uvicorn --lifespan off) never send a lifespan scope:
-        # start on the first request instead. Requests arriving meanwhile
-        # wait for it; a failed startup is logged and tried again by the
-        # next request.
+    async def serve_stream(
+        self,
+        consumer: Consumer,
+        scope: dict[str, Any],
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Check the request as a handshake, run the event-stream
+        consumer, and end the stream (see
+        :mod:`pyramid_asgi_ws.sse_running`)."""
+        stream = make_stream(
+            consumer, scope, receive, send, self.settings, self._runner
+        )
         try:
-            await self.startup()
-        except Exception:
-            log.exception('application startup failed')
-
-    async def startup(self) -> None:
-        """Start the broadcaster and run the startup subscribers, once."""
-        if self._startup_lock is None:
-            self._startup_lock = asyncio.Lock()
-        async with self._startup_lock:
-            if self.started:
-                return
-            self.stopping = False
-            broadcaster = self.registry.queryUtility(IBroadcaster)
-            if broadcaster is not None:
-                await broadcaster.start()
-            await notify_async(
-                self.registry, ApplicationStartup(self, self.registry)
+            refusal = check_method(scope) or await self._check(
+                stream, consumer
             )
-            self.started = True
+            if refusal is not None:
+                await refuse_http(scope, send, refusal)
+                return
+            self.streams.add(stream)
+            try:
+                await run_stream(consumer, stream)
+            finally:
+                self._ended(stream)
+                await stream._finish()  # it leaves its groups too
+        finally:
+            await self._finished(stream)
 
     async def close_connections(
         self,
@@ -229,7 +250,9 @@ class ASGIApp:
         """Close every open WebSocket with ``code`` and wait for them to end.
 
         Consumers see :class:`~pyramid_asgi_ws.WebSocketDisconnect` with
-        ``code`` on their next receive. All of it, the close sends
+        ``code`` on their next receive. Event streams end too (their
+        consumers are cancelled); browsers reconnect to them by
+        themselves. All of it, the close sends
         included, ends within ``timeout`` seconds (default
         ``asgi_ws.shutdown_timeout``): a close a stuck client does not
         take is abandoned, and consumers still running then are left to
@@ -244,18 +267,18 @@ class ASGIApp:
             asyncio.ensure_future(close_quietly(ws, code, reason))
             for ws in list(self.connections)
             if ws.application_state is WebSocketState.CONNECTED
-        ]
+        ] + [asyncio.ensure_future(stream.close()) for stream in self.streams]
         if closes:
             _, stuck = await asyncio.wait(closes, timeout=timeout)
             if stuck:
                 log.warning(
-                    '%d WebSockets did not take their close in %s s',
+                    '%d connections did not take their close in %s s',
                     len(stuck),
                     timeout,
                 )
             for task in stuck:
                 task.cancel()
-        if not self.connections:
+        if not (self.connections or self.streams):
             return
         idle = self._idle = asyncio.Event()
         try:
@@ -264,50 +287,9 @@ class ASGIApp:
             )
         except asyncio.TimeoutError:
             log.warning(
-                '%d WebSockets still open after %s s of shutdown',
-                len(self.connections),
+                '%d connections still open after %s s of shutdown',
+                len(self.connections) + len(self.streams),
                 timeout,
             )
         finally:
             self._idle = None
-
-    async def shutdown(self) -> None:
-        """Close sockets, run shutdown subscribers, stop the broadcaster."""
-        await self.close_connections()
-        try:
-            await notify_async(
-                self.registry, ApplicationShutdown(self, self.registry)
-            )
-        finally:
-            broadcaster = self.registry.queryUtility(IBroadcaster)
-            if broadcaster is not None:
-                await broadcaster.close()
-            self.wsgi.close()
-            self.started = False
-            self._startup_lock = None  # the next loop makes its own
-
-    async def lifespan(self, receive: Receive, send: Send) -> None:
-        """Answer the ASGI lifespan protocol."""
-        while True:
-            message = await receive()
-            kind = message['type']
-            phase = 'startup' if kind == 'lifespan.startup' else 'shutdown'
-            try:
-                if phase == 'startup':
-                    await self.startup()
-                else:
-                    await self.shutdown()
-            except Exception as exc:
-                log.exception('ASGI lifespan %s failed', phase)
-                await send(
-                    {
-                        'type': f'lifespan.{phase}.failed',
-                        'message': f'{type(exc).__name__} during {phase}',
-                    }
-                )
-                if phase == 'shutdown':
-                    return
-                continue
-            await send({'type': f'lifespan.{phase}.complete'})
-            if phase == 'shutdown':
-                return

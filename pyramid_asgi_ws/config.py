@@ -17,6 +17,7 @@ from pyramid_asgi_ws.settings import (
     as_origins,
     as_overflow,
     as_positive_int,
+    as_seconds,
     as_size,
     is_blank,
     parse_settings,
@@ -43,6 +44,23 @@ OPTIONS: dict[str, Any] = {
     'max_message_size': as_size,
     'send_queue_size': _queue_size,
     'send_overflow': as_overflow,
+    'heartbeat': as_seconds,
+    'retry': as_seconds,
+}
+
+#: The options only consumers of one protocol take.
+ONLY: dict[str, str] = {
+    'subprotocols': 'websocket',
+    'max_message_size': 'websocket',
+    'heartbeat': 'sse',
+    'retry': 'sse',
+}
+
+#: What a consumer of each protocol is called in error messages, and
+#: what it takes.
+KINDS = {
+    'websocket': ('WebSocket consumer', 'the WebSocket'),
+    'sse': ('event-stream consumer', 'the EventStream'),
 }
 
 
@@ -101,7 +119,10 @@ def add_asgi_consumer(
     ``async def consumer(ws)`` receiving a :class:`~pyramid_asgi_ws.WebSocket`,
     or a class whose instances are such callables (see
     :class:`~pyramid_asgi_ws.WebSocketConsumer`); with ``raw=True``, and
-    always for ``protocol='http'``, it is a plain ASGI application.
+    always for ``protocol='http'``, it is a plain ASGI application. With
+    ``protocol='sse'`` it serves server-sent events: an ``async def
+    consumer(stream)`` receiving an :class:`~pyramid_asgi_ws.EventStream`
+    (or a class whose instances are such callables, one per request).
 
     ``name`` (default: the consumer's dotted name) is what
     ``request.consumer_url(name)`` takes. Names given explicitly are
@@ -112,7 +133,11 @@ def add_asgi_consumer(
     security policy before the consumer runs), ``allowed_origins``,
     ``require_origin``, ``subprotocols``, ``max_message_size``,
     ``send_queue_size`` and ``send_overflow`` (overriding the ``asgi_ws.*``
-    settings for this consumer). An option given as ``None`` leaves the
+    settings for this consumer); for ``protocol='sse'`` also ``heartbeat``
+    (seconds without a write before a comment goes out; 0 for none;
+    default ``asgi_ws.sse_heartbeat``) and ``retry`` (the reconnection
+    delay, in seconds, sent to browsers), but not ``subprotocols`` nor
+    ``max_message_size``. An option given as ``None`` leaves the
     setting in force, except ``max_message_size=None``, which means no
     limit (a blank ``max_message_size`` leaves the setting). Any other
     keyword is an error.
@@ -122,14 +147,20 @@ def add_asgi_consumer(
         raise ConfigurationError(
             f'protocol must be one of {", ".join(PROTOCOLS)}, not {protocol!r}'
         )
-    raw = as_bool(raw, 'raw') or protocol == 'http'
+    raw = as_bool(raw, 'raw')
+    if raw and protocol == 'sse':
+        raise ConfigurationError(
+            "raw=True does not go with protocol='sse': a raw ASGI "
+            "application answering HTTP is protocol='http'"
+        )
+    raw = raw or protocol == 'http'
     if not callable(consumer):
         raise ConfigurationError(f'ASGI consumer {consumer!r} is not callable')
     if not raw and _is_sync(consumer):
+        kind, takes = KINDS[protocol]
         raise ConfigurationError(
-            f'WebSocket consumer {_dotted(consumer)} must be an async def '
-            'function taking the WebSocket, or a class or object whose '
-            '__call__ is one'
+            f'{kind} {_dotted(consumer)} must be an async def function '
+            f'taking {takes}, or a class or object whose __call__ is one'
         )
     if not isinstance(pattern, str):
         raise ConfigurationError(f'pattern must be a string, not {pattern!r}')
@@ -138,6 +169,11 @@ def add_asgi_consumer(
             raise ConfigurationError(
                 f'unknown add_asgi_consumer option {key!r}; known options '
                 f'are: {", ".join(OPTIONS)}'
+            )
+        if ONLY.get(key, protocol) != protocol:
+            raise ConfigurationError(
+                f'add_asgi_consumer option {key!r} is for '
+                f'protocol={ONLY[key]!r} only, not {protocol!r}'
             )
         if key == 'max_message_size':
             unset = is_blank(value)  # None means no limit

@@ -83,3 +83,26 @@ class asgi_consumer(websocket_consumer):
 
     protocol = 'http'
     raw = True
+
+
+class sse_consumer(websocket_consumer):
+    """Register the decorated function or class as a server-sent events
+    consumer for ``pattern``.
+
+    Takes the same arguments as
+    :func:`~pyramid_asgi_ws.config.add_asgi_consumer` but ``consumer``,
+    with ``protocol='sse'``; the decorated object is an ``async def``
+    taking an :class:`~pyramid_asgi_ws.EventStream`, or a class whose
+    instances are.
+
+    .. code-block:: python
+
+        from pyramid_asgi_ws import sse_consumer
+
+        @sse_consumer('/events/{room}', permission='view')
+        async def room_events(stream):
+            await stream.join('room:' + stream.matchdict['room'])
+            await stream.wait_closed()
+    """
+
+    protocol = 'sse'

@@ -42,6 +42,8 @@ class GroupsMixin:
     application_state: WebSocketState
     close_code: int | None
     _membership: Membership | None = None
+    #: The member the connection makes on first use.
+    membership_class: type[Membership] = Membership
 
     if TYPE_CHECKING:  # pragma: no cover - for type checkers only
 
@@ -86,7 +88,7 @@ class GroupsMixin:
         """This connection as the broadcaster sees it: its identifier,
         presence, groups, hook and send queue."""
         if self._membership is None:
-            self._membership = Membership(
+            self._membership = self.membership_class(
                 self.scope,
                 Outbox(
                     self._transmit,

@@ -1,25 +1,24 @@
-"""The handshake: its Pyramid request and the checks before a consumer runs.
+"""The handshake: the checks before a consumer runs.
 
-A WebSocket handshake is an HTTP request, and it is checked like one:
-:func:`check_handshake` runs the origin check
-(:mod:`pyramid_asgi_ws.origin`), the subprotocol and the permission checks
-in turn; :func:`check_http` checks an HTTP consumer's permission as for a
-view. Each check returns ``None`` to let the request through or a
-:class:`~pyramid_asgi_ws.refusal.Refusal` saying which HTTP status to
-answer and why.
+A WebSocket handshake is an HTTP request, and it is checked like one, as
+is the request opening an event stream: :func:`check_handshake` runs the
+origin check (:mod:`pyramid_asgi_ws.origin`), the subprotocol (for a
+WebSocket) and the permission checks in turn; :func:`check_http` checks
+an HTTP consumer's permission as for a view. Each check returns ``None``
+to let the request through or a :class:`~pyramid_asgi_ws.refusal.Refusal`
+saying which HTTP status to answer and why.
 
 The checks that read the scope alone run on the event loop; whatever
 runs the application's synchronous code (building the request, the
 security policy, a forbidden view, finished callbacks) runs in the
-thread pool, through the ``run_sync`` the application passes in.
+thread pool, through the ``run_sync`` the application passes in. The
+request itself is built by :mod:`pyramid_asgi_ws.request`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-import contextlib
-import io
+from collections.abc import Callable
 import logging
 import sys
 from typing import TYPE_CHECKING, Any
@@ -27,15 +26,12 @@ from typing import TYPE_CHECKING, Any
 from pyramid.httpexceptions import HTTPException, HTTPForbidden
 from pyramid.interfaces import (
     IDefaultPermission,
-    IRequestExtensions,
     IRequestFactory,
     IRootFactory,
     ISecurityPolicy,
 )
-from pyramid.request import Request, apply_request_extensions
+from pyramid.request import Request
 from pyramid.security import NO_PERMISSION_REQUIRED
-from pyramid.threadlocal import manager
-from pyramid.traversal import DefaultRootFactory
 
 from pyramid_asgi_ws.origin import check_origin
 from pyramid_asgi_ws.refusal import (
@@ -43,20 +39,26 @@ from pyramid_asgi_ws.refusal import (
     raw_headers,
     refusal_from_exception,
 )
+from pyramid_asgi_ws.request import (
+    Connection,
+    RunSync,
+    call_in_request,
+    finish_request,
+    make_request,
+    new_request,
+    run_finished_callbacks,
+    run_in_request,
+    threadlocals,
+    with_context,
+)
 from pyramid_asgi_ws.txn import request_transaction
 from pyramid_asgi_ws.websocket import WebSocket
-from pyramid_asgi_ws.wsgi import build_environ
 from pyramid_asgi_ws.wsgi.pool import shielded
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from pyramid_asgi_ws.router import Consumer
 
 log = logging.getLogger('pyramid_asgi_ws')
-
-#: How the checks reach the thread pool: ``await run_sync(fn, *args)``
-#: runs ``fn(*args)`` in a pool thread (the bridge's ``run_sync``).
-RunSync = Callable[..., Awaitable[Any]]
-Factory = Callable[[Request], Any]  # a root factory, or factory=
 
 
 def negotiate_subprotocol(
@@ -80,6 +82,7 @@ def check_subprotocol(ws: WebSocket, consumer: Consumer) -> Refusal | None:
             400,
             f'client offered subprotocols {ws.subprotocols!r}, the consumer '
             f'speaks only {list(supported)!r}',
+            kind='subprotocol',
         )
     ws._subprotocol = chosen
     return None
@@ -141,90 +144,14 @@ def _forbidden_view_refusal(
     if response is exc:
         status = 401 if anonymous else 403
         title = 'Unauthorized' if anonymous else 'Forbidden'
-        return Refusal(status, reason, f'{status} {title}'.encode())
+        body = f'{status} {title}'.encode()
+        return Refusal(status, reason, body, kind='permission')
     headers = raw_headers(
         response.headerlist, lambda name: name != 'content-length'
     )
-    return Refusal(response.status_int, reason, response.body, headers)
-
-
-# -- the handshake's request ----------------------------------------------
-
-
-@contextlib.contextmanager
-def threadlocals(
-    registry: Any, request: Request | None = None
-) -> Iterator[None]:
-    """Make ``get_current_request/registry()`` work in what runs inside.
-
-    For the synchronous Pyramid code the add-on calls (request and root
-    factories, security policies, finished callbacks, ``ws.run_sync``)
-    that expects Pyramid's thread locals, as views have them.
-    """
-    manager.push({'request': request, 'registry': registry})
-    try:
-        yield
-    finally:
-        manager.pop()
-
-
-def make_request(
-    registry: Any, ws: WebSocket, factory: Factory | None = None
-) -> Request:
-    """Build the Pyramid request for a WebSocket handshake.
-
-    Its ``context`` comes from ``factory`` (a consumer's ``factory=``) or
-    the application's root factory, as for a view.
-    """
-    return _with_context(_new_request(registry, ws.scope, ws), factory)
-
-
-def _new_request(
-    registry: Any, scope: dict[str, Any], ws: WebSocket | None = None
-) -> Request:
-    """The request, with its extensions (``request.tm``), but no context."""
-    environ = build_environ(scope, io.BytesIO())
-    make = registry.queryUtility(IRequestFactory, default=Request)
-    with threadlocals(registry):
-        request = make(environ)
-        request.registry = registry
-        request.matchdict = scope.get('matchdict') or {}
-        request.matched_route = None
-        request.websocket = ws
-        extensions = registry.queryUtility(IRequestExtensions)
-        if extensions is not None:
-            apply_request_extensions(request, extensions=extensions)
-    return request
-
-
-def _with_context(request: Request, factory: Factory | None) -> Request:
-    if factory is None:
-        factory = request.registry.queryUtility(
-            IRootFactory, default=DefaultRootFactory
-        )
-    with threadlocals(request.registry, request):
-        request.context = factory(request)
-    return request
-
-
-def run_finished_callbacks(registry: Any, ws: WebSocket) -> None:
-    """Run the finished callbacks of the connection's request, if built.
-
-    As Pyramid does after a view (closing a database session, say); one
-    that raises is logged, never sent to the client.
-    """
-    if ws._request is not None:
-        _finish_request(registry, ws._request, ws.path)
-
-
-def _finish_request(registry: Any, request: Request, path: str) -> None:
-    if not request.finished_callbacks:
-        return
-    try:
-        with threadlocals(registry, request):
-            request._process_finished_callbacks()
-    except Exception:
-        log.exception('a finished callback failed on %s', path)
+    return Refusal(
+        response.status_int, reason, response.body, headers, 'permission'
+    )
 
 
 # -- checking and refusing --------------------------------------------------
@@ -278,10 +205,17 @@ def _guarded(
             consumer.name,
             where,
         )
-        return Refusal(500, f'the {what} check raised')
+        return Refusal(500, f'the {what} check raised', kind='error')
 
 
-def prepare_request(ws: WebSocket, consumer: Consumer) -> Refusal | None:
+def where(conn: Connection) -> str:
+    """Name the connection in a log line: ``WebSocket /path`` or
+    ``event stream /path``."""
+    kind = 'WebSocket' if isinstance(conn, WebSocket) else 'event stream'
+    return f'{kind} {conn.path}'
+
+
+def prepare_request(ws: Connection, consumer: Consumer) -> Refusal | None:
     """Build the handshake's request and check the consumer's permission.
 
     Synchronous, and meant for a pool thread: request factory, request
@@ -291,17 +225,17 @@ def prepare_request(ws: WebSocket, consumer: Consumer) -> Refusal | None:
     """
 
     def check() -> Refusal | None:
-        ws._request = _new_request(ws.scope['registry'], ws.scope, ws)
+        ws._request = new_request(ws.scope['registry'], ws.scope, ws)
         return _checked(ws._request, consumer)  # callbacks run if it fails
 
-    return _guarded(consumer, 'handshake', f'WebSocket {ws.path}', check)
+    return _guarded(consumer, 'handshake', where(ws), check)
 
 
 def _checked(request: Request, consumer: Consumer) -> Refusal | None:
     """Set the context and check the permission as ``pyramid_tm`` wraps a
     view: in ``request.tm``'s transaction, committed only if it passes."""
     with request_transaction(request) as manager:
-        _with_context(request, consumer.factory)
+        with_context(request, consumer.factory)
         with threadlocals(request.registry, request):
             refusal = _check_request(request, consumer)
         if refusal is not None and manager is not None:
@@ -309,14 +243,24 @@ def _checked(request: Request, consumer: Consumer) -> Refusal | None:
     return refusal
 
 
+def _scope_checks(
+    ws: Connection, consumer: Consumer, settings: dict[str, Any]
+) -> Refusal | None:
+    refusal = check_origin(ws.scope, consumer, settings)
+    if refusal is None and isinstance(ws, WebSocket):
+        refusal = check_subprotocol(ws, consumer)
+    return refusal
+
+
 async def check_handshake(
-    ws: WebSocket,
+    ws: Connection,
     consumer: Consumer,
     settings: dict[str, Any],
     run_sync: RunSync,
 ) -> Refusal | None:
     """Run the origin, subprotocol and permission checks in turn.
 
+    ``ws`` is a WebSocket or an event stream (which has no subprotocol).
     The origin and subprotocol checks read the scope alone and run on the
     loop; when building the request runs the app's code
     (:func:`builds_app_code`), :func:`prepare_request` runs in one call
@@ -325,11 +269,8 @@ async def check_handshake(
     refusal = _guarded(
         consumer,
         'handshake',
-        f'WebSocket {ws.path}',
-        lambda: (
-            check_origin(ws.scope, consumer, settings)
-            or check_subprotocol(ws, consumer)
-        ),
+        where(ws),
+        lambda: _scope_checks(ws, consumer, settings),
     )
     if refusal is not None:
         return refusal
@@ -346,11 +287,11 @@ async def check_handshake(
 
 def _check_http(consumer: Consumer, scope: dict[str, Any]) -> Refusal | None:
     def check() -> Refusal | None:
-        request = _new_request(scope['registry'], scope)
+        request = new_request(scope['registry'], scope)
         try:
             return _checked(request, consumer)
         finally:
-            _finish_request(request.registry, request, scope['path'])
+            finish_request(request.registry, request, scope['path'])
 
     return _guarded(consumer, 'request', f'HTTP {scope["path"]}', check)
 
@@ -369,32 +310,10 @@ async def check_http(
     return await shielded(run_sync(_check_http, consumer, scope))
 
 
-def call_in_request(
-    ws: WebSocket,
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Any:
-    """Call ``fn(*args, **kwargs)`` with the socket's request as current.
-
-    What ``ws.run_sync`` runs in a pool thread; the request is built here
-    if nothing built it yet.
-    """
-    request = ws.request
-    with threadlocals(ws.scope['registry'], request):
-        return fn(*args, **kwargs)
-
-
-def run_in_request(
-    run_sync: RunSync,
-    ws: WebSocket,
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Awaitable[Any]:
-    """Run :func:`call_in_request` through ``run_sync`` (the pool's).
-
-    What :meth:`WebSocket.run_sync <pyramid_asgi_ws.WebSocket.run_sync>`
-    awaits; the application hands it to each socket as its ``runner``.
-    """
-    return run_sync(call_in_request, ws, fn, args, kwargs)
+__all__ = [
+    'call_in_request',
+    'make_request',
+    'run_finished_callbacks',
+    'run_in_request',
+    'threadlocals',
+]

@@ -24,15 +24,25 @@ from pyramid_asgi_ws.websocket import (
 
 log = logging.getLogger('pyramid_asgi_ws')
 
+#: The scope key where a refusal leaves its ``kind`` for the metrics.
+REFUSAL_KEY = 'asgi_ws.refusal'
+
 
 @dataclass
 class Refusal:
-    """A refused handshake: the HTTP answer and the reason to log."""
+    """A refused handshake: the HTTP answer and the reason to log.
+
+    ``kind`` is the reason's class, a metrics label: ``origin``,
+    ``subprotocol``, ``permission``, ``method``, ``client`` (not allowed
+    to read the metrics), ``error``, ``shutdown``, ``not_found``, or
+    ``application`` (the application's code refused).
+    """
 
     status: int
     reason: str
     body: bytes = b''
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    kind: str = 'application'
 
 
 def raw_headers(
@@ -66,6 +76,7 @@ async def refuse(ws: WebSocket, refusal: Refusal) -> None:
     )
     if ws.application_state is not WebSocketState.CONNECTING:
         return
+    ws.scope[REFUSAL_KEY] = refusal.kind
     try:
         await ws.deny(refusal.status, refusal.body, refusal.headers)
     except (WebSocketDisconnect, RuntimeError):
@@ -79,7 +90,10 @@ async def refuse_unknown(
     await refuse(
         WebSocket(scope, receive, send),
         Refusal(
-            404, 'no WebSocket consumer matches this path', b'404 Not Found'
+            404,
+            'no WebSocket consumer matches this path',
+            b'404 Not Found',
+            kind='not_found',
         ),
     )
 
@@ -94,6 +108,7 @@ async def refuse_http(
         refusal.status,
         refusal.reason,
     )
+    scope[REFUSAL_KEY] = refusal.kind
     headers = list(refusal.headers)
     if not any(name.lower() == b'content-type' for name, _ in headers):
         headers.append((b'content-type', b'text/plain; charset=utf-8'))

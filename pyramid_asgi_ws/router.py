@@ -12,7 +12,11 @@ from zope.interface import implementer
 from pyramid_asgi_ws.interfaces import IConsumerRouter
 from pyramid_asgi_ws.wsgi import below_root
 
-PROTOCOLS = ('websocket', 'http')
+PROTOCOLS = ('websocket', 'http', 'sse')
+
+#: The ASGI scope type each protocol's requests come in: an event stream
+#: is an HTTP response.
+SCOPE_TYPES = {'websocket': 'websocket', 'http': 'http', 'sse': 'http'}
 
 #: The keywords ``consumer_url`` takes besides the placeholders.
 URL_KEYWORDS = ('_query', '_anchor', '_app_url')
@@ -38,7 +42,9 @@ class Consumer:
     """One registered consumer: its pattern, callable and options.
 
     ``target`` is what runs: for a WebSocket consumer a coroutine function
-    taking a :class:`~pyramid_asgi_ws.WebSocket`, for a raw one an ASGI
+    taking a :class:`~pyramid_asgi_ws.WebSocket`, for a server-sent events
+    one a coroutine function taking an
+    :class:`~pyramid_asgi_ws.EventStream`, for a raw one an ASGI
     application ``(scope, receive, send)``. The options given to
     ``add_asgi_consumer`` read as attributes (``None`` when not given).
     """
@@ -51,6 +57,8 @@ class Consumer:
     max_message_size = _Option()
     send_queue_size = _Option()
     send_overflow = _Option()
+    heartbeat = _Option()
+    retry = _Option()
 
     def __init__(
         self,
@@ -97,7 +105,11 @@ class ConsumerRouter:
     """Match a scope's protocol and path to a :class:`Consumer`."""
 
     def __init__(self) -> None:
-        self._consumers: dict[str, list[Consumer]] = {p: [] for p in PROTOCOLS}
+        # by scope type: HTTP and event-stream consumers match in the
+        # order they were added
+        self._consumers: dict[str, list[Consumer]] = {
+            kind: [] for kind in SCOPE_TYPES.values()
+        }
         self._all: list[Consumer] = []
         self._by_name: dict[str, Consumer] = {}
         self._shared: dict[str, list[Consumer]] = {}
@@ -126,13 +138,14 @@ class ConsumerRouter:
                 shared.append(self._by_name.pop(name))
             shared.append(consumer)
         self._all.append(consumer)
-        self._consumers[consumer.protocol].append(consumer)
+        self._consumers[SCOPE_TYPES[consumer.protocol]].append(consumer)
 
     def match(
-        self, protocol: str, path: str
+        self, kind: str, path: str
     ) -> tuple[Consumer, dict[str, Any]] | None:
-        """Return the first consumer matching and its matchdict, or None."""
-        for consumer in self._consumers.get(protocol, ()):
+        """Return the first consumer of scope type ``kind`` (``http`` or
+        ``websocket``) matching ``path`` and its matchdict, or None."""
+        for consumer in self._consumers.get(kind, ()):
             matchdict = consumer.route.match(path)
             if matchdict is not None:
                 return consumer, matchdict
@@ -140,7 +153,7 @@ class ConsumerRouter:
 
     def has(self, protocol: str) -> bool:
         """Whether any consumer serves ``protocol``."""
-        return bool(self._consumers.get(protocol))
+        return any(consumer.protocol == protocol for consumer in self._all)
 
     def get(self, name: str) -> Consumer | None:
         """Return the consumer registered as ``name``, or None."""
@@ -174,7 +187,8 @@ def consumer_url(request: Any, name: str, /, *elements: Any, **kw: Any) -> str:
     segments; ``_query`` adds a query string, ``_anchor`` a fragment, and
     ``_app_url`` replaces the request's application URL (as for
     ``request.route_url``). WebSocket consumers get ``ws://`` or
-    ``wss://`` following the scheme, and the URL honours the
+    ``wss://`` following the scheme, server-sent events and HTTP
+    consumers ``http://`` or ``https://``, and the URL honours the
     application's script name, so pages never hard-code a socket address.
     """
     router = request.registry.queryUtility(IConsumerRouter)

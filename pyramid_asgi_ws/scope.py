@@ -64,34 +64,27 @@ class Headers(Mapping[str, str]):
         return f'Headers({self._items!r})'
 
 
-class HandshakeMixin:
-    """The handshake of a connection: its path, headers, subprotocols, the
-    values its pattern matched, the Pyramid request built from it on first
-    use (by ``_request_factory``, given the connection), and the answer.
+class RequestMixin:
+    """What the request of a connection (a WebSocket's handshake, an
+    event stream's request) said: its path, headers, the values its
+    pattern matched and the Pyramid request built from it on first use
+    (by ``_request_factory``, given the connection).
 
-    The class using it provides ``scope``, ``client_state``,
-    ``application_state``, ``_subprotocol``, ``receive()`` and ``send()``.
+    The class using it provides ``scope``.
     """
 
     scope: dict[str, Any]
-    client_state: WebSocketState
-    application_state: WebSocketState
-    _subprotocol: str | None
     _request: Request | None = None
     _request_factory: Callable[[Any], Request] | None = None
-
-    async def receive(self) -> Message:
-        raise NotImplementedError  # pragma: no cover - the class provides it
-
-    async def send(self, message: Message) -> None:
-        raise NotImplementedError  # pragma: no cover - the class provides it
 
     @property
     def request(self) -> Request:
         """The Pyramid request built from the handshake."""
         if self._request is None:
             if self._request_factory is None:
-                raise RuntimeError('this WebSocket has no request factory')
+                raise RuntimeError(
+                    f'this {type(self).__name__} has no request factory'
+                )
             self._request = self._request_factory(self)
         return self._request
 
@@ -106,16 +99,35 @@ class HandshakeMixin:
         return self.scope['path']
 
     @property
-    def subprotocols(self) -> list[str]:
-        """The subprotocols the client offered, in its order."""
-        return list(self.scope.get('subprotocols') or ())
-
-    @property
     def headers(self) -> Headers:
         """The handshake headers: names match whatever their case, and
         repeated headers are joined (with commas; cookies with
         semicolons)."""
         return Headers(self.scope.get('headers') or ())
+
+
+class HandshakeMixin(RequestMixin):
+    """The handshake of a WebSocket: what :class:`RequestMixin` reads, the
+    subprotocols, and the answer.
+
+    The class using it provides ``scope``, ``client_state``,
+    ``application_state``, ``_subprotocol``, ``receive()`` and ``send()``.
+    """
+
+    client_state: WebSocketState
+    application_state: WebSocketState
+    _subprotocol: str | None
+
+    async def receive(self) -> Message:
+        raise NotImplementedError  # pragma: no cover - the class provides it
+
+    async def send(self, message: Message) -> None:
+        raise NotImplementedError  # pragma: no cover - the class provides it
+
+    @property
+    def subprotocols(self) -> list[str]:
+        """The subprotocols the client offered, in its order."""
+        return list(self.scope.get('subprotocols') or ())
 
     # -- handshake --------------------------------------------------------
 

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     'publish_timeout': 5.0,
     'send_timeout': 10.0,
     'shutdown_timeout': 5.0,
+    'sse_heartbeat': 15.0,
 }
 
 #: Ports an origin leaves out for its scheme.
@@ -354,6 +355,7 @@ PARSERS: dict[str, Callable[[Any, str], Any]] = {
     'publish_timeout': as_timeout,
     'send_timeout': as_timeout,
     'shutdown_timeout': as_seconds,
+    'sse_heartbeat': as_seconds,
 }
 
 

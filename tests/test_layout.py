@@ -23,11 +23,12 @@ LAYERS = {
     ),
     'application': (
         'app', 'handshake', 'running', 'origin', 'refusal', 'denial_log',
-        'router', 'events', 'security', 'asyncviews',
+        'router', 'events', 'security', 'asyncviews', 'request',
+        'sse_running', 'lifespan',
     ),
     'connections': (
         'websocket', 'groups', 'messages', 'scope', 'typed', 'consumers',
-        'syncconsumer',
+        'syncconsumer', 'sse', 'sse_format',
     ),
     'transport': ('broadcast', 'backends', 'wsgi'),
 }  # fmt: skip

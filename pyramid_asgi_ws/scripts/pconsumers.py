@@ -22,9 +22,10 @@ parser = argparse.ArgumentParser(
     prog='pconsumers',
     description=textwrap.dedent(
         """\
-        Print every WebSocket and ASGI consumer of a Pyramid application:
-        its protocol, pattern, name, callable, permission and the origins
-        its handshake accepts. Example: 'pconsumers development.ini'.
+        Print every WebSocket, server-sent events and ASGI consumer of a
+        Pyramid application: its protocol, pattern, name, callable,
+        permission and the origins its handshake accepts. Example:
+        'pconsumers development.ini'.
         """
     ),
     formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -58,7 +59,8 @@ def describe(ob: Any) -> str:
 
 
 def origins(consumer: Any, settings: dict[str, Any]) -> str:
-    """Return which page origins a WebSocket consumer's handshake accepts."""
+    """Return which page origins a WebSocket or event-stream consumer's
+    handshake accepts."""
     allowed = consumer.allowed_origins
     if allowed is None:
         if not settings['check_origin']:
@@ -107,7 +109,7 @@ def consumer_rows(registry: Any, glob: str = '') -> list[tuple[str, ...]]:
                 describe(consumer.original),
                 permission(consumer, registry),
                 origins(consumer, settings)
-                if consumer.protocol == 'websocket'
+                if consumer.protocol in ('websocket', 'sse')
                 else '-',
             )
         )

@@ -25,15 +25,25 @@ from pyramid_asgi_ws.testing.client import TestClient
 from pyramid_asgi_ws.testing.exceptions import (
     HandshakeRefused,
     LifespanFailure,
+    StreamRefused,
     WebSocketTimeout,
 )
 from pyramid_asgi_ws.testing.loop import Message as Message
 from pyramid_asgi_ws.testing.scope import Headers as Headers
 from pyramid_asgi_ws.testing.session import WebSocketTestSession
+from pyramid_asgi_ws.testing.sse import (
+    Event,
+    EventParser,
+    EventStreamTestSession,
+)
 
 __all__ = [
+    'Event',
+    'EventParser',
+    'EventStreamTestSession',
     'HandshakeRefused',
     'LifespanFailure',
+    'StreamRefused',
     'TestClient',
     'WebSocketTestSession',
     'WebSocketTimeout',

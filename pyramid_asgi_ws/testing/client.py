@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+)
 from typing import Any
 
 from pyramid_asgi_ws.testing.lifespan import Lifespan
 from pyramid_asgi_ws.testing.loop import LoopThread
 from pyramid_asgi_ws.testing.scope import Headers, Target
 from pyramid_asgi_ws.testing.session import WebSocketTestSession
+from pyramid_asgi_ws.testing.sse import EventStreamTestSession
 
 #: How long any wait of the client lasts before it gives up, in seconds.
 DEFAULT_TIMEOUT = 5.0
@@ -166,6 +173,39 @@ class TestClient:
             path, headers, subprotocols, self._cookie()
         )
         return WebSocketTestSession(
+            self, scope, self.timeout if timeout is None else timeout
+        )
+
+    def sse(
+        self,
+        path: str,
+        headers: Headers | None = None,
+        *,
+        last_event_id: str | None = None,
+        timeout: float | None = None,
+    ) -> EventStreamTestSession:
+        """Return a session reading the event stream at ``path`` when
+        entered, as ``EventSource`` would.
+
+        ``headers`` and cookies go as for :meth:`websocket_connect`;
+        ``last_event_id`` is sent as the ``Last-Event-ID`` header, as
+        ``EventSource`` does when it reconnects.
+
+        .. code-block:: python
+
+            with client.sse('/events/lobby') as stream:
+                event = stream.receive()
+                assert (event.event, event.data) == ('message', 'hi')
+        """
+        self._running_loop()
+        pairs = list(
+            headers.items() if isinstance(headers, Mapping) else headers or ()
+        )
+        pairs.append(('accept', 'text/event-stream'))
+        if last_event_id is not None:
+            pairs.append(('last-event-id', last_event_id))
+        scope = self._target.http_scope(path, pairs, self._cookie())
+        return EventStreamTestSession(
             self, scope, self.timeout if timeout is None else timeout
         )
 

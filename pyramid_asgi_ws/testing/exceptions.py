@@ -38,5 +38,20 @@ class HandshakeRefused(Exception):
         )
 
 
+class StreamRefused(HandshakeRefused):
+    """The application answered an event-stream request with something
+    else than a stream: ``status``, ``headers`` and ``body`` say what."""
+
+    def __init__(
+        self, status: int, headers: dict[str, str], body: bytes
+    ) -> None:
+        super().__init__(status, headers, body)
+        detail = body.decode('utf-8', 'replace').strip()
+        self.args = (
+            f'event stream refused with {status}'
+            + (f': {detail}' if detail else ''),
+        )
+
+
 class LifespanFailure(RuntimeError):
     """The application reported ``lifespan.startup.failed`` (or shutdown)."""

@@ -67,6 +67,30 @@ class Target:
         ``cookie`` is sent unless ``headers`` hold a ``Cookie`` of their
         own; a ``Host`` among ``headers`` replaces the target's.
         """
+        scope = self.http_scope(path, headers, cookie)
+        offered = list(subprotocols or ())
+        if offered:
+            scope['headers'].append(
+                (b'sec-websocket-protocol', ', '.join(offered).encode())
+            )
+        scope.update(
+            type='websocket',
+            scheme='wss' if self.scheme == 'https' else 'ws',
+            subprotocols=offered,
+            extensions={DENIAL_EXTENSION: {}},
+        )
+        del scope['method']
+        return scope
+
+    def http_scope(
+        self,
+        path: str,
+        headers: Headers | None = None,
+        cookie: str = '',
+        method: str = 'GET',
+    ) -> Message:
+        """The scope of an HTTP request to ``path`` (which may hold a
+        query), with headers as for :meth:`websocket_scope`."""
         path, _, query = path.partition('?')
         raw = encode_headers(
             headers.items() if isinstance(headers, Mapping) else headers
@@ -76,17 +100,13 @@ class Target:
             raw.insert(0, (b'host', self.host_header.encode('latin-1')))
         if b'cookie' not in names and cookie:
             raw.append((b'cookie', cookie.encode('latin-1')))
-        offered = list(subprotocols or ())
-        if offered:
-            raw.append(
-                (b'sec-websocket-protocol', ', '.join(offered).encode())
-            )
         full_path = self.root_path + path
         return {
-            'type': 'websocket',
+            'type': 'http',
             'asgi': {'version': '3.0', 'spec_version': '2.4'},
             'http_version': '1.1',
-            'scheme': 'wss' if self.scheme == 'https' else 'ws',
+            'method': method,
+            'scheme': self.scheme,
             'server': (self.host, self.port),
             'client': ('testclient', 50000),
             'root_path': self.root_path,
@@ -94,8 +114,6 @@ class Target:
             'raw_path': full_path.encode('latin-1'),
             'query_string': query.encode('latin-1'),
             'headers': raw,
-            'subprotocols': offered,
-            'extensions': {DENIAL_EXTENSION: {}},
             'state': {},
         }
 

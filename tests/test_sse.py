@@ -1,0 +1,266 @@
+"""Server-sent events through real servers, read with httpx streaming.
+
+The app is ``tests.apps.sse``; its consumers say in the server log what
+they did (joined, ended), which the tests wait for instead of sleeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import contextlib
+import signal
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from pyramid_asgi_ws.testing import Event, EventParser
+from tests.fixtures.deploy import pserve
+from tests.redis_support import RedisServer, redis_available
+from tests.support import SERVERS, ServerProcess, free_port, serve
+
+TARGET = 'tests.apps.sse:app'
+
+
+class Reader:
+    """The events (and comments) of one streamed response."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self.parser = EventParser()
+        self.pending: list[Event] = []
+        self.ended = False
+        self._chunks = response.iter_raw()
+
+    def _more(self) -> None:
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            self.ended = True
+            return
+        self.pending.extend(self.parser.feed(chunk))
+
+    def events(self, count: int) -> list[Event]:
+        """The next ``count`` events; fails if the stream ends first."""
+        while len(self.pending) < count:
+            assert not self.ended, f'stream ended after {self.pending!r}'
+            self._more()
+        taken, self.pending = self.pending[:count], self.pending[count:]
+        return taken
+
+    def comments(self, count: int) -> None:
+        """Read on until ``count`` comments came."""
+        while self.parser.comments < count:
+            assert not self.ended
+            self._more()
+
+    def until_end(self) -> list[Event]:
+        """Read until the server ends the stream; return the events."""
+        while not self.ended:
+            self._more()
+        taken, self.pending = self.pending, []
+        return taken
+
+
+@contextlib.contextmanager
+def stream(
+    url: str, headers: dict[str, str] | None = None, method: str = 'GET'
+) -> Iterator[tuple[httpx.Response, Reader]]:
+    with (
+        httpx.Client(timeout=10) as client,
+        client.stream(method, url, headers=headers) as response,
+    ):
+        yield response, Reader(response)
+
+
+def publish(server: ServerProcess, group: str, start: int, count: int) -> None:
+    response = httpx.post(
+        f'{server.url}/publish/{group}',
+        params={'start': start, 'count': count},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+
+
+@pytest.fixture(params=SERVERS)
+def server(request: Any) -> Iterator[ServerProcess]:
+    with serve(request.param, TARGET) as proc:
+        yield proc
+
+
+def test_events_and_headers(server):
+    with stream(f'{server.url}/events/echo') as (response, reader):
+        assert response.status_code == 200
+        assert response.headers['content-type'] == (
+            'text/event-stream; charset=utf-8'
+        )
+        assert response.headers['cache-control'] == 'no-cache'
+        assert response.headers['x-accel-buffering'] == 'no'
+        lines, data = reader.events(2)
+    assert reader.parser.retry == 2500
+    assert lines == Event('one\ntwo\nthree\nfour', 'lines', 'e1', 2500)
+    assert data.event == 'message'
+    assert data.data == '{"json":[1,"two"],"text":"é"}'
+    server.wait_for_log('echo ended')
+
+
+def test_last_event_id_from_header_or_query():
+    with serve('uvicorn', TARGET) as server:
+        url = f'{server.url}/events/echo'
+        with stream(url, {'Last-Event-ID': 'h7'}) as (_, reader):
+            reader.events(2)
+        with stream(url + '?last_event_id=q9') as (_, reader):
+            reader.events(2)
+        log = server.wait_for_log('echo ended', count=2)
+    assert 'echo last_event_id=h7' in log
+    assert 'echo last_event_id=q9' in log
+
+
+def test_refusals_come_before_the_stream(server):
+    url = f'{server.url}/events'
+    with stream(f'{url}/secret') as (response, _):
+        assert response.status_code == 401
+    with stream(f'{url}/secret', {'X-User': 'bob'}) as (response, _):
+        assert response.status_code == 403
+        assert 'text/event-stream' not in response.headers['content-type']
+    with stream(f'{url}/secret', {'X-User': 'alice'}) as (response, reader):
+        assert response.status_code == 200
+        assert reader.events(1)[0].data == 'hello alice'
+    evil = {'Origin': 'https://evil.example'}
+    with stream(f'{url}/echo', evil) as (response, _):
+        assert response.status_code == 403
+    with stream(f'{url}/echo', method='POST') as (response, _):
+        assert response.status_code == 405
+        assert response.headers['allow'] == 'GET'
+    log = server.log()
+    assert "anonymous user lacks permission 'secret'" in log
+    assert 'echo ended' not in log  # no consumer ran for a refusal
+
+
+def test_heartbeats_keep_an_idle_stream_talking():
+    with serve('uvicorn', TARGET) as server:
+        with stream(f'{server.url}/events/quiet') as (_, reader):
+            started = time.monotonic()
+            reader.comments(3)
+            elapsed = time.monotonic() - started
+    assert reader.pending == []
+    assert elapsed < 5  # 0.2 s apart; a bound, not a timing
+
+
+def test_a_client_going_away_ends_the_consumer(server):
+    with stream(f'{server.url}/events/ticker') as (_, reader):
+        ticks = reader.events(3)
+    assert [tick.data for tick in ticks] == ['tick 0', 'tick 1', 'tick 2']
+    server.wait_for_log('ticker ended with')
+
+
+def test_a_consumer_that_raises_ends_its_stream(server):
+    with stream(f'{server.url}/events/boom') as (_, reader):
+        events = reader.until_end()
+    assert [event.data for event in events] == ['before']
+    log = server.wait_for_log('boom in an event stream')
+    assert "consumer 'tests.apps.sse.boom' failed on event stream" in log
+
+
+def _resume(server: ServerProcess, group: str, restart: Any = None) -> None:
+    """Read 5, go away, miss 100, come back with Last-Event-ID: exactly
+    the 100 in order, then live ones."""
+    url = f'{server.url}/events/group/{group}'
+    with stream(url) as (_, reader):
+        server.wait_for_log(f'joined {group} resumed=True')
+        publish(server, group, 0, 5)
+        seen = reader.events(5)
+    assert [event.data for event in seen] == ['0', '1', '2', '3', '4']
+    last = seen[-1].id
+    assert last and len({event.id for event in seen}) == 5
+    server.wait_for_log(f'left {group}')
+    publish(server, group, 5, 100)
+    if restart is not None:
+        server = restart()
+    start = len(server.log())
+    with stream(url, {'Last-Event-ID': last}) as (_, reader):
+        server.wait_for_log(f'joined {group} resumed=True', start)
+        missed = reader.events(100)
+        publish(server, group, 105, 3)
+        live = reader.events(3)
+    assert [event.data for event in missed] == [str(n) for n in range(5, 105)]
+    assert [event.data for event in live] == ['105', '106', '107']
+    ids = [event.id for event in missed + live]
+    assert len(set(ids)) == 103 and last not in ids
+
+
+def test_resume_with_memory_history():
+    with serve('uvicorn', TARGET) as server:
+        _resume(server, 'room-memory')
+
+
+def test_history_that_does_not_reach_back_says_reload():
+    env = {'HISTORY_SIZE': '10'}
+    with serve('uvicorn', TARGET, env) as server:
+        url = f'{server.url}/events/group/short'
+        with stream(url) as (_, reader):
+            server.wait_for_log('joined short resumed=True')
+            publish(server, 'short', 0, 1)
+            last = reader.events(1)[0].id
+        publish(server, 'short', 1, 50)
+        for since in (last, 'not-a-position'):
+            with stream(url, {'Last-Event-ID': since}) as (_, reader):
+                reload = reader.events(1)[0]
+                publish(server, 'short', 100, 1)
+                live = reader.events(1)[0]
+            assert (reload.event, reload.data) == ('reload', 'history gone')
+            assert live.data == '100'
+    assert server.log().count('joined short resumed=False') == 2
+
+
+@pytest.mark.skipif(not redis_available(), reason='needs redis-server')
+def test_resume_with_redis_history_across_a_restart():
+    with RedisServer() as redis:
+        env = {'BROADCAST_URL': redis.url}
+        port = free_port()
+        servers: list[ServerProcess] = []
+
+        def start() -> ServerProcess:
+            if servers:
+                servers[-1].stop()
+            command = [
+                'python', '-m', 'uvicorn', TARGET, '--host', '127.0.0.1',
+                '--port', str(port), '--no-access-log',
+            ]  # fmt: skip
+            servers.append(ServerProcess(command, port, env).wait_ready())
+            return servers[-1]
+
+        try:
+            _resume(start(), 'room-redis', restart=start)
+        finally:
+            for proc in servers:
+                proc.stop()
+
+
+@pytest.mark.parametrize('kind', ['uvicorn', 'hypercorn'])
+def test_shutdown_ends_streams(tmp_path, kind):
+    port = free_port()
+    ini = tmp_path / 'sse.ini'
+    ini.write_text(
+        '[app:main]\n'
+        'use = call:tests.apps.sse:make_app\n'
+        '[server:main]\n'
+        f'use = egg:pyramid_asgi_ws#{kind}\n'
+        f'listen = 127.0.0.1:{port}\n'
+        'shutdown_timeout = 4\n'
+    )
+    server = pserve(ini, port=port).wait_ready()
+    try:
+        with stream(f'http://127.0.0.1:{port}/events/quiet') as (_, reader):
+            server.wait_for_log('quiet started')
+            started = time.monotonic()
+            server.signal(signal.SIGTERM)
+            reader.until_end()
+            elapsed = time.monotonic() - started
+        status = server.wait(15)
+    finally:
+        server.stop()
+    assert elapsed < 3, server.log()
+    assert status == 0, server.log()
+    assert 'Traceback' not in server.log()
