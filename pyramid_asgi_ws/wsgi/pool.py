@@ -25,6 +25,7 @@ calls and new calls from the shared queue (see
 
 import asyncio
 from collections import deque
+import contextlib
 import contextvars
 import logging
 import queue
@@ -180,9 +181,8 @@ class Pool:
                     idle.append(worker)
             job = inbox.get()
             if type(job) is Resume:  # woken while idle: busy again
-                with lock:
-                    if worker in idle:
-                        idle.remove(worker)
+                with lock, contextlib.suppress(ValueError):
+                    idle.remove(worker)  # not there once closed
 
     async def drain(self, timeout: float) -> None:
         """Cancel the suspended calls and wait, at most ``timeout``
