@@ -179,6 +179,7 @@ class Replay:
         while True:
             entries = await self.backend.read(self.group, position, READ_BATCH)
             if entries is None or self.overflowed:
+                self.held.clear()  # after a gap: the live stream only
                 return False
             if not entries:
                 return True
@@ -195,9 +196,9 @@ class Replay:
                 self._last = self.backend.order(position)
 
     def release(self) -> None:
-        """Hand the member the live messages held during the replay that
-        came after the last one replayed."""
+        """Hand the member the live messages held during the replay: all
+        came after the last one replayed (the others were replayed in
+        their place, or dropped on arrival)."""
         held, self.held = self.held, {}
-        for position, payload in held.items():
-            if not self._replayed(position):
-                self.member.deliver(self.group, payload)
+        for payload in held.values():
+            self.member.deliver(self.group, payload)
