@@ -38,8 +38,10 @@ def includeme(config):
     Adds the directives ``config.add_asgi_consumer`` and
     ``config.make_asgi_app``, the request methods ``request.consumer_url``
     and ``request.broadcast``, a deferred action reading the ``asgi_ws.*``
-    settings, the broadcaster those settings choose, and the view deriver
-    that serves ``async def`` views (:mod:`pyramid_asgi_ws.asyncviews`).
+    settings, the broadcaster and the metrics
+    (:mod:`pyramid_asgi_ws.metrics`) those settings choose, and the view
+    deriver that serves ``async def`` views
+    (:mod:`pyramid_asgi_ws.asyncviews`).
     """
     from pyramid_asgi_ws.config import (
         add_asgi_consumer,
@@ -53,4 +55,5 @@ def includeme(config):
     config.add_request_method(consumer_url, 'consumer_url')
     register_settings(config)
     config.include('pyramid_asgi_ws.broadcast')
+    config.include('pyramid_asgi_ws.metrics')
     config.include('pyramid_asgi_ws.asyncviews')

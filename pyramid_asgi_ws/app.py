@@ -35,6 +35,7 @@ from pyramid_asgi_ws.interfaces import (
     IASGIApp,
     IASGISettings,
     IConsumerRouter,
+    IMetrics,
 )
 from pyramid_asgi_ws.lifespan import LifespanMixin
 from pyramid_asgi_ws.refusal import (
@@ -95,6 +96,8 @@ class ASGIApp(LifespanMixin):
         self.started = False
         self.stopping = False
         self._startup_lock: asyncio.Lock | None = None
+        #: The :mod:`~pyramid_asgi_ws.metrics`, or None when they are off.
+        self.metrics = self.registry.queryUtility(IMetrics)
         self.registry.registerUtility(self, IASGIApp)
         denial_log.install()
 
@@ -108,6 +111,8 @@ class ASGIApp(LifespanMixin):
         if not self.started:
             await self._lazy_startup()
         found = self.consumers.match(kind, path_info(scope))
+        if self.metrics is not None:
+            receive, send = self.metrics.watch(scope, found, receive, send)
         if found is None:
             if kind == 'websocket':
                 await refuse_unknown(scope, receive, send)
@@ -210,6 +215,8 @@ class ASGIApp(LifespanMixin):
                 await run_consumer(consumer, ws)
         finally:
             self._ended(ws)
+            if self.metrics is not None:
+                self.metrics.ended(ws.scope)
             await ws._finish()  # it leaves its groups too
 
     async def serve_stream(

@@ -55,6 +55,20 @@ class IBroadcaster(Interface):
         """Return ``{connection id: presence info}`` for ``group``."""
 
 
+class IMetrics(Interface):
+    """The application's Prometheus metrics, when they are on."""
+
+    collector_registry = Attribute(
+        'The prometheus_client CollectorRegistry holding them.'
+    )
+
+    def watch(scope, found, receive, send):
+        """Return ``receive`` and ``send`` wrapped to count the scope."""
+
+    def ended(scope):
+        """Tell that the consumer of a WebSocket scope is done."""
+
+
 class ILifespanEvent(Interface):
     """An event of the ASGI application's lifespan."""
 

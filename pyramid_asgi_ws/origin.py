@@ -96,6 +96,7 @@ def check_origin(
             403,
             'handshake has no Origin header and asgi_ws.require_origin '
             '(or the consumer\'s require_origin) is on',
+            kind='origin',
         )
     allowed = consumer.allowed_origins
     if allowed is None:
@@ -108,7 +109,9 @@ def check_origin(
         return None
     if len(origins) > 1:
         # browsers send one; hypercorn passes repeats on, in any order
-        return Refusal(403, f'handshake has {len(origins)} Origin headers')
+        return Refusal(
+            403, f'handshake has {len(origins)} Origin headers', kind='origin'
+        )
     origin = origins[0]
     normalized = normalize_origin(origin)
     if normalized in allowed:  # normalized when the settings were read
@@ -121,4 +124,5 @@ def check_origin(
         f'Origin {origin!r} is neither the app\'s own origin ({own!r}) nor '
         f'allowed; add it to asgi_ws.allowed_origins or to the consumer\'s '
         f'allowed_origins= to accept it',
+        kind='origin',
     )

@@ -45,6 +45,24 @@ class Refusal:
     kind: str = 'application'
 
 
+def refuse_method(
+    scope: dict[str, Any], methods: tuple[str, ...], what: str
+) -> Refusal | None:
+    """Refuse with 405 (and ``Allow``) a request whose method is not one
+    of ``methods``, those ``what`` answers."""
+    method = scope.get('method', 'GET')
+    if method in methods:
+        return None
+    allowed = ', '.join(methods)
+    return Refusal(
+        405,
+        f'{what} answers {allowed}, not {method}',
+        b'405 Method Not Allowed',
+        [(b'allow', allowed.encode())],
+        kind='method',
+    )
+
+
 def raw_headers(
     headerlist: list[tuple[str, str]], keep: Callable[[str], bool]
 ) -> list[tuple[bytes, bytes]]:

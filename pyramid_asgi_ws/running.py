@@ -46,7 +46,7 @@ log = logging.getLogger('pyramid_asgi_ws')
 
 
 #: The refusal of a handshake whose consumer raised before accepting.
-RAISED = Refusal(500, 'the consumer raised')
+RAISED = Refusal(500, 'the consumer raised', kind='error')
 
 
 async def close_quietly(ws: WebSocket, code: int, reason: str) -> None:

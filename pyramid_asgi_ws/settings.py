@@ -34,6 +34,10 @@ DEFAULTS: dict[str, Any] = {
     'send_timeout': 10.0,
     'shutdown_timeout': 5.0,
     'sse_heartbeat': 15.0,
+    'metrics': None,
+    'metrics_path': None,
+    'metrics_allow': ('127.0.0.0/8', '::1'),
+    'metrics_default_registry': False,
 }
 
 #: Ports an origin leaves out for its scheme.
@@ -356,6 +360,13 @@ PARSERS: dict[str, Callable[[Any, str], Any]] = {
     'send_timeout': as_timeout,
     'shutdown_timeout': as_seconds,
     'sse_heartbeat': as_seconds,
+    'metrics': lambda value, name: (
+        None if value in (None, '') else as_bool(value, name)
+    ),
+    # the path is checked where the endpoint is registered (metrics)
+    'metrics_path': lambda value, name: str(value or '').strip() or None,
+    'metrics_allow': as_proxies,
+    'metrics_default_registry': as_bool,
 }
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from pyramid.httpexceptions import HTTPException
 
-from pyramid_asgi_ws.refusal import Refusal
+from pyramid_asgi_ws.refusal import Refusal, refuse_method
 from pyramid_asgi_ws.request import RunSync, make_request
 from pyramid_asgi_ws.router import Consumer
 from pyramid_asgi_ws.sse import EventStream, Receive, Send, StreamClosed
@@ -78,16 +78,7 @@ def make_stream(
 
 def check_method(scope: dict[str, Any]) -> Refusal | None:
     """Refuse a request that is not a GET with 405."""
-    method = scope.get('method', 'GET')
-    if method in METHODS:
-        return None
-    return Refusal(
-        405,
-        f'an event stream answers {", ".join(METHODS)}, not {method}',
-        b'405 Method Not Allowed',
-        [(b'allow', ', '.join(METHODS).encode())],
-        kind='method',
-    )
+    return refuse_method(scope, METHODS, 'an event stream')
 
 
 async def run_stream(consumer: Consumer, stream: EventStream) -> None:

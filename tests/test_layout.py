@@ -24,7 +24,7 @@ LAYERS = {
     'application': (
         'app', 'handshake', 'running', 'origin', 'refusal', 'denial_log',
         'router', 'events', 'security', 'asyncviews', 'request',
-        'sse_running', 'lifespan',
+        'sse_running', 'lifespan', 'metrics',
     ),
     'connections': (
         'websocket', 'groups', 'messages', 'scope', 'typed', 'consumers',

@@ -42,6 +42,9 @@ def test_ini_strings_are_normalized():
             'asgi_ws.send_timeout': '3',
             'asgi_ws.history_size': '100',
             'asgi_ws.history': 'room:* 500 3600\nprivate:* off',
+            'asgi_ws.metrics_path': ' /metrics ',
+            'asgi_ws.metrics_allow': '10.0.0.0/8\nunix',
+            'asgi_ws.metrics_default_registry': 'no',
         }
     )
     assert parsed == {
@@ -61,6 +64,10 @@ def test_ini_strings_are_normalized():
         'history_size': 100,
         'history_ttl': None,
         'history': (('room:*', 500, 3600.0), ('private:*', None, None)),
+        'metrics': None,
+        'metrics_path': '/metrics',
+        'metrics_allow': ('10.0.0.0/8', 'unix'),
+        'metrics_default_registry': False,
     }
 
 

@@ -1,0 +1,112 @@
+"""A test application with its metrics at ``/metrics``.
+
+Served as ``tests.apps.metrics:app``. The environment sets
+``asgi_ws.metrics_allow`` (``METRICS_ALLOW``, default loopback).
+
+- ``/echo`` (consumer ``echo``) echoes text; ``close:<code>`` closes with
+  that code.
+- ``/room`` (``room``) joins the group ``room``, says ``joined``, then
+  publishes each text it receives to ``room``.
+- ``/tiny`` (``tiny``) has a send queue of one message, dropping the
+  newest: it joins ``room``, says ``joined`` and only listens.
+- ``GET /hello`` is a Pyramid view; ``GET /slow`` holds its thread until
+  ``GET /release``; ``GET /busy`` says whether ``/slow`` is running,
+  ``GET /pid`` which worker answers.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from pyramid.config import Configurator
+from pyramid.response import Response
+
+from pyramid_asgi_ws import WebSocket
+
+RELEASE = threading.Event()
+RUNNING = threading.Event()
+
+
+async def echo(ws: WebSocket) -> None:
+    await ws.accept()
+    async for text in ws.iter_text():
+        if text.startswith('close:'):
+            await ws.close(int(text[len('close:') :]))
+            return
+        await ws.send_text(text)
+
+
+async def room(ws: WebSocket) -> None:
+    await ws.accept()
+    await ws.join('room')
+    await ws.send_text('joined')
+    async for text in ws.iter_text():
+        for _ in range(int(text.partition('*')[2] or 1)):
+            await ws.broadcast('room', text)
+
+
+async def tiny(ws: WebSocket) -> None:
+    await ws.accept()
+    await ws.join('room')
+    await ws.send_text('joined')
+    async for _ in ws.iter_text():
+        pass
+
+
+def hello(request):
+    return Response('hello')
+
+
+def slow(request):
+    RUNNING.set()
+    RELEASE.wait(10)
+    RELEASE.clear()
+    RUNNING.clear()
+    return Response('slow')
+
+
+def release(request):
+    RELEASE.set()
+    return Response('released')
+
+
+def busy(request):
+    return Response(str(RUNNING.is_set()))
+
+
+def pid(request):
+    return Response(str(os.getpid()))
+
+
+def make_app():
+    settings = {
+        'asgi_ws.metrics_path': '/metrics',
+        'asgi_ws.metrics_allow': os.environ.get(
+            'METRICS_ALLOW', '127.0.0.0/8 ::1'
+        ),
+    }
+    with Configurator(settings=settings) as config:
+        config.include('pyramid_asgi_ws')
+        config.add_asgi_consumer('/echo', echo, name='echo')
+        config.add_asgi_consumer('/room', room, name='room')
+        config.add_asgi_consumer(
+            '/tiny',
+            tiny,
+            name='tiny',
+            send_queue_size=1,
+            send_overflow='drop_newest',
+        )
+        for name, view in (
+            ('hello', hello),
+            ('slow', slow),
+            ('release', release),
+            ('busy', busy),
+            ('pid', pid),
+        ):
+            config.add_route(name, f'/{name}')
+            config.add_view(view, route_name=name)
+        return config.make_asgi_app()
+
+
+app = make_app()

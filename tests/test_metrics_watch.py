@@ -1,0 +1,300 @@
+"""The watchers, the sample and the endpoint's checks, each on its own.
+
+The ASGI messages are driven by hand here, for the cases a real server
+seldom shows (a send that fails, a close before accept); the counts of
+real connections are in tests/test_metrics.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from pyramid_asgi_ws.interfaces import IBroadcaster
+from pyramid_asgi_ws.metrics import _sample_every, _stopped
+from pyramid_asgi_ws.metrics.collectors import Metrics, multiprocess
+from pyramid_asgi_ws.metrics.endpoint import MetricsEndpoint
+from pyramid_asgi_ws.metrics.watch import WATCH_KEY, size
+from pyramid_asgi_ws.refusal import REFUSAL_KEY
+from tests.support import until
+
+CONSUMER = (SimpleNamespace(name='c'), {})
+
+
+def get(metrics: Metrics, name: str, **labels: Any) -> float | None:
+    return metrics.collector_registry.get_sample_value(
+        'pyramid_asgi_ws_' + name, {k: str(v) for k, v in labels.items()}
+    )
+
+
+class Peer:
+    """The server side of one scope: messages to receive, sends kept."""
+
+    def __init__(self, *incoming: dict[str, Any], fail: bool = False):
+        self.incoming = list(incoming)
+        self.sent: list[dict[str, Any]] = []
+        self.fail = fail
+
+    async def receive(self) -> dict[str, Any]:
+        return self.incoming.pop(0)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.fail:
+            raise OSError('the client is gone')
+        self.sent.append(message)
+
+
+def run(metrics, scope, found, peer, *steps):
+    """Watch ``scope``; run ``steps``: 'receive' or a message to send."""
+    receive, send = metrics.watch(scope, found, peer.receive, peer.send)
+
+    async def main() -> None:
+        for step in steps:
+            if step == 'receive':
+                await receive()
+            else:
+                await send(step)
+
+    asyncio.run(main())
+
+
+ACCEPT = {'type': 'websocket.accept'}
+CONNECT = {'type': 'websocket.connect'}
+
+
+def test_size_counts_text_as_utf8():
+    assert size({'text': 'abc'}) == 3
+    assert size({'text': 'é€'}) == 5
+    assert size({'bytes': b'\x00\x01'}) == 2
+    assert size({'bytes': None}) == 0
+
+
+def test_a_websocket_from_accept_to_its_first_close():
+    metrics = Metrics()
+    scope = {'type': 'websocket'}
+    peer = Peer(
+        CONNECT,
+        {'type': 'websocket.receive', 'text': 'hé'},
+        {'type': 'websocket.receive', 'bytes': b'1234'},
+        {'type': 'websocket.disconnect', 'code': 1000, 'reason': ''},
+    )
+    run(
+        metrics,
+        scope,
+        CONSUMER,
+        peer,
+        'receive',
+        ACCEPT,
+        'receive',
+        'receive',
+        {'type': 'websocket.send', 'bytes': b'12'},
+        {'type': 'websocket.close', 'code': 4000},
+        'receive',  # the client's echo of the close is not counted
+    )
+    assert get(metrics, 'websocket_connections', consumer='c') == 1
+    assert get(metrics, 'websocket_messages_received_total', consumer='c') == 2
+    assert get(metrics, 'websocket_received_bytes_total', consumer='c') == 7
+    assert get(metrics, 'websocket_sent_bytes_total', consumer='c') == 2
+    closes = dict(consumer='c', code=4000, initiator='application')
+    assert get(metrics, 'websocket_closes_total', **closes) == 1
+    assert get(
+        metrics, 'websocket_closes_total', consumer='c', code=1000,
+        initiator='client',
+    ) is None  # fmt: skip
+    metrics.ended(scope)
+    metrics.ended(scope)  # once only
+    assert get(metrics, 'websocket_connections', consumer='c') == 0
+
+
+def test_a_send_that_fails_is_a_client_gone_1006():
+    metrics = Metrics()
+    peer = Peer(CONNECT)
+    run(metrics, {'type': 'websocket'}, CONSUMER, peer, 'receive', ACCEPT)
+    peer.fail = True
+    with pytest.raises(OSError):
+        run(
+            metrics,
+            {'type': 'websocket'},
+            CONSUMER,
+            peer,
+            {'type': 'websocket.send', 'text': 'x'},
+        )  # a second watcher: not accepted, nothing to close
+    scope = {'type': 'websocket'}
+    receive, send = metrics.watch(scope, CONSUMER, peer.receive, peer.send)
+    scope[WATCH_KEY].accepted = True
+    with pytest.raises(OSError):
+        asyncio.run(send({'type': 'websocket.send', 'text': 'x'}))
+    gone = dict(consumer='c', code=1006, initiator='client')
+    assert get(metrics, 'websocket_closes_total', **gone) == 1
+
+
+def test_refused_handshakes_by_status_and_reason():
+    metrics = Metrics()
+    # a close before accept is a 403 where servers lack the denial
+    # extension; the reason comes from the refusal, else the consumer's
+    run(
+        metrics,
+        {'type': 'websocket', REFUSAL_KEY: 'origin'},
+        CONSUMER,
+        Peer(),
+        {'type': 'websocket.close', 'code': 1008},
+    )
+    scope = {'type': 'websocket'}
+    run(
+        metrics,
+        scope,
+        None,
+        Peer({'type': 'websocket.disconnect', 'code': 1006}),
+        'receive',  # a client gone before the accept has no close code
+        {'type': 'websocket.http.response.start', 'status': 401},
+    )
+    metrics.ended(scope)  # never accepted: nothing was open
+    assert get(metrics, 'websocket_connections', consumer='') is None
+    origin = dict(protocol='websocket', consumer='c', status=403)
+    assert get(metrics, 'refusals_total', reason='origin', **origin) == 1
+    own = dict(protocol='websocket', consumer='', status=401)
+    assert get(metrics, 'refusals_total', reason='application', **own) == 1
+    assert get(metrics, 'websocket_closes_total', consumer='', code=1006,
+               initiator='client') is None  # fmt: skip
+
+
+def test_http_requests_to_pyramid_and_to_consumers():
+    metrics = Metrics()
+    start = {'type': 'http.response.start', 'status': 201}
+    more = {'type': 'http.response.body', 'body': b'a', 'more_body': True}
+    last = {'type': 'http.response.body', 'body': b'b'}
+    run(metrics, {'type': 'http'}, None, Peer(), start, more, last)
+    assert get(metrics, 'bridge_responses_total', status=201) == 1
+    assert get(metrics, 'bridge_request_duration_seconds_count') == 1
+    run(metrics, {'type': 'http'}, CONSUMER, Peer(), start, last)
+    refused = {'type': 'http', REFUSAL_KEY: 'permission'}
+    run(metrics, refused, CONSUMER, Peer(), dict(start, status=403), last)
+    assert get(metrics, 'bridge_responses_total', status=403) is None
+    labels = dict(protocol='http', consumer='c', reason='permission')
+    assert get(metrics, 'refusals_total', status=403, **labels) == 1
+    assert get(metrics, 'refusals_total', status=201, **labels) is None
+
+
+def test_ended_without_a_watcher_does_nothing():
+    Metrics().ended({'type': 'websocket'})
+
+
+class Counting:
+    """A broadcaster or a backend: the counts the sample reads."""
+
+    def __init__(self, **counts: Any) -> None:
+        self.__dict__.update(counts)
+
+
+def make_app(broadcaster=None):
+    registry = SimpleNamespace(
+        queryUtility=lambda iface: (
+            broadcaster if iface is IBroadcaster else None
+        )
+    )
+    pool = SimpleNamespace(threads=[1, 2, 3], busy=2, waiting=4)
+    connections = [SimpleNamespace(pending=n) for n in (0, 5, 2)]
+    return SimpleNamespace(
+        wsgi=SimpleNamespace(pool=pool),
+        connections=connections,
+        registry=registry,
+    )
+
+
+def test_sample_reads_the_pool_and_the_send_queues():
+    metrics = Metrics()
+    metrics.sample(make_app())
+    for name, expected in (
+        ('bridge_threads', 3),
+        ('bridge_threads_busy', 2),
+        ('bridge_waiting', 4),
+        ('send_queue_messages', 7),
+        ('send_queue_deepest', 5),
+    ):
+        assert get(metrics, name) == expected, name
+    assert get(metrics, 'groups') == 0  # no broadcaster to read
+
+
+def test_sample_adds_what_the_broadcaster_counted_since():
+    metrics = Metrics()
+    broadcaster = Counting(
+        url='redis://localhost',
+        groups={'a': 1, 'b': 2},
+        published=3,
+        received=4,
+        delivered=5,
+        dropped=1,
+        backend=None,
+    )
+    app = make_app(broadcaster)
+    metrics.sample(app)
+    assert get(metrics, 'groups') == 2
+    assert get(metrics, 'group_published_total') == 3
+    broadcaster.published = 5
+    broadcaster.backend = Counting(reconnects=2, failures=1)
+    metrics.sample(app)
+    metrics.sample(app)  # nothing new
+    assert get(metrics, 'group_published_total') == 5
+    assert get(metrics, 'group_dropped_total') == 1
+    assert get(metrics, 'backend_reconnects_total', backend='redis') == 2
+    assert get(metrics, 'backend_errors_total', backend='redis') == 1
+    broadcaster.backend = Counting(reconnects=1)  # restarted: from 0
+    metrics.sample(app)
+    assert get(metrics, 'backend_reconnects_total', backend='redis') == 3
+    assert get(metrics, 'backend_errors_total', backend='redis') == 1
+
+
+def test_multiprocess_mode_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv('PROMETHEUS_MULTIPROC_DIR', raising=False)
+    assert not multiprocess()
+    monkeypatch.setenv('PROMETHEUS_MULTIPROC_DIR', str(tmp_path))
+    assert multiprocess()
+
+
+def test_a_worker_samples_itself_every_interval():
+    samples = []
+    metrics = SimpleNamespace(sample=samples.append)
+
+    async def main() -> None:
+        sampler = asyncio.ensure_future(_sample_every(metrics, 'app', 0.01))
+        await until(lambda: len(samples) >= 2, 'two samples')
+        sampler.cancel()
+
+    asyncio.run(main())
+    assert set(samples) == {'app'}
+
+
+def test_stopping_a_worker_that_never_sampled(monkeypatch, tmp_path):
+    monkeypatch.setenv('PROMETHEUS_MULTIPROC_DIR', str(tmp_path))
+    metrics = Metrics()
+    dead = tmp_path / 'gauge_livesum_1.db'
+    dead.write_bytes(b'')
+    monkeypatch.setattr('os.getpid', lambda: 1)
+    registry = SimpleNamespace(queryUtility=lambda iface: metrics)
+    asyncio.run(_stopped(SimpleNamespace(registry=registry)))
+    assert not dead.exists()
+
+
+@pytest.mark.parametrize(
+    'client, method, status',
+    [
+        (('127.0.0.1', 5000), 'GET', None),
+        (('127.0.0.1', 5000), 'HEAD', None),
+        (('127.0.0.1', 5000), 'PUT', 405),
+        (('10.1.2.3', 5000), 'GET', 403),
+        (None, 'GET', 403),  # a unix socket's peer, not allowed here
+    ],
+)
+def test_the_endpoint_checks_the_client_then_the_method(
+    client, method, status
+):
+    endpoint = MetricsEndpoint(Metrics(), ('127.0.0.0/8',))
+    refusal = endpoint.check({'client': client, 'method': method})
+    assert (refusal and refusal.status) == status
+    if client is None:
+        assert refusal.reason.startswith('a unix socket peer')
+    allowed = MetricsEndpoint(Metrics(), ('unix',))
+    assert allowed.check({'client': None, 'method': 'GET'}) is None
