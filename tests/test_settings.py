@@ -64,6 +64,7 @@ def test_ini_strings_are_normalized():
         'history_size': 100,
         'history_ttl': None,
         'history': (('room:*', 500, 3600.0), ('private:*', None, None)),
+        'sse_heartbeat': 15.0,
         'metrics': None,
         'metrics_path': '/metrics',
         'metrics_allow': ('10.0.0.0/8', 'unix'),
