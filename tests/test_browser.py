@@ -4,7 +4,9 @@ The server is started as the README's demo starts it (``pserve`` on
 ``examples/chat/development.ini``, port overridden). Two pages in one room
 see each other's messages, a page without JavaScript posts the plain form
 and the others get it live, and after the server is stopped (by its PID)
-and started again on the same port, the pages reconnect by themselves.
+and started again on the same port, the pages reconnect by themselves; a
+page that went offline gets, when it is back, what was said meanwhile
+(the room's history, in the Redis the server runs on).
 Screenshots go to ``test-artifacts/browser/``.
 """
 
@@ -17,7 +19,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 import pytest
 
 from tests.support import ROOT, ServerProcess, free_port
-from tests.test_chat import start_chat
+from tests.test_chat import redis_server, start_chat
 
 CHROMIUM = '/usr/bin/chromium'
 CHROMIUM_ARGS = [
@@ -38,11 +40,16 @@ PAGE_ERRORS: dict[Page, list[str]] = {}
 
 
 class Chat:
-    """The chat server on a fixed port, which a test may restart."""
+    """The chat server on a fixed port, which a test may restart, with
+    its broker at ``broadcast_url``."""
 
-    def __init__(self) -> None:
+    def __init__(self, broadcast_url: str) -> None:
         self.port = free_port()
-        self.server: ServerProcess = start_chat(self.port)
+        self.broadcast_url = broadcast_url
+        self.server: ServerProcess = self.start()
+
+    def start(self) -> ServerProcess:
+        return start_chat(self.port, broadcast_url=self.broadcast_url)
 
     @property
     def url(self) -> str:
@@ -53,16 +60,17 @@ class Chat:
 
     def restart(self) -> None:
         self.stop()
-        self.server = start_chat(self.port)
+        self.server = self.start()
 
 
 @pytest.fixture(scope='module')
 def chat() -> Iterator[Chat]:
-    running = Chat()
-    try:
-        yield running
-    finally:
-        running.stop()
+    with redis_server() as url:
+        running = Chat(url)
+        try:
+            yield running
+        finally:
+            running.stop()
 
 
 @pytest.fixture(scope='module')
@@ -199,3 +207,33 @@ def test_pages_reconnect_after_a_server_restart(chat, pages):
     expect(texts(bob).last).to_have_text('yes, after the restart')
     shot(alice, 'alice-after-the-restart')
     shot(bob, 'bob-after-the-restart')
+
+
+def test_a_page_that_was_offline_catches_up(pages):
+    alice, bob = pages
+    for page in pages:
+        online(page)
+    say(alice, 'going through a tunnel')
+    expect(texts(bob).last).to_have_text('going through a tunnel')
+    alice.context.set_offline(True)
+    expect(alice.locator('#status')).not_to_have_attribute(
+        'data-state', 'online'
+    )
+    missed = ['you there?', 'we moved the meeting', 'to 3 pm']
+    for text in missed:
+        say(bob, text)
+    expect(texts(bob).last).to_have_text('to 3 pm')
+    expect(texts(alice).last).to_have_text('going through a tunnel')
+    shot(alice, 'alice-offline')
+    alice.context.set_offline(False)
+    online(alice)
+    # what was said meanwhile, once each and in order
+    expect(texts(alice)).to_have_count(texts(bob).count())
+    assert texts(alice).all_text_contents()[-3:] == missed
+    assert texts(alice).all_text_contents() == texts(bob).all_text_contents()
+    expect(alice.locator('#messages .notice').last).to_have_text(
+        'Reconnected.'
+    )
+    say(bob, 'welcome back')
+    expect(texts(alice).last).to_have_text('welcome back')
+    shot(alice, 'alice-caught-up')

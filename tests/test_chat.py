@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -104,10 +105,17 @@ def cookie_header(session: requests.Session) -> str:
     return '; '.join(f'{k}={v}' for k, v in session.cookies.items())
 
 
-def socket(server: ServerProcess, session: requests.Session, room: str):
-    """Open the room's socket as the page would: cookie and own Origin."""
+def socket(
+    server: ServerProcess,
+    session: requests.Session,
+    room: str,
+    since: str | None = None,
+):
+    """Open the room's socket as the page would: cookie and own Origin,
+    and ``?since=`` the last position it had when it comes back."""
+    query = '' if since is None else '?' + urlencode({'since': since})
     return open_ws(
-        f'{server.ws_url}/ws/{room}',
+        f'{server.ws_url}/ws/{room}{query}',
         origin=server.url,
         additional_headers={'Cookie': cookie_header(session)},
         open_timeout=TIMEOUT,
@@ -226,6 +234,7 @@ def test_room_join_presence_and_fan_out(chat):
             'type': 'welcome',
             'room': 'fanout',
             'name': 'alice',
+            'caught_up': True,
         }
         presence_until(a, ['alice'])
         with (
@@ -271,6 +280,43 @@ def test_form_post_is_broadcast_to_the_room(chat):
         assert 'Posted with the plain form.' in back.text
 
 
+def said(ws: Any, count: int) -> list[dict[str, Any]]:
+    """The next ``count`` chat messages."""
+    return [next_of(ws, 'message') for _ in range(count)]
+
+
+def test_a_page_that_comes_back_gets_what_it_missed(chat):
+    alice = visitor(chat.url, 'alice')
+    bob = visitor(chat.url, 'bob')
+    with socket(chat, bob, 'away') as b:
+        next_of(b, 'welcome')
+        with socket(chat, alice, 'away') as a:
+            next_of(a, 'welcome')
+            b.send(json.dumps({'text': 'before'}))
+            last = next_of(a, 'message')
+            assert last['text'] == 'before' and last['position']
+        for text in ('one', 'two', 'three'):
+            b.send(json.dumps({'text': text}))
+        assert [m['text'] for m in said(b, 4)][1:] == ['one', 'two', 'three']
+        with socket(chat, alice, 'away', since=last['position']) as a:
+            missed = said(a, 3)
+            assert [m['text'] for m in missed] == ['one', 'two', 'three']
+            assert next_of(a, 'welcome')['caught_up'] is True
+            b.send(json.dumps({'text': 'live'}))
+            assert next_of(a, 'message')['text'] == 'live'
+        # a position the room's history does not hold: live only
+        with socket(chat, alice, 'away', since='1-1') as a:
+            assert next_of(a, 'welcome')['caught_up'] is False
+            b.send(json.dumps({'text': 'now'}))
+            assert next_of(a, 'message')['text'] == 'now'
+
+
+def test_presence_lists_keep_no_history(chat):
+    alice = visitor(chat.url, 'alice')
+    with socket(chat, alice, 'lists') as a:
+        assert 'position' not in presence_until(a, ['alice'])
+
+
 def test_malformed_frames_close_the_socket(chat):
     with socket(chat, visitor(chat.url, 'sloppy'), 'lobby') as ws:
         next_of(ws, 'welcome')
@@ -305,6 +351,35 @@ def socket_pids(server: ServerProcess, room: str) -> list[str]:
     """The PIDs that accepted each socket to ``room``, from the log."""
     pattern = rf'\]\[(\d+):[^]]*\] [^"]*"WebSocket /ws/{room}" \[accepted\]'
     return re.findall(pattern, server.log())
+
+
+def test_a_page_catches_up_across_a_restart_with_redis():
+    """Alice's server stops; Bob, on another server of the same Redis,
+    says three things; Alice's server is back (a new process on the same
+    port) and her socket, with ``since``, gets the three."""
+    with redis_server() as url, chat_server(broadcast_url=url) as other:
+        alice = visitor(other.url, 'alice')
+        bob = visitor(other.url, 'bob')
+        port = free_port()
+        with (
+            chat_server(port=port, broadcast_url=url) as hers,
+            socket(hers, alice, 'restart') as a,
+        ):
+            next_of(a, 'welcome')
+            with socket(other, bob, 'restart') as b:
+                b.send(json.dumps({'text': 'before'}))
+                last = next_of(a, 'message')
+        with socket(other, bob, 'restart') as b:
+            for text in ('one', 'two', 'three'):
+                b.send(json.dumps({'text': text}))
+            said(b, 3)
+            with (
+                chat_server(port=port, broadcast_url=url) as hers,
+                socket(hers, alice, 'restart', last['position']) as a,
+            ):
+                missed = [m['text'] for m in said(a, 3)]
+                assert missed == ['one', 'two', 'three']
+                assert next_of(a, 'welcome')['caught_up'] is True
 
 
 def test_two_workers_share_rooms_through_redis():

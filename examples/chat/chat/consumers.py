@@ -1,4 +1,10 @@
-"""The chat socket: one connection per open room page."""
+"""The chat socket: one connection per open room page.
+
+Each room is two groups: the room itself, whose messages the add-on keeps
+in its history (``asgi_ws.history_size``), and ``presence:<room>`` for
+the online list, which keeps none (``asgi_ws.history = presence:* off``):
+a page that comes back wants the messages it missed, not old lists.
+"""
 
 import logging
 import re
@@ -23,9 +29,31 @@ async def online(ws, room):
     ]
 
 
+def presence_group(room):
+    """The group of ``room``'s online lists."""
+    return f'presence:{room}'
+
+
 async def announce(ws, room):
     """Tell ``room`` who is online now."""
-    await ws.broadcast(room, presence_message(room, await online(ws, room)))
+    names = await online(ws, room)
+    await ws.broadcast(presence_group(room), presence_message(room, names))
+
+
+def forwarding(ws):
+    """The socket's group message hook: each message as it was published,
+    a chat message with its ``position`` in the room's history added, so
+    that the page can come back with ``?since=`` the last one it had.
+
+    ``ws.push`` queues it behind the others, so the order holds.
+    """
+
+    def forward(group, message, position):
+        if position is not None:
+            message = dict(message, position=position)
+        ws.push(message)
+
+    return forward
 
 
 @websocket_consumer('/ws/{room}', name='chat', max_message_size='4KiB')
@@ -33,7 +61,11 @@ async def chat(ws):
     """Join the room in the URL, relay what the user says, keep presence.
 
     The user's name comes from the session cookie the handshake carries,
-    so only someone who picked a name on the home page gets in.
+    so only someone who picked a name on the home page gets in. A page
+    that reconnects sends ``?since=`` the position of the last message it
+    showed: the messages said meanwhile come first, and ``welcome`` says
+    whether that was all of them (``caught_up``) or the room's history no
+    longer reached back so far.
     """
     room = ws.matchdict['room']
     if not re.fullmatch(ROOM, room):
@@ -44,9 +76,15 @@ async def chat(ws):
         await ws.deny(403, 'pick a name first')
         return
     await ws.accept()
-    # what members() reports for this connection
-    await ws.join(room, info={'name': name})
-    await ws.send_json({'type': 'welcome', 'room': room, 'name': name})
+    ws.on_group_message = forwarding(ws)
+    await ws.join(presence_group(room))
+    # what members() reports for this connection; the missed messages
+    since = ws.request.params.get('since')
+    caught_up = await ws.join(room, info={'name': name}, since=since)
+    # queued behind the missed messages
+    ws.push(
+        {'type': 'welcome', 'room': room, 'name': name, 'caught_up': caught_up}
+    )
     await announce(ws, room)
     try:
         # a malformed frame closes the socket with 1007 and ends the loop

@@ -18,6 +18,9 @@
 
   var socket = null;
   var attempts = 0;
+  // The position of the last chat message shown: a reconnect asks for
+  // what came after it (the room's history), so nothing is missed.
+  var lastPosition = null;
   var timer = null;
   var MIN_DELAY = 250;   // ms before the first retry
   var MAX_DELAY = 4000;  // ms, the cap of the exponential backoff
@@ -78,14 +81,21 @@
   function handle(event) {
     var msg;
     try { msg = JSON.parse(event.data); } catch (e) { return; }
-    if (msg.type === 'message') { showMessage(msg); }
+    if (msg.type === 'message') {
+      showMessage(msg);
+      if (msg.position) { lastPosition = msg.position; }
+    }
     else if (msg.type === 'presence') { showOnline(msg.online); }
+    else if (msg.type === 'welcome' && !msg.caught_up && lastPosition) {
+      addLine('notice', [['text', 'Some messages sent while you were away are no longer kept.']]);
+    }
   }
 
   function connect() {
     timer = null;
     setStatus('connecting', attempts ? 'reconnecting…' : 'connecting…');
-    socket = new WebSocket(url);
+    var since = lastPosition ? '?since=' + encodeURIComponent(lastPosition) : '';
+    socket = new WebSocket(url + since);
     socket.onopen = function () {
       if (attempts) { addLine('notice', [['text', 'Reconnected.']]); }
       attempts = 0;
@@ -124,9 +134,13 @@
     // otherwise the browser posts the form: the view broadcasts it
   });
 
-  // Come back at once when the tab or the network returns.
+  // Come back at once when the tab or the network returns; a socket the
+  // network dropped may take long to notice, so it is closed at once.
   window.addEventListener('online', function () {
     if (timer !== null) { window.clearTimeout(timer); connect(); }
+  });
+  window.addEventListener('offline', function () {
+    if (socket) { socket.close(); }
   });
 
   connect();
