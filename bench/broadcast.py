@@ -78,6 +78,8 @@ def make_app() -> Any:
         ),
         'asgi_ws.check_origin': 'false',
         'asgi_ws.send_queue_size': '1024',
+        # bench.history measures the fan-out with history on too
+        'asgi_ws.history_size': os.environ.get('BENCH_HISTORY_SIZE', ''),
     }
     with Configurator(settings=settings) as config:
         config.include('pyramid_asgi_ws')
@@ -230,8 +232,14 @@ def cores() -> tuple[list[str], set[int] | None]:
 
 
 @contextlib.contextmanager
-def workers(count: int, url: str) -> Iterator[list[int]]:
-    """``count`` uvicorn processes serving :func:`make_app` with ``url``."""
+def processes(
+    count: int,
+    url: str,
+    env: dict[str, str] | None = None,
+    app: str = 'bench.broadcast:make_app',
+) -> Iterator[list[ServerProcess]]:
+    """``count`` uvicorn processes serving the factory ``app`` with the
+    backend ``url`` (and ``env``), pinned to the server core."""
     prefix, _ = cores()
     started: list[ServerProcess] = []
     try:
@@ -239,17 +247,27 @@ def workers(count: int, url: str) -> Iterator[list[int]]:
             port = free_port()
             command = prefix + [
                 sys.executable, '-m', 'uvicorn', '--factory',
-                'bench.broadcast:make_app', '--host', '127.0.0.1',
+                app, '--host', '127.0.0.1',
                 '--port', str(port), '--log-level', 'warning',
                 '--no-access-log', '--backlog', '4096',
             ]  # fmt: skip
-            server = ServerProcess(command, port, {'BENCH_BROADCAST_URL': url})
+            environ = {'BENCH_BROADCAST_URL': url, **(env or {})}
+            server = ServerProcess(command, port, environ)
             started.append(server)
             server.wait_ready(30)
-        yield [server.port for server in started if server.port]
+        yield started
     finally:
         for server in started:
             server.stop()
+
+
+@contextlib.contextmanager
+def workers(
+    count: int, url: str, env: dict[str, str] | None = None
+) -> Iterator[list[int]]:
+    """``count`` uvicorn processes serving :func:`make_app` with ``url``."""
+    with processes(count, url, env) as started:
+        yield [server.port for server in started if server.port]
 
 
 @contextlib.contextmanager
@@ -275,13 +293,18 @@ def run_client(
 
 
 @contextlib.contextmanager
-def servers(backend: str) -> Iterator[list[int]]:
+def servers(
+    backend: str, env: dict[str, str] | None = None
+) -> Iterator[list[int]]:
     """One worker on ``memory://``, or two sharing a new Redis."""
     if backend == 'memory':
-        with workers(1, 'memory://') as ports:
+        with workers(1, 'memory://', env) as ports:
             yield ports
         return
-    with redis_on_server_core() as redis, workers(2, redis.url) as ports:
+    with (
+        redis_on_server_core() as redis,
+        workers(2, redis.url, env) as ports,
+    ):
         yield ports
 
 
