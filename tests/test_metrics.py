@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import pytest
 import requests
 
+from tests.redis_support import RedisServer, redis_available
 from tests.support import (
     ServerProcess,
     free_port,
@@ -229,12 +230,37 @@ def test_bridge_requests_durations_and_busy_threads(server):
         'the responses to be counted',
     )
     assert value(during, 'bridge_threads_busy') >= 1
+    assert value(during, 'bridge_suspended') == 0
     assert value(during, 'bridge_threads') >= 2
     assert grew(before, after, 'bridge_responses_total', status=404) == 1
     count = P + 'bridge_request_duration_seconds_count'
     assert after[count, frozenset()] - before[count, frozenset()] >= 7
     seconds = P + 'bridge_request_duration_seconds_sum'
     assert after[seconds, frozenset()] - before[seconds, frozenset()] > held
+
+
+def test_async_views_awaiting_hold_no_thread(server):
+    waiting = threading.Thread(
+        target=requests.get, args=(server.url + '/await',), daemon=True
+    )
+    waiting.start()
+    try:
+        scraped_until(  # fails if the view held its thread meanwhile
+            server,
+            lambda s: (
+                value(s, 'bridge_suspended') == 1
+                and value(s, 'bridge_threads_busy') == 0
+            ),
+            'the async view to await with no thread held',
+        )
+    finally:
+        requests.get(server.url + '/release', timeout=TIMEOUT)
+        waiting.join(TIMEOUT)
+    scraped_until(
+        server,
+        lambda s: value(s, 'bridge_suspended') == 0,
+        'the async view to end',
+    )
 
 
 def test_head_and_openmetrics(server):
@@ -263,6 +289,29 @@ def test_clients_outside_metrics_allow_get_403():
         with open_ws(server.ws_url + '/echo') as ws:  # the app still serves
             ws.send('hi')
             assert ws.recv(timeout=TIMEOUT) == 'hi'
+
+
+@pytest.mark.skipif(not redis_available(), reason='needs redis-server')
+def test_backend_reconnects_and_errors_with_redis():
+    redis = RedisServer().start()
+    try:
+        env = {'BROADCAST_URL': redis.url}
+        with serve('uvicorn', 'tests.apps.metrics:app', env) as server:
+            labels = {'backend': 'redis'}
+            with open_ws(server.ws_url + '/room') as room:
+                assert room.recv(timeout=TIMEOUT) == 'joined'
+                redis.stop()  # the subscription is lost, then a publish
+                scraped_until(
+                    server,
+                    lambda s: value(s, 'backend_reconnects_total', **labels),
+                    'the lost subscription to count',
+                )
+                room.send('hi')  # the publish fails: the consumer raises
+                assert close_code(room)[0] == 1011
+            errors = scrape(server)
+            assert value(errors, 'backend_errors_total', **labels) == 1
+    finally:
+        redis.stop()
 
 
 def test_two_workers_in_multiprocess_mode(tmp_path: Path):

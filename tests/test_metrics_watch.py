@@ -195,7 +195,9 @@ def make_app(broadcaster=None):
             broadcaster if iface is IBroadcaster else None
         )
     )
-    pool = SimpleNamespace(threads=[1, 2, 3], busy=2, waiting=4)
+    pool = SimpleNamespace(
+        threads=[1, 2, 3], busy=2, waiting=4, suspended={'job'}
+    )
     connections = [SimpleNamespace(pending=n) for n in (0, 5, 2)]
     return SimpleNamespace(
         wsgi=SimpleNamespace(pool=pool),
@@ -211,6 +213,7 @@ def test_sample_reads_the_pool_and_the_send_queues():
         ('bridge_threads', 3),
         ('bridge_threads_busy', 2),
         ('bridge_waiting', 4),
+        ('bridge_suspended', 1),
         ('send_queue_messages', 7),
         ('send_queue_deepest', 5),
     ):

@@ -134,6 +134,10 @@ class Metrics:
         self.waiting = gauge(
             'bridge_waiting', 'Calls waiting for a free bridge thread.'
         )
+        self.suspended = gauge(
+            'bridge_suspended',
+            'Async views awaiting on the event loop, their threads free.',
+        )
         self.queued = gauge(
             'send_queue_messages',
             'Group messages waiting in the send queues of all connections.',
@@ -214,6 +218,7 @@ class Metrics:
         self.threads.set(len(pool.threads))
         self.threads_busy.set(pool.busy)
         self.waiting.set(pool.waiting)
+        self.suspended.set(len(pool.suspended))
         depths = [ws.pending for ws in app.connections]
         self.queued.set(sum(depths))
         self.deepest.set(max(depths, default=0))

@@ -1,7 +1,8 @@
 """A test application with its metrics at ``/metrics``.
 
 Served as ``tests.apps.metrics:app``. The environment sets
-``asgi_ws.metrics_allow`` (``METRICS_ALLOW``, default loopback).
+``asgi_ws.metrics_allow`` (``METRICS_ALLOW``, default loopback) and
+``asgi_ws.broadcast_url`` (``BROADCAST_URL``, default ``memory://``).
 
 - ``/echo`` (consumer ``echo``) echoes text; ``close:<code>`` closes with
   that code.
@@ -10,12 +11,14 @@ Served as ``tests.apps.metrics:app``. The environment sets
 - ``/tiny`` (``tiny``) has a send queue of one message, dropping the
   newest: it joins ``room``, says ``joined`` and only listens.
 - ``GET /hello`` is a Pyramid view; ``GET /slow`` holds its thread until
-  ``GET /release``; ``GET /busy`` says whether ``/slow`` is running,
+  ``GET /release``, and ``GET /await`` (an ``async def`` view) awaits
+  it; ``GET /busy`` says whether ``/slow`` is running,
   ``GET /pid`` which worker answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 
@@ -66,6 +69,15 @@ def slow(request):
     return Response('slow')
 
 
+async def waiting(request):
+    for _ in range(1000):  # 10 s at most
+        if RELEASE.is_set():
+            break
+        await asyncio.sleep(0.01)
+    RELEASE.clear()
+    return Response('awaited')
+
+
 def release(request):
     RELEASE.set()
     return Response('released')
@@ -85,6 +97,7 @@ def make_app():
         'asgi_ws.metrics_allow': os.environ.get(
             'METRICS_ALLOW', '127.0.0.0/8 ::1'
         ),
+        'asgi_ws.broadcast_url': os.environ.get('BROADCAST_URL', 'memory://'),
     }
     with Configurator(settings=settings) as config:
         config.include('pyramid_asgi_ws')
@@ -100,6 +113,7 @@ def make_app():
         for name, view in (
             ('hello', hello),
             ('slow', slow),
+            ('await', waiting),
             ('release', release),
             ('busy', busy),
             ('pid', pid),
