@@ -22,6 +22,7 @@ import requests
 from tests.redis_support import RedisServer, redis_available
 from tests.support import (
     ServerProcess,
+    denied,
     free_port,
     serve,
     server_command,
@@ -289,6 +290,41 @@ def test_clients_outside_metrics_allow_get_403():
         with open_ws(server.ws_url + '/echo') as ws:  # the app still serves
             ws.send('hi')
             assert ws.recv(timeout=TIMEOUT) == 'hi'
+
+
+@pytest.mark.parametrize('kind', ['hypercorn', 'daphne'])
+def test_the_counts_on_other_servers(kind):
+    with serve(kind, 'tests.apps.metrics:app') as server:
+        assert requests.get(server.url + '/hello', timeout=TIMEOUT).ok
+        with open_ws(server.ws_url + '/echo') as ws:
+            ws.send('hé')
+            assert ws.recv(timeout=TIMEOUT) == 'hé'
+            ws.send('close:4001')
+            assert close_code(ws) == (4001, '')
+        # daphne answers a refusal (the app's close before accept) with 403
+        status = denied(server, 404)
+        assert refused_status(server.ws_url + '/nowhere') == status
+        after = scraped_until(
+            server,
+            lambda s: (
+                value(s, 'websocket_accepted_total', consumer='echo')
+                and not value(s, 'websocket_connections', consumer='echo')
+            ),
+            'the connection to end',
+        )
+    echo = {'consumer': 'echo'}
+    for name, count in (
+        ('websocket_messages_received_total', 2),
+        ('websocket_received_bytes_total', 3 + 10),
+        ('websocket_messages_sent_total', 1),
+        ('websocket_sent_bytes_total', 3),
+    ):
+        assert value(after, name, **echo) == count, name
+    closes = dict(code=4001, initiator='application', **echo)
+    assert value(after, 'websocket_closes_total', **closes) == 1
+    unknown = dict(protocol='websocket', consumer='', reason='not_found')
+    assert value(after, 'refusals_total', status=status, **unknown) == 1
+    assert value(after, 'bridge_responses_total', status=200) == 1
 
 
 @pytest.mark.skipif(not redis_available(), reason='needs redis-server')
