@@ -77,6 +77,20 @@ def bridge() -> typing.Any:
     return config.make_asgi_app()
 
 
+def async_bridge() -> typing.Any:
+    """The hello view as an ``async def`` (see bench/asyncviews.py)."""
+    from bench.asyncviews import async_app
+
+    return async_app()
+
+
+def starlette() -> typing.Any:
+    """The hello endpoint in Starlette (see bench/asyncviews.py)."""
+    from bench.asyncviews import starlette_app
+
+    return starlette_app()
+
+
 def asgiref() -> typing.Any:
     from asgiref.wsgi import WsgiToAsgi
 

@@ -31,6 +31,7 @@ import logging
 import queue
 import threading
 import typing
+import weakref
 
 from pyramid_asgi_ws.wsgi.suspend import (
     Job,
@@ -73,9 +74,9 @@ class Pool:
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._backlog: deque[typing.Any] = deque()
-        #: Spawned calls that suspended themselves and have not ended yet
-        #: (event loop only).
-        self.suspended: set[Job] = set()
+        #: Spawned calls that suspended themselves, while their requests
+        #: hold them (event loop only).
+        self.suspended: weakref.WeakSet[Job] = weakref.WeakSet()
         self.closed = False
 
     @property

@@ -50,17 +50,23 @@ class Resume(tuple):  # type: ignore[type-arg]
     __slots__ = ()
 
 
+#: Seconds a call stays suspended before its client's disconnect is
+#: watched: most awaits end sooner, and watching costs a task each.
+WATCH_AFTER = 0.05
+
+
 class Job:
     """A call started by :meth:`Pool.spawn`, as the event loop sees it.
 
-    From its first suspension until its greenlet ends, it is in the pool's
-    ``suspended`` set and ``ended`` is a future resolved at that end;
-    ``task`` is the awaitable it waits for now, if any. Its methods run on
-    the event loop.
+    ``task`` is the awaitable it waits for now, if any; ``finished`` is
+    set (by its thread) once a call that suspended has ended. From its
+    first suspension on, the job is in the pool's ``suspended`` set, for
+    as long as the request holds it. Its methods run on the event loop.
     """
 
     __slots__ = (
-        'pool', 'loop', 'receive', 'task', 'watcher', 'cancelled', 'ended',
+        'pool', 'loop', 'receive', 'task', 'watcher', 'cancelled',
+        'finished', '__weakref__',
     )  # fmt: skip
 
     def __init__(
@@ -73,9 +79,9 @@ class Job:
         self.loop = loop
         self.receive = receive
         self.task: asyncio.Task[typing.Any] | None = None
-        self.watcher: asyncio.Task[None] | None = None
+        self.watcher: asyncio.Handle | asyncio.Task[None] | None = None
         self.cancelled = False
-        self.ended: asyncio.Future[None] | None = None
+        self.finished = False
 
     def cancel(self) -> None:
         """Cancel the awaitable the call is suspended on, and any later
@@ -85,15 +91,13 @@ class Job:
             self.task.cancel()
 
     def _park(self, awaitable: typing.Any, glet: typing.Any) -> None:
-        if self.ended is None:
-            self.ended = self.loop.create_future()
-            self.pool.suspended.add(self)
+        self.pool.suspended.add(self)
         task = asyncio.ensure_future(awaitable, loop=self.loop)
         self.task = task
         if self.cancelled:
             task.cancel()
         elif self.receive is not None:
-            self.watcher = self.loop.create_task(self._watch())
+            self.watcher = self.loop.call_later(WATCH_AFTER, self._watch)
         task.add_done_callback(functools.partial(self._done, glet))
 
     def _done(
@@ -105,11 +109,10 @@ class Job:
             self.watcher = None
         glet.worker.inbox.put(Resume((_step, (glet, task))))
 
-    def _end(self) -> None:
-        self.pool.suspended.discard(self)
-        typing.cast(asyncio.Future[None], self.ended).set_result(None)
+    def _watch(self) -> None:
+        self.watcher = self.loop.create_task(self._disconnect())
 
-    async def _watch(self) -> None:
+    async def _disconnect(self) -> None:
         receive = typing.cast(
             typing.Callable[[], typing.Awaitable[typing.Any]], self.receive
         )
@@ -126,19 +129,20 @@ class Job:
 async def drain(pool: 'Pool', timeout: float) -> None:
     """Cancel the suspended calls of ``pool`` and wait, at most
     ``timeout`` seconds, for them to end in their threads."""
-    jobs = list(pool.suspended)
+    jobs = [job for job in pool.suspended if not job.finished]
     for job in jobs:
         job.cancel()
-    if not jobs:
-        return
-    ended = [typing.cast(asyncio.Future[None], job.ended) for job in jobs]
-    _, left = await asyncio.wait(ended, timeout=timeout)
-    if left:
-        log.warning(
-            '%d cancelled async views still running after %s s',
-            len(left),
-            timeout,
-        )
+    deadline = asyncio.get_running_loop().time() + timeout
+    while jobs:
+        jobs = [job for job in jobs if not job.finished]
+        if asyncio.get_running_loop().time() > deadline:
+            log.warning(
+                '%d cancelled async views still running after %s s',
+                len(jobs),
+                timeout,
+            )
+            return
+        await asyncio.sleep(0.01)
 
 
 def begin(
@@ -148,7 +152,6 @@ def begin(
     glet = greenlet.greenlet(fn)
     glet.job = job
     glet.worker = here.worker
-    glet.parked = False
     _advance(glet, glet.switch(*args))
 
 
@@ -165,14 +168,11 @@ def _step(glet: typing.Any, task: 'asyncio.Task[typing.Any]') -> None:
 
 
 def _advance(glet: typing.Any, awaitable: typing.Any) -> None:
-    """After a switch into ``glet``: park it if it suspended itself, tell
-    the loop when a call that suspended has ended."""
+    """After a switch into ``glet``: park it if it suspended itself."""
     job = glet.job
     if glet.dead:
-        if glet.parked:
-            _tell(job.loop, job._end)
+        job.finished = True
         return
-    glet.parked = True
     glet.worker.parked += 1
     _tell(job.loop, job._park, awaitable, glet)
 
