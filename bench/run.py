@@ -28,6 +28,7 @@ import typing
 
 import bench.broadcast
 import bench.handshakes
+import bench.history
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT)
@@ -708,6 +709,11 @@ def main(argv: list[str] | None = None) -> None:
         shakes = bench.handshakes.run(args.smoke)
         print(bench.handshakes.table(shakes))
         failed = failed or not all(item['ok'] for item in shakes)
+    if only is None or 'history' in only:
+        print('.. group history', file=sys.stderr, flush=True)
+        history = bench.history.run(args.smoke)
+        print(bench.history.table(history))
+        failed = failed or not all(item['ok'] for item in history)
     print(f'took {time.monotonic() - started:.0f} s')
     if args.json:
         with open(args.json, 'w') as f:
