@@ -9,6 +9,7 @@ line, whose stop the application's ``asgi_ws.shutdown_timeout`` bounds.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 import signal
 import sys
@@ -23,6 +24,7 @@ from pyramid_asgi_ws.runners import SOCKET_UMASK
 from pyramid_asgi_ws.runners.gunicorn import (
     KILL_MARGIN,
     Worker,
+    child_exit,
     gunicorn_settings,
 )
 from pyramid_asgi_ws.runners.options import parse_server_options
@@ -30,13 +32,15 @@ from tests.fixtures.deploy import close_frame, websocket
 from tests.fixtures.runners import (
     CHAT,
     INI,
+    chat_ini,
     chat_served,
     check_page_and_chat,
     check_sigterm_closes_with_1001,
     check_unix_socket,
     check_unknown_option,
+    pserve_chat,
 )
-from tests.support import ServerProcess, free_port
+from tests.support import ServerProcess, free_port, wait_until
 from tests.test_chat import TIMEOUT, next_of, socket, visitor
 from tests.wsclient import close_code
 
@@ -80,6 +84,74 @@ def test_two_workers_each_load_the_ini(tmp_path):
         assert page.status_code == 200
 
 
+class Dead:
+    """What :func:`child_exit` reads of a gunicorn worker."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+
+def live_gauge(directory: Path, pid: int) -> Path:
+    """Write a live gauge file as prometheus_client names it."""
+    path = directory / f'gauge_livesum_{pid}.db'
+    path.write_bytes(b'')
+    return path
+
+
+def test_child_exit_drops_a_dead_workers_live_gauges(tmp_path, monkeypatch):
+    dead, alive = live_gauge(tmp_path, 41), live_gauge(tmp_path, 42)
+    monkeypatch.delenv('PROMETHEUS_MULTIPROC_DIR', raising=False)
+    child_exit(None, Dead(41))  # not in multiprocess mode: untouched
+    assert dead.exists()
+    monkeypatch.setenv('PROMETHEUS_MULTIPROC_DIR', str(tmp_path))
+    monkeypatch.setitem(sys.modules, 'prometheus_client.multiprocess', None)
+    child_exit(None, Dead(41))  # prometheus_client is not installed
+    assert dead.exists()
+    monkeypatch.undo()
+    monkeypatch.setenv('PROMETHEUS_MULTIPROC_DIR', str(tmp_path))
+    child_exit(None, Dead(41))
+    assert not dead.exists() and alive.exists()
+
+
+def test_a_killed_worker_leaves_no_live_gauges(tmp_path):
+    metrics = tmp_path / 'metrics'
+    metrics.mkdir()
+    ini = chat_ini(tmp_path, 'gunicorn')
+    text = ini.read_text()
+    assert text.count('[app:main]\n') == 1
+    ini.write_text(
+        text.replace('[app:main]\n', '[app:main]\nasgi_ws.metrics = true\n')
+    )
+    port = free_port()
+    env = {'PROMETHEUS_MULTIPROC_DIR': str(metrics)}
+    command = pserve_chat(ini, port, workers=2)
+    server = ServerProcess(command, port, env, cwd=CHAT)
+    try:
+        server.wait_ready()
+        server.wait_for_log('Application startup complete.', count=2)
+
+        def pids() -> set[int]:
+            """The workers that have live gauge files now (pserve, the
+            arbiter, loaded the application too and has its own)."""
+            names = (path.stem for path in metrics.glob('gauge_live*.db'))
+            return {int(name.rsplit('_', 1)[1]) for name in names} - {
+                server.pid
+            }
+
+        # each worker writes its live gauges at its first sample
+        wait_until(lambda: len(pids()) == 2, 'both workers to sample')
+        victim = min(pids())
+        os.kill(victim, signal.SIGKILL)
+        wait_until(
+            lambda: victim not in pids(), 'the killed worker\'s gauges to go'
+        )
+        # gunicorn replaced the worker, which writes its own
+        wait_until(lambda: len(pids()) == 2, 'the new worker to sample')
+    finally:
+        server.stop()
+        print(server.log())
+
+
 def test_settings_from_the_options():
     opts = parse_server_options(
         {
@@ -105,6 +177,7 @@ def test_settings_from_the_options():
         'accesslog': None,
         'control_socket_disable': True,
         'umask': SOCKET_UMASK,
+        'child_exit': child_exit,
         'forwarded_allow_ips': '10.0.0.1',
     }
     assert issubclass(worker, Worker)

@@ -14,6 +14,7 @@ stop is bounded by the application's ``asgi_ws.shutdown_timeout``.
 from __future__ import annotations
 
 import math
+import os
 import sys
 from typing import Any
 
@@ -92,6 +93,23 @@ def worker_class(
     return type('Worker', (Worker,), attributes)
 
 
+def child_exit(arbiter: Arbiter, worker: Any) -> None:
+    """gunicorn's ``child_exit`` hook: in prometheus_client's
+    multiprocess mode, drop the live gauges of a worker that ended.
+
+    A worker that stops gracefully drops its own; this covers one that was
+    killed or crashed, whose files would otherwise count until the next
+    start.
+    """
+    if not os.environ.get('PROMETHEUS_MULTIPROC_DIR'):
+        return
+    try:
+        from prometheus_client.multiprocess import mark_process_dead
+    except ImportError:  # metrics are not installed: nothing was written
+        return
+    mark_process_dead(worker.pid)
+
+
 def gunicorn_settings(opts: dict[str, Any], asgi: ASGIApp) -> dict[str, Any]:
     """Return gunicorn's settings for the parsed server options."""
     timeout = shutdown_timeout(asgi, opts)
@@ -110,6 +128,7 @@ def gunicorn_settings(opts: dict[str, Any], asgi: ASGIApp) -> dict[str, Any]:
         # gunicorn creates its unix sockets under this umask; the only
         # other files it makes here, the workers' heartbeats, are 0600
         'umask': SOCKET_UMASK,
+        'child_exit': child_exit,
     }
     if 'forwarded_allow_ips' in opts:
         settings['forwarded_allow_ips'] = opts['forwarded_allow_ips']
