@@ -252,3 +252,12 @@ def test_test_client_replays_too():
             replayed = [ws.receive_json()['m']['n'] for _ in range(6)]
             assert replayed == [2, 3, 4, 5, 6, 7]
             assert ws.receive_json() == {'joined': True}
+        # a SyncWebSocketConsumer joins with since from its pool thread
+        with client.websocket_connect(f'/sync/room?since={since}') as ws:
+            # no hook: the replay's messages as published; the reply is
+            # sent by itself, beside the queue
+            got = [ws.receive_json() for _ in range(7)]
+            assert {'joined': True} in got
+            assert [m['n'] for m in got if 'n' in m] == [2, 3, 4, 5, 6, 7]
+        with client.websocket_connect('/sync/room?since=nonsense') as ws:
+            assert ws.receive_json() == {'joined': False}

@@ -10,7 +10,9 @@ group (with ``since`` when given) and forwards each group message as
 command: ``publish N FROM`` publishes ``{"n": FROM}`` ... ``{"n":
 FROM+N-1}`` to the group, in order, and answers ``{"published": N}``
 through the same queue. ``/plain/{group}`` joins without a hook: group
-messages reach the client as they were published.
+messages reach the client as they were published. ``/sync/{group}`` is a
+:class:`~pyramid_asgi_ws.SyncWebSocketConsumer` that joins with
+``since`` and sends ``{"joined": ...}``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Any
 
 from pyramid.config import Configurator
 
-from pyramid_asgi_ws import WebSocket, WebSocketConsumer
+from pyramid_asgi_ws import SyncWebSocketConsumer, WebSocket, WebSocketConsumer
+from pyramid_asgi_ws.syncconsumer import SyncWebSocket
 
 
 class Follow(WebSocketConsumer):
@@ -45,6 +48,16 @@ class Follow(WebSocketConsumer):
         self.ws.push({'p': position, 'm': message})
 
 
+class SyncFollow(SyncWebSocketConsumer):
+    """Joins from a pool thread, replaying from ``?since=``."""
+
+    def on_connect(self, ws: SyncWebSocket) -> None:
+        ws.accept()
+        since = ws.request.params.get('since')
+        joined = ws.join(ws.matchdict['group'], since=since)
+        ws.send_json({'joined': joined})
+
+
 async def plain(ws: WebSocket) -> None:
     await ws.accept()
     await ws.join(ws.matchdict['group'])
@@ -66,6 +79,7 @@ def main(environ: Any = None) -> Any:
         config.include('pyramid_asgi_ws')
         config.add_asgi_consumer('/follow/{group}', Follow)
         config.add_asgi_consumer('/plain/{group}', plain)
+        config.add_asgi_consumer('/sync/{group}', SyncFollow)
         return config.make_asgi_app()
 
 
