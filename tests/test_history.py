@@ -17,8 +17,9 @@ import pytest
 from pyramid_asgi_ws.testing import TestClient
 from tests.apps.history import main as history_app
 from tests.redis_support import RedisServer
-from tests.support import ServerProcess, serve
+from tests.support import ROOT, ServerProcess, serve
 from tests.test_broadcast import TIMEOUT, connect
+from tests.test_docs_examples import load
 
 APP = 'tests.apps.history:app'
 
@@ -261,3 +262,21 @@ def test_test_client_replays_too():
             assert [m['n'] for m in got if 'n' in m] == [2, 3, 4, 5, 6, 7]
         with client.websocket_connect('/sync/room?since=nonsense') as ws:
             assert ws.receive_json() == {'joined': False}
+
+
+def test_the_documented_room_forwards_positions_and_says_reload():
+    app = load('history', ROOT / 'docs' / 'examples').main()
+    with TestClient(app) as client:
+        with client.websocket_connect('/rooms/a') as ws:
+            for text in ('one', 'two', 'three'):
+                ws.send_text(text)
+            got = [ws.receive_json() for _ in range(3)]
+        assert [m['message'] for m in got] == ['one', 'two', 'three']
+        since = got[0]['position']
+        with client.websocket_connect(f'/rooms/a?since={since}') as ws:
+            assert [ws.receive_json()['message'] for _ in range(2)] == [
+                'two',
+                'three',
+            ]
+        with client.websocket_connect('/rooms/a?since=0-0') as ws:
+            assert ws.receive_json() == {'reload': True}
