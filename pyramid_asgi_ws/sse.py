@@ -60,6 +60,11 @@ YIELD_EVERY = 16
 LAST_EVENT_ID: Any = object()
 
 
+def _body(body: bytes) -> Message:
+    """The ASGI message carrying ``body`` as a part of the stream."""
+    return {'type': 'http.response.body', 'body': body, 'more_body': True}
+
+
 class StreamClosed(Exception):
     """The event stream has ended: the client went away, or it was closed.
 
@@ -93,9 +98,7 @@ class StreamMembership(Membership):
         if data is None:  # bytes: a stream carries text only
             data = carried['bytes'].decode('utf-8', 'replace')
         body = format_event(data, self.events.get(group), payload.position)
-        return self.outbox.push(
-            {'type': 'http.response.body', 'body': body, 'more_body': True}
-        )
+        return self.outbox.push(_body(body))
 
 
 class EventStream(RequestMixin, GroupsMixin):
@@ -197,6 +200,21 @@ class EventStream(RequestMixin, GroupsMixin):
         """
         await self._write(format_event(data, event, id))
 
+    def push(
+        self, data: Any, event: str | None = None, id: Any = None
+    ) -> bool:
+        """Queue an event behind the group messages queued so far, without
+        waiting; :meth:`send` writes at once, ahead of them.
+
+        For a consumer whose own events must keep their place among the
+        group's (a marker after what :meth:`join` replayed, say). The
+        send queue's bounds apply (``send_queue_size``, ``send_overflow``).
+        Returns whether it was queued.
+        """
+        return self.membership.outbox.push(
+            _body(format_event(data, event, id))
+        )
+
     async def comment(self, text: str = '') -> None:
         """Send a comment, which browsers ignore (a heartbeat, say)."""
         await self._write(format_comment(text))
@@ -205,9 +223,7 @@ class EventStream(RequestMixin, GroupsMixin):
         if self.application_state is not WebSocketState.CONNECTED:
             raise StreamClosed(f'the event stream {self.path} is over')
         try:
-            await self._send(
-                {'type': 'http.response.body', 'body': body, 'more_body': True}
-            )
+            await self._send(_body(body))
         except OSError:  # ASGI 2.4: the client is gone
             self._gone()
             raise StreamClosed(

@@ -11,18 +11,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 from pyramid_asgi_ws.sse import StreamClosed
 from pyramid_asgi_ws.testing.channel import Channel
-from pyramid_asgi_ws.testing.exceptions import StreamRefused
+from pyramid_asgi_ws.testing.exceptions import (
+    StreamRefused,
+    WebSocketTimeout,
+)
 from pyramid_asgi_ws.testing.loop import Message
 from pyramid_asgi_ws.testing.scope import header_dict
 
 if TYPE_CHECKING:  # pragma: no cover - the client imports this module
     from pyramid_asgi_ws.testing.client import TestClient
 
-_LINES = re.compile(r'\r\n|\r|\n')
+_LINES = re.compile(rb'\r\n|\r|\n')
 
 
 @dataclass
@@ -52,20 +56,21 @@ class EventParser:
         self.last_event_id: str | None = None
         self.retry: int | None = None
         self._buffer = b''
+        self._after_cr = False
         self._data: list[str] = []
         self._event = ''
 
     def feed(self, chunk: bytes) -> list[Event]:
         """Return the events that ``chunk`` completes."""
-        self._buffer += chunk
-        *lines, rest = _LINES.split(self._buffer.decode('utf-8', 'replace'))
-        if rest.endswith('\r'):  # perhaps the first half of CRLF
-            lines.append(rest[:-1])
-            rest = ''
-        self._buffer = rest.encode('utf-8')
+        if self._after_cr and chunk.startswith(b'\n'):
+            chunk = chunk[1:]  # the second half of a CRLF
+        data = self._buffer + chunk
+        # split bytes, not text: a chunk may end inside a character
+        *lines, self._buffer = _LINES.split(data)
+        self._after_cr = data.endswith(b'\r')
         events = []
         for line in lines:
-            event = self._line(line)
+            event = self._line(line.decode('utf-8', 'replace'))
             if event is not None:
                 events.append(event)
         return events
@@ -223,9 +228,19 @@ class EventStreamTestSession:
 
     def wait_comments(self, count: int, timeout: float | None = None) -> None:
         """Read on until ``count`` comments (heartbeats) came in all,
-        keeping the events that come meanwhile for :meth:`receive`."""
+        keeping the events that come meanwhile for :meth:`receive`;
+        after ``timeout`` seconds in all, raise :class:`WebSocketTimeout`.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         while self.parser.comments < count and not self.ended:
-            self._pending.extend(self.parser.feed(self._body(timeout)))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WebSocketTimeout(
+                    f'{self.parser.comments} of {count} comments from '
+                    f'{self.scope["path"]} within {timeout} s'
+                )
+            self._pending.extend(self.parser.feed(self._body(left)))
 
     def receive_many(self, count: int, timeout: float | None = None) -> list:
         """Return the next ``count`` events."""
