@@ -185,7 +185,9 @@ class Broadcaster(PublishingMixin):
         back to ``since``: the group keeps none, or ``since`` was
         trimmed, expired, is from another epoch of the history or is not
         a position at all. Without ``since`` (or when the member is
-        already in the group) it returns ``True``.
+        already in the group) it returns ``True``. A backend that fails
+        while the history is read raises :class:`BroadcastError`; the
+        member stays in the group, live.
         """
         check_group(group)
         member = member_of(member)
