@@ -301,3 +301,45 @@ def test_the_endpoint_checks_the_client_then_the_method(
         assert refusal.reason.startswith('a unix socket peer')
     allowed = MetricsEndpoint(Metrics(), ('unix',))
     assert allowed.check({'client': None, 'method': 'GET'}) is None
+
+
+@pytest.mark.parametrize(
+    'headers, allow, refused',
+    [
+        # a proxy on the machine passes on a foreign client's request
+        ([(b'x-forwarded-for', b'203.0.113.9')], None, "'203.0.113.9'"),
+        ([(b'X-Real-IP', b'203.0.113.9')], None, 'x-real-ip'),
+        ([(b'forwarded', b'for="[2001:db8::1]:4711"')], None, '2001:db8::1'),
+        # a spoofed entry cannot hide the address the proxy appended
+        ([(b'x-forwarded-for', b'127.0.0.1, 203.0.113.9')], None, '203.0'),
+        (
+            [
+                (b'x-forwarded-for', b'127.0.0.1'),
+                (b'x-forwarded-for', b'198.51.100.7:80'),
+            ],
+            None,
+            "'198.51.100.7'",
+        ),
+        ([(b'forwarded', b'for=unknown;proto=https')], None, "'unknown'"),
+        ([(b'x-forwarded-for', b'unix')], ('127.0.0.0/8', 'unix'), 'unix'),
+        ([(b'x-forwarded-for', b'127.0.0.1, ')], None, "''"),
+        # every address allowed, or every client
+        ([(b'x-forwarded-for', b'127.0.0.2:5, ::1')], None, None),
+        ([(b'forwarded', b'For=127.0.0.5, for="[::1]"')], None, None),
+        ([(b'forwarded', b'proto=https')], None, None),
+        ([(b'x-forwarded-for', b'')], None, None),
+        ([(b'x-forwarded-for', b'203.0.113.9')], ('*',), None),
+    ],
+)
+def test_every_address_the_forwarding_headers_name_must_be_allowed(
+    headers, allow, refused
+):
+    endpoint = MetricsEndpoint(Metrics(), allow or ('127.0.0.0/8', '::1'))
+    scope = {'client': ('127.0.0.1', 5000), 'method': 'GET'}
+    refusal = endpoint.check({**scope, 'headers': headers})
+    if refused is None:
+        assert refusal is None
+    else:
+        assert (refusal.status, refusal.kind) == (403, 'client')
+        assert refused in refusal.reason
+        assert 'not in asgi_ws.metrics_allow' in refusal.reason

@@ -19,7 +19,9 @@ bridge's pool. Where its parts run:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import re
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -36,12 +38,46 @@ log = logging.getLogger('pyramid_asgi_ws')
 METHODS = ('GET', 'HEAD')
 
 
-def _accept(scope: dict[str, Any]) -> str:
+#: The headers in which proxies name the client and the proxies between.
+FORWARDING = (b'x-forwarded-for', b'forwarded', b'x-real-ip')
+
+_FOR = re.compile(r'(?:^|[;,\s])for\s*=\s*("[^"]*"|[^;,\s]*)', re.I)
+
+
+def _header(scope: dict[str, Any], wanted: bytes) -> str:
     return ', '.join(
         value.decode('latin-1')
         for name, value in scope.get('headers') or ()
-        if name.lower() == b'accept'
+        if name.lower() == wanted
     )
+
+
+def _address(entry: str) -> str:
+    """An address of a forwarding header, without quotes, brackets, port."""
+    entry = entry.strip().strip('"')
+    if entry.startswith('['):
+        return entry[1:].partition(']')[0]
+    return entry.partition(':')[0] if entry.count(':') == 1 else entry
+
+
+def forwarded_addresses(scope: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every address the forwarding headers name, with its header.
+
+    ``X-Forwarded-For`` and ``X-Real-IP`` hold addresses, ``Forwarded``
+    (RFC 7239) its ``for=`` parameters; an empty or obfuscated entry
+    (``unknown``, ``_hidden``) stays as it is, and no list allows it.
+    """
+    found: list[tuple[str, str]] = []
+    for name in FORWARDING:
+        text = _header(scope, name)
+        if not text:
+            continue
+        if name == b'forwarded':
+            entries = _FOR.findall(text)
+        else:
+            entries = text.split(',')
+        found += [(_address(entry), name.decode()) for entry in entries]
+    return found
 
 
 class MetricsEndpoint:
@@ -65,7 +101,7 @@ class MetricsEndpoint:
             return
         app = scope['registry'].queryUtility(IASGIApp)
         self.metrics.sample(app)
-        encoder, content_type = choose_encoder(_accept(scope))
+        encoder, content_type = choose_encoder(_header(scope, b'accept'))
         loop = asyncio.get_running_loop()
         body = await loop.run_in_executor(None, self._expose, encoder)
         headers = [
@@ -81,13 +117,36 @@ class MetricsEndpoint:
         await send({'type': 'http.response.body', 'body': body})
 
     def check(self, scope: dict[str, Any]) -> Refusal | None:
-        """Refuse a client not allowed (403), or a method not served."""
+        """Refuse a client not allowed (403), or a method not served.
+
+        Every address the request names must be allowed: the peer the
+        server reports (which it may have taken from ``X-Forwarded-For``)
+        and each one the forwarding headers name. A client cannot get in
+        by naming an allowed address, since the proxy it connects to
+        appends its real one, and a proxy on the machine cannot let the
+        world in by being the peer.
+        """
         client = scope.get('client')
         if not is_trusted(client, self.allow):
             who = client[0] if client else 'a unix socket peer'
-            reason = f'{who} is not in asgi_ws.metrics_allow'
-            return Refusal(403, reason, b'403 Forbidden', kind='client')
+            return self._forbidden(who)
+        if '*' not in self.allow:
+            for address, header in forwarded_addresses(scope):
+                if not self._allows(address):
+                    return self._forbidden(f'{address!r} (in {header})')
         return refuse_method(scope, METHODS, 'the metrics endpoint')
+
+    def _allows(self, address: str) -> bool:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:  # 'unknown', '_hidden', '', 'unix'...
+            return False
+        return is_trusted((address, 0), self.allow)
+
+    @staticmethod
+    def _forbidden(who: str) -> Refusal:
+        reason = f'{who} is not in asgi_ws.metrics_allow'
+        return Refusal(403, reason, b'403 Forbidden', kind='client')
 
     def _expose(self, encoder: Any) -> bytes:
         """Encode the metrics: this process's, or in multiprocess mode
