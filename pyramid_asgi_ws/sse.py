@@ -284,12 +284,18 @@ class EventStream(RequestMixin, GroupsMixin):
 
     async def _start(self) -> None:
         """Start the response, with the ``retry:`` field if any."""
+        headers = list(STREAM_HEADERS)
+        origin = self.headers.get('origin')
+        if origin is not None:
+            # The origin check let this page through (browsers send Origin
+            # on a cross-origin EventSource): let it read the stream too.
+            headers += [
+                (b'access-control-allow-origin', origin.encode('latin-1')),
+                (b'access-control-allow-credentials', b'true'),
+                (b'vary', b'origin'),
+            ]
         await self._send(
-            {
-                'type': 'http.response.start',
-                'status': 200,
-                'headers': list(STREAM_HEADERS),
-            }
+            {'type': 'http.response.start', 'status': 200, 'headers': headers}
         )
         self.application_state = WebSocketState.CONNECTED
         self._last_write = asyncio.get_running_loop().time()

@@ -130,12 +130,20 @@ def test_refusals_come_before_the_stream(server):
     evil = {'Origin': 'https://evil.example'}
     with stream(f'{url}/echo', evil) as (response, _):
         assert response.status_code == 403
+    page = {'Origin': 'https://page.example'}  # allowed: CORS lets it read
+    with stream(f'{url}/echo', page) as (response, reader):
+        assert response.headers['access-control-allow-origin'] == (
+            'https://page.example'
+        )
+        assert response.headers['access-control-allow-credentials'] == 'true'
+        assert response.headers['vary'] == 'origin'
+        reader.events(2)
     with stream(f'{url}/echo', method='POST') as (response, _):
         assert response.status_code == 405
         assert response.headers['allow'] == 'GET'
     log = server.log()
     assert "anonymous user lacks permission 'secret'" in log
-    assert 'echo ended' not in log  # no consumer ran for a refusal
+    assert log.count('echo last_event_id') == 1  # only the allowed page's
 
 
 def test_heartbeats_keep_an_idle_stream_talking():

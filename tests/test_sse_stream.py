@@ -543,3 +543,22 @@ def test_the_test_client_checks_what_the_app_sends():
             with pytest.raises(RuntimeError, match=error):
                 with client.sse('/') as stream:
                     assert stream.receive().data == 'x'
+
+
+def test_the_documented_example():
+    from tests.test_docs_examples import load
+
+    app = load('sse').main()
+    with TestClient(app) as client:
+        with client.sse('/notifications/ann') as stream:
+            wait_until(
+                lambda: get_broadcaster(app.registry).groups, 'the join'
+            )
+            client.http.post('/notify/ann', {'text': 'hi'}, status=204)
+            notice = stream.receive()
+        assert (notice.event, notice.data) == ('notice', '{"text":"hi"}')
+        client.http.post('/notify/ann', {'text': 'missed'}, status=204)
+        with client.sse('/notifications/ann', last_event_id=notice.id) as s:
+            assert s.receive().data == '{"text":"missed"}'
+        with client.sse('/notifications/ann', last_event_id='0-0') as s:
+            assert s.receive().event == 'reload'

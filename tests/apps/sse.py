@@ -128,7 +128,13 @@ def make_app(global_config: Any = None, **settings: Any) -> Any:
         config.include('pyramid_asgi_ws')
         config.set_security_policy(HeaderPolicy())
         add = config.add_asgi_consumer
-        add('/events/echo', echo, protocol='sse', retry=2.5)
+        add(
+            '/events/echo',
+            echo,
+            protocol='sse',
+            retry=2.5,
+            allowed_origins='https://page.example',
+        )
         add('/events/ticker', ticker, protocol='sse')
         add('/events/group/{group}', group, protocol='sse')
         add('/events/quiet', quiet, protocol='sse', heartbeat=0.2)
