@@ -325,6 +325,45 @@ def test_a_live_copy_arriving_after_its_replay_is_dropped():
     run(scenario)
 
 
+def test_a_live_copy_arriving_after_the_join_returned_is_dropped():
+    """A subscription that lags behind the reads delivers the live copy
+    of a replayed message after the join returned: the stand-in stays
+    until the live stream has passed the last message replayed."""
+
+    async def scenario() -> None:
+        broadcaster = await started()
+        seen = await positions(broadcaster, 'g', 3)
+        back = Member()
+        assert await broadcaster.join(back, 'g', since=seen[0]) is True
+        assert [n for _, n in back.got] == [1, 2]
+        (stand_in,) = broadcaster._groups['g']
+        assert isinstance(stand_in, history.Replay)
+        broadcaster._receive('g', encode(2), seen[2])  # the late copy
+        assert [n for _, n in back.got] == [1, 2]
+        await broadcaster.publish('g', 3)
+        assert [n for _, n in back.got] == [1, 2, 3]
+        (member,) = broadcaster._groups['g']
+        assert member is back  # its place given back
+        await broadcaster.publish('g', 4)
+        assert [n for _, n in back.got] == [1, 2, 3, 4]
+        await broadcaster.close()
+
+    run(scenario)
+
+
+def test_a_replay_of_nothing_gives_its_place_back_at_once():
+    async def scenario() -> None:
+        broadcaster = await started()
+        seen = await positions(broadcaster, 'g', 2)
+        back = Member()
+        assert await broadcaster.join(back, 'g', since=seen[-1]) is True
+        (member,) = broadcaster._groups['g']
+        assert member is back and back.got == []
+        await broadcaster.close()
+
+    run(scenario)
+
+
 def test_a_replay_outrun_by_the_live_stream_is_false():
     async def scenario() -> None:
         broadcaster = await scripted(size=3)

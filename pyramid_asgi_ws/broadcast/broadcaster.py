@@ -217,13 +217,18 @@ class Broadcaster(PublishingMixin):
                 self._replayed(replay)
 
     def _replayed(self, replay: Replay) -> None:
-        """Put the member back in its stand-in's place, with what the
-        stand-in held."""
+        """Hand the member what its stand-in held, unless it left; the
+        stand-in gives its place back once the live stream caught up."""
         members = self._groups.get(replay.group)
         if members is not None and replay in members:
-            members.discard(replay)
-            members.add(replay.member)
-            replay.release()
+            replay.release(lambda: self._put_back(replay))
+
+    def _put_back(self, replay: Replay) -> None:
+        """Put the member back in its stand-in's place (it is called by
+        the stand-in, in the group)."""
+        members = self._groups[replay.group]
+        members.discard(replay)
+        members.add(replay.member)
 
     async def leave(self, member: Any, group: str) -> None:
         """Take ``member`` (or a WebSocket) out of ``group``; leaving twice

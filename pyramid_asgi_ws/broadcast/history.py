@@ -13,6 +13,7 @@ with no gap and no duplicate.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fnmatch import fnmatchcase
 import functools
 from typing import Any
@@ -95,7 +96,8 @@ class Replay:
     history is replayed once, in its place, and a live one that arrives
     after its copy in the history was replayed is dropped (the backend's
     ``order()`` compares positions). :meth:`release` then hands over the
-    held messages that came after the last one replayed. It
+    held messages that came after the last one replayed, and the stand-in
+    stays until the live stream has passed it. It
     compares equal to its member (and hashes alike), so that a ``leave``
     during the replay finds it.
     """
@@ -117,6 +119,7 @@ class Replay:
         self.overflowed = False
         self.replayed = 0
         self._last: Any = None  # the order of the last message replayed
+        self._caught_up: Callable[[], None] | None = None
 
     # -- the Member interface, for the broadcaster's fan-out --------------
 
@@ -143,8 +146,16 @@ class Replay:
         return hash(self.member)
 
     def deliver(self, group: str, payload: Payload) -> bool:
-        """Hold a live message until the replay is done."""
+        """Hold a live message until the replay is done; after it, drop
+        the late live copies of messages it replayed."""
         position = payload.position
+        caught_up = self._caught_up
+        if caught_up is not None:  # released: passing messages through
+            if position is not None and self._replayed(position):
+                return True
+            self._caught_up = None
+            caught_up()
+            return self.member.deliver(group, payload)
         if position is None:  # published before history was on
             return self.member.deliver(group, payload)
         if self._replayed(position):
@@ -195,10 +206,22 @@ class Replay:
                 self.replayed += 1
                 self._last = self.backend.order(position)
 
-    def release(self) -> None:
-        """Hand the member the live messages held during the replay: all
-        came after the last one replayed (the others were replayed in
-        their place, or dropped on arrival)."""
+    def release(self, caught_up: Callable[[], None]) -> None:
+        """Hand the member the live messages held during the replay (all
+        came after the last one replayed: the others were replayed in
+        their place, or dropped on arrival), then call ``caught_up`` once
+        the live stream has passed the last message replayed.
+
+        Until then the stand-in stays: the live copy of a message the
+        replay read may still be on its way (a Redis subscription that
+        lags behind the reads), and is dropped when it comes. The first
+        live message after the last one replayed ends it; the ones after
+        it come in order behind it.
+        """
         held, self.held = self.held, {}
         for payload in held.values():
             self.member.deliver(self.group, payload)
+        if self._last is None:
+            caught_up()  # nothing replayed: no copy can come late
+        else:
+            self._caught_up = caught_up
