@@ -23,7 +23,6 @@ from pyramid_asgi_ws.groups import GroupsMixin
 from pyramid_asgi_ws.messages import Message, WebSocketState
 from pyramid_asgi_ws.scope import RequestMixin
 from pyramid_asgi_ws.sse_format import (
-    HEARTBEAT,
     check_field,
     format_comment,
     format_event,
@@ -301,23 +300,6 @@ class EventStream(RequestMixin, GroupsMixin):
         self._last_write = asyncio.get_running_loop().time()
         if self.retry is not None:
             await self._write(retry_field(self.retry).encode() + b'\n')
-
-    async def _beat(self) -> None:
-        """Send a heartbeat whenever ``heartbeat`` seconds pass unwritten."""
-        assert self.heartbeat is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            idle = loop.time() - self._last_write
-            if idle >= self.heartbeat:
-                await self._write(HEARTBEAT)
-                idle = 0.0
-            await asyncio.sleep(self.heartbeat - idle)
-
-    async def _watch(self) -> None:
-        """Wait for the client to go, then end the stream."""
-        while (await self._receive())['type'] != 'http.disconnect':
-            pass
-        self._gone()
 
     def _gone(self) -> None:
         log.debug('the client of event stream %s went away', self.path)

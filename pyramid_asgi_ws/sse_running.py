@@ -37,6 +37,7 @@ from pyramid_asgi_ws.refusal import Refusal, refuse_method
 from pyramid_asgi_ws.request import RunSync, make_request
 from pyramid_asgi_ws.router import Consumer
 from pyramid_asgi_ws.sse import EventStream, Receive, Send, StreamClosed
+from pyramid_asgi_ws.sse_format import HEARTBEAT
 
 log = logging.getLogger('pyramid_asgi_ws')
 
@@ -81,12 +82,32 @@ def check_method(scope: dict[str, Any]) -> Refusal | None:
     return refuse_method(scope, METHODS, 'an event stream')
 
 
+async def heartbeats(stream: EventStream, interval: float) -> None:
+    """Send a heartbeat whenever ``interval`` seconds pass unwritten."""
+    loop = asyncio.get_running_loop()
+    while True:
+        idle = loop.time() - stream._last_write
+        if idle >= interval:
+            await stream._write(HEARTBEAT)
+            idle = 0.0
+        await asyncio.sleep(interval - idle)
+
+
+async def watch(stream: EventStream) -> None:
+    """Wait for the client to go, then end the stream."""
+    while (await stream._receive())['type'] != 'http.disconnect':
+        pass
+    stream._gone()
+
+
 async def run_stream(consumer: Consumer, stream: EventStream) -> None:
     """Start the response, run the consumer, and end the stream."""
     await stream._start()
-    helpers = [asyncio.ensure_future(stream._watch())]
+    helpers = [asyncio.ensure_future(watch(stream))]
     if stream.heartbeat:
-        helpers.append(asyncio.ensure_future(stream._beat()))
+        helpers.append(
+            asyncio.ensure_future(heartbeats(stream, stream.heartbeat))
+        )
     task = stream._consumer = asyncio.ensure_future(consumer.target(stream))
     try:
         await asyncio.wait({task})

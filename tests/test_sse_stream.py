@@ -20,6 +20,7 @@ from pyramid_asgi_ws import EventStream, StreamClosed, sse_consumer
 from pyramid_asgi_ws.broadcast import get_broadcaster
 from pyramid_asgi_ws.broadcast.codec import Payload, encode
 from pyramid_asgi_ws.sse import STREAM_HEADERS
+from pyramid_asgi_ws.sse_running import heartbeats
 from pyramid_asgi_ws.testing import (
     Event,
     EventParser,
@@ -231,13 +232,13 @@ def test_heartbeats_on_an_idle_stream(client):
 def test_heartbeats_only_after_the_interval_without_a_write():
     async def main() -> None:
         wire = Wire()
-        stream = make_stream(wire, heartbeat=60)
+        stream = make_stream(wire)
         await stream._start()
-        beat = asyncio.ensure_future(stream._beat())
+        beat = asyncio.ensure_future(heartbeats(stream, 60))
         await asyncio.sleep(0)  # just written: it waits for the rest
         stream._last_write -= 61  # a minute without a write
         beat.cancel()
-        beat = asyncio.ensure_future(stream._beat())
+        beat = asyncio.ensure_future(heartbeats(stream, 60))
         await asyncio.sleep(0)
         beat.cancel()
         bodies = [m['body'] for m in wire.sent[1:]]
