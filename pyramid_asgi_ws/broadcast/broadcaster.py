@@ -214,21 +214,7 @@ class Broadcaster(PublishingMixin):
         finally:
             if replay is not None:
                 self.replayed += replay.replayed
-                self._replayed(replay)
-
-    def _replayed(self, replay: Replay) -> None:
-        """Hand the member what its stand-in held, unless it left; the
-        stand-in gives its place back once the live stream caught up."""
-        members = self._groups.get(replay.group)
-        if members is not None and replay in members:
-            replay.release(lambda: self._put_back(replay))
-
-    def _put_back(self, replay: Replay) -> None:
-        """Put the member back in its stand-in's place (it is called by
-        the stand-in, in the group)."""
-        members = self._groups[replay.group]
-        members.discard(replay)
-        members.add(replay.member)
+                replay.release(self._groups.get(group))
 
     async def leave(self, member: Any, group: str) -> None:
         """Take ``member`` (or a WebSocket) out of ``group``; leaving twice

@@ -13,7 +13,6 @@ with no gap and no duplicate.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from fnmatch import fnmatchcase
 import functools
 from typing import Any
@@ -119,7 +118,7 @@ class Replay:
         self.overflowed = False
         self.replayed = 0
         self._last: Any = None  # the order of the last message replayed
-        self._caught_up: Callable[[], None] | None = None
+        self._group_members: set[Any] | None = None
 
     # -- the Member interface, for the broadcaster's fan-out --------------
 
@@ -149,12 +148,10 @@ class Replay:
         """Hold a live message until the replay is done; after it, drop
         the late live copies of messages it replayed."""
         position = payload.position
-        caught_up = self._caught_up
-        if caught_up is not None:  # released: passing messages through
+        if self._group_members is not None:  # released: passing through
             if position is not None and self._replayed(position):
                 return True
-            self._caught_up = None
-            caught_up()
+            self._put_back(self._group_members)
             return self.member.deliver(group, payload)
         if position is None:  # published before history was on
             return self.member.deliver(group, payload)
@@ -206,22 +203,30 @@ class Replay:
                 self.replayed += 1
                 self._last = self.backend.order(position)
 
-    def release(self, caught_up: Callable[[], None]) -> None:
+    def release(self, members: set[Any] | None) -> None:
         """Hand the member the live messages held during the replay (all
         came after the last one replayed: the others were replayed in
-        their place, or dropped on arrival), then call ``caught_up`` once
-        the live stream has passed the last message replayed.
+        their place, or dropped on arrival), unless it left the group
+        meanwhile; ``members`` is the group's set of local members.
 
-        Until then the stand-in stays: the live copy of a message the
+        The stand-in then stays in ``members`` until the live stream has
+        passed the last message replayed: the live copy of a message the
         replay read may still be on its way (a Redis subscription that
         lags behind the reads), and is dropped when it comes. The first
-        live message after the last one replayed ends it; the ones after
-        it come in order behind it.
+        live message after the last one replayed gives the member its
+        place back; the ones after it come in order behind it.
         """
+        if members is None or self not in members:
+            return
         held, self.held = self.held, {}
         for payload in held.values():
             self.member.deliver(self.group, payload)
         if self._last is None:
-            caught_up()  # nothing replayed: no copy can come late
+            self._put_back(members)  # nothing replayed: no late copies
         else:
-            self._caught_up = caught_up
+            self._group_members = members
+
+    def _put_back(self, members: set[Any]) -> None:
+        self._group_members = None
+        members.discard(self)
+        members.add(self.member)
