@@ -12,6 +12,7 @@ import re
 from pyramid_asgi_ws import websocket_consumer
 
 from .messages import chat_message, clean_text, presence_message
+from .notifications import NOTIFICATIONS, arrival
 from .routes import ROOM
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ async def chat(ws):
         {'type': 'welcome', 'room': room, 'name': name, 'caught_up': caught_up}
     )
     await announce(ws, room)
+    await ws.broadcast(NOTIFICATIONS, arrival(room, name))  # the sidebars
     try:
         # a malformed frame closes the socket with 1007 and ends the loop
         async for data in ws.iter_json():

@@ -67,6 +67,7 @@ def room(request):
         'name': name,
         'socket_url': request.consumer_url('chat', room=room),
         'post_url': request.route_url('post', room=room),
+        'notifications_url': request.consumer_url('notifications'),
     }
 
 
