@@ -244,6 +244,8 @@ class ASGIApp(LifespanMixin):
                 await run_stream(consumer, stream)
             finally:
                 self._ended(stream)
+                if self.metrics is not None:
+                    self.metrics.ended(scope)
                 await stream._finish()  # it leaves its groups too
         finally:
             await self._finished(stream)

@@ -21,7 +21,7 @@ from pyramid_asgi_ws.metrics.watch import WATCH_KEY, size
 from pyramid_asgi_ws.refusal import REFUSAL_KEY
 from tests.support import until
 
-CONSUMER = (SimpleNamespace(name='c'), {})
+CONSUMER = (SimpleNamespace(name='c', protocol='websocket'), {})
 
 
 def get(metrics: Metrics, name: str, **labels: Any) -> float | None:
@@ -178,6 +178,27 @@ def test_http_requests_to_pyramid_and_to_consumers():
     assert get(metrics, 'refusals_total', status=201, **labels) is None
 
 
+def test_an_event_stream_from_its_start_to_its_consumers_end():
+    metrics = Metrics()
+    stream = (SimpleNamespace(name='s', protocol='sse'), {})
+    start = {'type': 'http.response.start', 'status': 200}
+    more = {'type': 'http.response.body', 'body': b'data: x', 'more_body': 1}
+    scope = {'type': 'http'}
+    run(metrics, scope, stream, Peer(), start, more)
+    assert get(metrics, 'sse_streams', consumer='s') == 1
+    assert get(metrics, 'sse_accepted_total', consumer='s') == 1
+    metrics.ended(scope)
+    metrics.ended(scope)  # once only
+    assert get(metrics, 'sse_streams', consumer='s') == 0
+    refused = {'type': 'http', REFUSAL_KEY: 'origin'}
+    run(metrics, refused, stream, Peer(), dict(start, status=403))
+    metrics.ended(refused)  # a refused stream was never open
+    assert get(metrics, 'sse_streams', consumer='s') == 0
+    assert get(metrics, 'sse_accepted_total', consumer='s') == 1
+    labels = dict(protocol='sse', consumer='s', reason='origin')
+    assert get(metrics, 'refusals_total', status=403, **labels) == 1
+
+
 def test_ended_without_a_watcher_does_nothing():
     Metrics().ended({'type': 'websocket'})
 
@@ -195,8 +216,10 @@ def make_app(broadcaster=None):
             broadcaster if iface is IBroadcaster else None
         )
     )
+    # jobs awaiting, resumed on their thread, or over (still referenced)
+    jobs = [SimpleNamespace(task=task) for task in ('task', None, None)]
     pool = SimpleNamespace(
-        threads=[1, 2, 3], busy=2, waiting=4, suspended={'job'}
+        threads=[1, 2, 3], busy=2, waiting=4, suspended=jobs
     )
     connections = [SimpleNamespace(pending=n) for n in (0, 5, 2)]
     return SimpleNamespace(
@@ -343,3 +366,27 @@ def test_every_address_the_forwarding_headers_name_must_be_allowed(
         assert (refusal.status, refusal.kind) == (403, 'client')
         assert refused in refusal.reason
         assert 'not in asgi_ws.metrics_allow' in refusal.reason
+
+
+@pytest.mark.parametrize(
+    'code, label',
+    [(1001, '1001'), (1006, '1006'), (3000, '3xxx'), (4999, '4xxx')]
+    + [(2500, 'other'), (999, 'other'), (5000, 'other')],
+)
+def test_a_clients_close_code_is_one_of_a_few_labels(code, label):
+    metrics = Metrics()
+    peer = Peer(CONNECT, {'type': 'websocket.disconnect', 'code': code})
+    scope = {'type': 'websocket'}
+    run(metrics, scope, CONSUMER, peer, 'receive', ACCEPT, 'receive')
+    closes = dict(consumer='c', initiator='client')
+    assert get(metrics, 'websocket_closes_total', code=label, **closes) == 1
+    run(  # the application's own codes are its own labels
+        metrics,
+        {'type': 'websocket'},
+        CONSUMER,
+        Peer(),
+        ACCEPT,
+        {'type': 'websocket.close', 'code': 4321},
+    )
+    mine = dict(consumer='c', initiator='application', code=4321)
+    assert get(metrics, 'websocket_closes_total', **mine) == 1

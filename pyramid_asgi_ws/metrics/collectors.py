@@ -113,6 +113,14 @@ class Metrics:
             'that closed first.',
             ['consumer', 'code', 'initiator'],
         )
+        self.sse_streams = gauge(
+            'sse_streams',
+            'Event streams open now (started, consumer still running).',
+            by_consumer,
+        )
+        self.sse_accepted = counter(
+            'sse_accepted', 'Event streams started.', by_consumer
+        )
         self.http_responses = counter(
             'bridge_responses',
             'HTTP responses of the Pyramid application, by status.',
@@ -202,7 +210,8 @@ class Metrics:
         return watching.watch(self, scope, found, receive, send)
 
     def ended(self, scope: dict[str, Any]) -> None:
-        """Tell the metrics that the consumer of a WebSocket is done."""
+        """Tell the metrics that the consumer of a WebSocket or an event
+        stream is done."""
         watching.ended(scope)
 
     # -- sampling ---------------------------------------------------------
@@ -218,7 +227,11 @@ class Metrics:
         self.threads.set(len(pool.threads))
         self.threads_busy.set(pool.busy)
         self.waiting.set(pool.waiting)
-        self.suspended.set(len(pool.suspended))
+        # the pool's set holds a job as long as its request does: count
+        # those awaiting now
+        self.suspended.set(
+            sum(job.task is not None for job in list(pool.suspended))
+        )
         depths = [ws.pending for ws in app.connections]
         self.queued.set(sum(depths))
         self.deepest.set(max(depths, default=0))

@@ -26,11 +26,23 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-#: The scope key holding a WebSocket's watcher until its consumer ends.
+#: The scope key holding the watcher of a WebSocket or an event stream
+#: until its consumer ends.
 WATCH_KEY = 'asgi_ws.metrics'
 
 #: Close code of a connection whose send failed: the client is gone.
 LOST = 1006
+
+
+def code_label(initiator: str, code: int) -> str:
+    """The ``code`` label of a close: the application's own code, or,
+    for a client's, the protocol's codes and the ranges above them
+    (``3xxx``, ``4xxx``), since a client may pick any of 2000 codes
+    there, each of which would otherwise be a label set of its own."""
+    code = int(code)
+    if initiator == 'application' or 1000 <= code <= 1015:
+        return str(code)
+    return f'{code // 1000}xxx' if 3000 <= code <= 4999 else 'other'
 
 
 def size(message: Message) -> int:
@@ -126,7 +138,7 @@ class WebSocketWatch(Watch):
         if not self.closed:
             self.closed = True
             self.metrics.closes.labels(
-                self.consumer, str(int(code)), initiator
+                self.consumer, code_label(initiator, code), initiator
             ).inc()
 
     def ended(self) -> None:
@@ -158,12 +170,42 @@ class HTTPWatch(Watch):
 class ConsumerWatch(Watch):
     """A request to an HTTP consumer: only its refusal counts."""
 
+    protocol = 'http'
+
     async def send(self, message: Message) -> None:
-        if message['type'] == 'http.response.start' and (
-            REFUSAL_KEY in self.scope
-        ):
-            self.refused('http', message['status'])
+        if message['type'] == 'http.response.start':
+            self.started(message['status'])
         await self._send(message)
+
+    def started(self, status: int) -> None:
+        """The response starts: count it if it is a refusal."""
+        if REFUSAL_KEY in self.scope:
+            self.refused(self.protocol, status)
+
+
+class StreamWatch(ConsumerWatch):
+    """An event stream's watcher: its refusal, or the stream open from
+    the start of its response until :meth:`ended` (its consumer is
+    done)."""
+
+    protocol = 'sse'
+    opened = False
+
+    def started(self, status: int) -> None:
+        if REFUSAL_KEY in self.scope:
+            super().started(status)
+            return
+        metrics = self.metrics
+        metrics.sse_accepted.labels(self.consumer).inc()
+        self.open = metrics.sse_streams.labels(self.consumer)
+        self.open.inc()
+        self.opened = True
+
+    def ended(self) -> None:
+        """The consumer is done: the stream no longer counts as open."""
+        if self.opened:
+            self.opened = False
+            self.open.dec()
 
 
 def watch(
@@ -187,11 +229,16 @@ def watch(
     if found is None:
         http = HTTPWatch(metrics, scope, name, receive, send)
         return receive, http.send
+    if found[0].protocol == 'sse':
+        stream = StreamWatch(metrics, scope, name, receive, send)
+        scope[WATCH_KEY] = stream
+        return receive, stream.send
     return receive, ConsumerWatch(metrics, scope, name, receive, send).send
 
 
 def ended(scope: dict[str, Any]) -> None:
-    """Tell a WebSocket's watcher, if any, that its consumer is done."""
+    """Tell the watcher of a WebSocket or an event stream, if any, that
+    its consumer is done."""
     watcher = scope.get(WATCH_KEY)
     if watcher is not None:
         watcher.ended()

@@ -2,7 +2,8 @@
 
 Served as ``tests.apps.metrics:app``. The environment sets
 ``asgi_ws.metrics_allow`` (``METRICS_ALLOW``, default loopback) and
-``asgi_ws.broadcast_url`` (``BROADCAST_URL``, default ``memory://``).
+``asgi_ws.broadcast_url`` (``BROADCAST_URL``, default ``memory://``)
+and, if ``THREADS`` is set, ``asgi_ws.threads``.
 
 - ``/echo`` (consumer ``echo``) echoes text; ``close:<code>`` closes with
   that code.
@@ -10,10 +11,13 @@ Served as ``tests.apps.metrics:app``. The environment sets
   publishes each text it receives to ``room``.
 - ``/tiny`` (``tiny``) has a send queue of one message, dropping the
   newest: it joins ``room``, says ``joined`` and only listens.
+- ``/events`` (``events``) is an event stream: it sends ``hello``, then
+  waits for the client to go.
 - ``GET /hello`` is a Pyramid view; ``GET /slow`` holds its thread until
   ``GET /release``, and ``GET /await`` (an ``async def`` view) awaits
   it; ``GET /busy`` says whether ``/slow`` is running,
-  ``GET /pid`` which worker answers.
+  ``GET /pid`` which worker answers. ``GET /unblock`` (an HTTP consumer,
+  which needs no thread) releases them too.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import threading
 from pyramid.config import Configurator
 from pyramid.response import Response
 
-from pyramid_asgi_ws import WebSocket
+from pyramid_asgi_ws import EventStream, WebSocket
 
 RELEASE = threading.Event()
 RUNNING = threading.Event()
@@ -57,6 +61,11 @@ async def tiny(ws: WebSocket) -> None:
         pass
 
 
+async def events(stream: EventStream) -> None:
+    await stream.send('hello')
+    await stream.wait_closed()
+
+
 def hello(request):
     return Response('hello')
 
@@ -83,6 +92,12 @@ def release(request):
     return Response('released')
 
 
+async def unblock(scope, receive, send) -> None:
+    RELEASE.set()
+    await send({'type': 'http.response.start', 'status': 204})
+    await send({'type': 'http.response.body', 'body': b''})
+
+
 def busy(request):
     return Response(str(RUNNING.is_set()))
 
@@ -99,6 +114,8 @@ def make_app():
         ),
         'asgi_ws.broadcast_url': os.environ.get('BROADCAST_URL', 'memory://'),
     }
+    if 'THREADS' in os.environ:
+        settings['asgi_ws.threads'] = os.environ['THREADS']
     with Configurator(settings=settings) as config:
         config.include('pyramid_asgi_ws')
         config.add_asgi_consumer('/echo', echo, name='echo')
@@ -109,6 +126,12 @@ def make_app():
             name='tiny',
             send_queue_size=1,
             send_overflow='drop_newest',
+        )
+        config.add_asgi_consumer(
+            '/events', events, protocol='sse', name='events'
+        )
+        config.add_asgi_consumer(
+            '/unblock', unblock, protocol='http', name='unblock'
         )
         for name, view in (
             ('hello', hello),

@@ -1,0 +1,110 @@
+"""More counts through a real server: event streams, the close codes
+clients choose, and calls waiting for a thread of the bridge.
+
+tests/apps/metrics.py serves them; the helpers are tests/test_metrics.py's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import contextlib
+import threading
+
+import pytest
+import requests
+
+from tests.support import ServerProcess, serve
+from tests.test_metrics import grew, scrape, scraped_until, value
+from tests.wsclient import TIMEOUT, open_ws
+
+
+@pytest.fixture(scope='module')
+def server() -> Iterator[ServerProcess]:
+    with serve('uvicorn', 'tests.apps.metrics:app') as running:
+        yield running
+
+
+@contextlib.contextmanager
+def event_stream(server: ServerProcess) -> Iterator[requests.Response]:
+    """An open event stream of ``/events``, once its ``hello`` is read."""
+    with requests.get(
+        server.url + '/events', stream=True, timeout=TIMEOUT
+    ) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines(decode_unicode=True)
+        assert next(line for line in lines if line) == 'data: hello'
+        yield response
+
+
+def test_event_streams_open_per_consumer(server):
+    events = {'consumer': 'events'}
+    before = scrape(server)
+    with event_stream(server), event_stream(server):
+        during = scrape(server)
+    after = scraped_until(
+        server,
+        lambda s: not value(s, 'sse_streams', **events),
+        'the two streams to end',
+    )
+    assert grew(before, during, 'sse_streams', **events) == 2
+    assert grew(before, after, 'sse_accepted_total', **events) == 2
+    posted = requests.post(server.url + '/events', timeout=TIMEOUT)
+    assert posted.status_code == 405
+    refused = scrape(server)
+    method = dict(consumer='events', status=405, reason='method')
+    assert grew(after, refused, 'refusals_total', protocol='sse', **method)
+    assert value(refused, 'sse_streams', **events) == 0
+
+
+def test_the_close_codes_clients_choose_are_a_few_labels(server):
+    def closes(samples, code: str) -> float:
+        labels = dict(consumer='echo', code=code, initiator='client')
+        return value(samples, 'websocket_closes_total', **labels)
+
+    before = scrape(server)
+    for code in (4123, 4124, 3999):
+        with open_ws(server.ws_url + '/echo') as ws:
+            ws.send('hi')
+            ws.recv(timeout=TIMEOUT)
+            ws.close(code)
+    after = scraped_until(
+        server,
+        lambda s: closes(s, '3xxx') > closes(before, '3xxx'),
+        'the closes to be counted',
+    )
+    assert closes(after, '4xxx') - closes(before, '4xxx') == 2
+    assert not closes(after, '4123')
+
+
+def test_calls_waiting_for_a_thread():
+    with serve('uvicorn', 'tests.apps.metrics:app', {'THREADS': '1'}) as srv:
+        calls = [
+            threading.Thread(
+                target=requests.get, args=(srv.url + path,), daemon=True
+            )
+            for path in ('/slow', '/hello')
+        ]
+        calls[0].start()
+        try:
+            scraped_until(  # the endpoint needs no thread of the pool
+                srv,
+                lambda s: value(s, 'bridge_threads_busy') == 1,
+                '/slow to hold the only thread',
+            )
+            calls[1].start()
+            waiting = scraped_until(
+                srv,
+                lambda s: value(s, 'bridge_waiting'),
+                '/hello to wait for the thread',
+            )
+            assert value(waiting, 'bridge_waiting') == 1
+            assert value(waiting, 'bridge_threads') == 1
+        finally:
+            requests.get(srv.url + '/unblock', timeout=TIMEOUT)
+            for call in calls:
+                call.join(TIMEOUT)
+        scraped_until(
+            srv,
+            lambda s: not value(s, 'bridge_waiting'),
+            'the calls to end',
+        )
