@@ -48,6 +48,7 @@ def includeme(config):
         make_asgi_app,
         register_settings,
     )
+    from pyramid_asgi_ws.events import quiet_listeners
     from pyramid_asgi_ws.router import consumer_url
 
     config.add_directive('add_asgi_consumer', add_asgi_consumer)
@@ -57,3 +58,5 @@ def includeme(config):
     config.include('pyramid_asgi_ws.broadcast')
     config.include('pyramid_asgi_ws.metrics')
     config.include('pyramid_asgi_ws.asyncviews')
+    # after every subscriber's registration (order 0)
+    config.action(None, quiet_listeners, (config.registry,), order=1000)

@@ -16,6 +16,7 @@ import io
 import logging
 from typing import Any
 
+from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.interfaces import (
     IRequestExtensions,
     IRequestFactory,
@@ -27,7 +28,7 @@ from pyramid.traversal import DefaultRootFactory
 
 from pyramid_asgi_ws.sse import EventStream
 from pyramid_asgi_ws.websocket import WebSocket
-from pyramid_asgi_ws.wsgi import build_environ
+from pyramid_asgi_ws.wsgi import BadRequest, build_environ
 
 log = logging.getLogger('pyramid_asgi_ws')
 
@@ -75,7 +76,10 @@ def new_request(
     ``request.websocket`` is the WebSocket, ``request.event_stream`` the
     event stream (``None`` when the request is of the other kind).
     """
-    environ = build_environ(scope, io.BytesIO())
+    try:
+        environ = build_environ(scope, io.BytesIO())
+    except BadRequest as exc:  # the handshake is refused with 400
+        raise HTTPBadRequest(str(exc)) from None
     make = registry.queryUtility(IRequestFactory, default=Request)
     with threadlocals(registry):
         request = make(environ)

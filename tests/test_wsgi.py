@@ -290,6 +290,36 @@ class Test_build_environ:
         environ = self._callFUT(scope)
         assert environ['HTTP_X_A'] == '1,1,1,1'
 
+    def test_undecodable_path(self):
+        from pyramid_asgi_ws.wsgi import BadRequest
+
+        outside = _scope()
+        outside['path'] = '/caf\udce9'
+        for scope in (outside, _scope('/x', root_path='/\udcff')):
+            with pytest.raises(BadRequest, match='Undecodable path') as info:
+                self._callFUT(scope)
+            assert info.value.answer == b'Bad Request: undecodable path'
+
+    def test_header_keys_kept_up_to_a_limit(self, monkeypatch):
+        from pyramid_asgi_ws.wsgi import environ as module
+
+        monkeypatch.setattr(module, '_KEYS', {})
+        monkeypatch.setattr(module, 'KEYS_LIMIT', 2)
+        headers = [(b'x-%d' % i, b'v') for i in range(4)]
+        for _ in range(2):  # the second time from the cache for two
+            environ = self._callFUT(_scope(headers=headers))
+            assert [environ[f'HTTP_X_{i}'] for i in range(4)] == ['v'] * 4
+        assert module._KEYS == {b'x-0': 'HTTP_X_0', b'x-1': 'HTTP_X_1'}
+
+    def test_constant_part_is_not_shared(self):
+        first = self._callFUT(_scope())
+        first['wsgi.version'] = 'changed'
+        first['HTTP_X'] = 'added'
+        second = self._callFUT(_scope())
+        assert second['wsgi.version'] == (1, 0)
+        assert 'HTTP_X' not in second
+        assert second['wsgi.errors'] is sys.stderr
+
 
 class Test_WsgiToAsgi_responses:
     def test_list_body_in_one_message(self, make_bridge):
@@ -437,6 +467,13 @@ class Test_WsgiToAsgi_responses:
         client = Client(make_bridge(hello_app, 2), scope).run()
         assert client.status == 400
         assert client.body == b'Bad Request: Too many duplicate headers'
+
+    def test_undecodable_path_400(self, make_bridge):
+        scope = _scope()
+        scope['path'] = '/\udcff'
+        client = Client(make_bridge(hello_app), scope).run()
+        assert client.status == 400
+        assert client.body == b'Bad Request: undecodable path'
 
 
 class Test_WsgiToAsgi_errors:

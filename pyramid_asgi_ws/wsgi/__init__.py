@@ -24,7 +24,11 @@ from pyramid_asgi_ws.wsgi.body import (
     ClientDisconnect,
     RequestEntityTooLarge,
 )
-from pyramid_asgi_ws.wsgi.environ import below_root, build_environ
+from pyramid_asgi_ws.wsgi.environ import (
+    BadRequest,
+    below_root,
+    build_environ,
+)
 from pyramid_asgi_ws.wsgi.filewrapper import ZEROCOPY, FileWrapper
 from pyramid_asgi_ws.wsgi.pool import Pool
 from pyramid_asgi_ws.wsgi.response import (
@@ -37,6 +41,7 @@ from pyramid_asgi_ws.wsgi.response import (
 
 __all__ = [
     'BODY_BUFFER_SIZE',
+    'BadRequest',
     'DEFAULT_THREADS',
     'PREREAD_SIZE',
     'STREAM_BUFFER_SIZE',
@@ -192,10 +197,8 @@ class WsgiToAsgi:
                 typing.cast(typing.IO[bytes], body),
                 duplicate_header_limit=self.duplicate_header_limit,
             )
-        except ValueError:
-            await send_error(
-                send, 400, b'Bad Request: Too many duplicate headers'
-            )
+        except BadRequest as exc:
+            await send_error(send, 400, exc.answer)
             return
         context = contextvars.copy_context()
         # spawned: an async view suspends its greenlet, not its thread
