@@ -181,6 +181,36 @@ def test_publishing_during_the_replay_leaves_no_gap_nor_duplicate(backend):
         asyncio.run(scenario(server))
 
 
+def test_a_replay_beside_a_publisher_in_another_worker():
+    """The publisher's worker and the returning client's share Redis: the
+    client's live stream comes over the subscription, which may lag
+    behind its reads of the stream; still once each, in order."""
+    total = 3000
+
+    async def scenario(one: ServerProcess, two: ServerProcess) -> None:
+        since = await seen_up_to(two, 'across', 10)
+        async with connect(url(one, 'across')) as publisher:
+            await joined(publisher)
+            await publisher.send(f'publish {total} 10')
+            await take(publisher, 300)
+            async with connect(url(two, 'across', since)) as back:
+                replayed, whole = await joined(back)
+                assert whole is True
+                rest = total - len(replayed)
+                live = await take(back, rest) if rest else []
+                assert [m for m in await quiet(back) if '"p"' in m] == []
+        numbers = [n for _, n in replayed + live]
+        assert numbers == list(range(10, 10 + total))
+
+    with RedisServer() as redis:
+        env = {'BROADCAST_URL': redis.url, 'HISTORY_SIZE': str(total + 100)}
+        with (
+            serve('uvicorn', APP, env) as one,
+            serve('uvicorn', APP, env) as two,
+        ):
+            asyncio.run(scenario(one, two))
+
+
 def test_a_memory_position_is_unknown_after_a_restart():
     async def first(server: ServerProcess) -> str:
         return await seen_up_to(server, 'room', 5)

@@ -74,6 +74,9 @@ def main(environ: Any = None) -> Any:
         'asgi_ws.history_size': environ.get('HISTORY_SIZE', '1000'),
         'asgi_ws.history_ttl': environ.get('HISTORY_TTL', ''),
         'asgi_ws.history': 'nohistory:* off',
+        # bursts of thousands of live messages: room for them (the tests
+        # are about order, not about slow clients)
+        'asgi_ws.send_queue_size': '8192',
     }
     with Configurator(settings=settings) as config:
         config.include('pyramid_asgi_ws')
