@@ -23,6 +23,7 @@ from pyramid_asgi_ws.groups import GroupsMixin
 from pyramid_asgi_ws.messages import Message, WebSocketState
 from pyramid_asgi_ws.scope import RequestMixin
 from pyramid_asgi_ws.sse_format import (
+    HEARTBEAT,
     check_field,
     format_comment,
     format_event,
@@ -282,7 +283,8 @@ class EventStream(RequestMixin, GroupsMixin):
     # -- the stream's life (the application drives it) ---------------------
 
     async def _start(self) -> None:
-        """Start the response, with the ``retry:`` field if any."""
+        """Start the response, with the ``retry:`` field if any, else a
+        comment."""
         headers = list(STREAM_HEADERS)
         origin = self.headers.get('origin')
         if origin is not None:
@@ -297,9 +299,12 @@ class EventStream(RequestMixin, GroupsMixin):
             {'type': 'http.response.start', 'status': 200, 'headers': headers}
         )
         self.application_state = WebSocketState.CONNECTED
-        self._last_write = asyncio.get_running_loop().time()
+        # a first write: some servers (daphne) send the headers with it,
+        # and EventSource opens once they arrive
+        first = HEARTBEAT
         if self.retry is not None:
-            await self._write(retry_field(self.retry).encode() + b'\n')
+            first = retry_field(self.retry).encode() + b'\n'
+        await self._write(first)
 
     def _gone(self) -> None:
         log.debug('the client of event stream %s went away', self.path)

@@ -198,9 +198,8 @@ def _resume(server: ServerProcess, group: str, restart: Any = None) -> None:
     assert len(set(ids)) == 103 and last not in ids
 
 
-def test_resume_with_memory_history():
-    with serve('uvicorn', TARGET) as server:
-        _resume(server, 'room-memory')
+def test_resume_with_memory_history(server):
+    _resume(server, 'room-memory')
 
 
 def test_history_that_does_not_reach_back_says_reload():

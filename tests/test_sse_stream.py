@@ -242,7 +242,7 @@ def test_heartbeats_only_after_the_interval_without_a_write():
         await asyncio.sleep(0)
         beat.cancel()
         bodies = [m['body'] for m in wire.sent[1:]]
-        assert bodies == [b':\n\n']
+        assert bodies == [b':\n\n'] * 2  # the first write, one heartbeat
 
     run(main())
 
@@ -373,8 +373,10 @@ def run(coroutine: Any) -> Any:
 
 def test_send_to_a_gone_client_raises_stream_closed():
     async def main() -> None:
-        stream = make_stream(Wire(OSError))
+        wire = Wire()
+        stream = make_stream(wire)
         await stream._start()
+        wire.fail = OSError
         with pytest.raises(StreamClosed, match='went away'):
             await stream.send('x')
         assert stream.closed
@@ -414,8 +416,10 @@ def test_a_send_failing_as_the_stream_ends_raises_stream_closed():
 
 def test_a_server_error_on_send_goes_on():
     async def main() -> None:
-        stream = make_stream(Wire(RuntimeError))
+        wire = Wire()
+        stream = make_stream(wire)
         await stream._start()
+        wire.fail = RuntimeError
         with pytest.raises(RuntimeError, match='send failed'):
             await stream.send('x')
         await stream._end()  # the end's own failure is swallowed
