@@ -304,3 +304,26 @@ def test_set_aside_without_transaction(monkeypatch):
         assert manager.get() == {'request': 'mine'}
     finally:
         manager.pop()
+
+
+def test_a_failing_spawned_call_is_logged_and_its_greenlet_kept(pool, caplog):
+    greenlets: list[Any] = []
+    done = threading.Event()
+
+    def fail() -> None:
+        greenlets.append(suspending.greenlet.getcurrent())
+        raise ValueError('spawned call failed')
+
+    def after() -> None:
+        greenlets.append(suspending.greenlet.getcurrent())
+        done.set()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        pool.spawn(loop, fail)
+        pool.spawn(loop, after)
+        await wait_for(done)
+
+    asyncio.run(main())
+    assert 'spawned call failed' in caplog.text
+    assert greenlets[0] is greenlets[1]  # a spare, not a new one

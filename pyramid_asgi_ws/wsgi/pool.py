@@ -52,15 +52,16 @@ SLOW_CANCEL = 5.0
 
 
 class _Worker:
-    """A pool thread's own state: its inbox (calls handed to it while
-    idle, resumptions of its suspended calls) and how many of its calls
-    are suspended."""
+    """A pool thread's own state: its inbox (resumptions of its suspended
+    calls, wake-ups), how many of its calls are suspended, and its spare
+    runner greenlets."""
 
-    __slots__ = ('inbox', 'parked')
+    __slots__ = ('inbox', 'parked', 'spare')
 
     def __init__(self) -> None:
         self.inbox: queue.SimpleQueue[typing.Any] = queue.SimpleQueue()
         self.parked = 0
+        self.spare: list[typing.Any] = []
 
 
 class Pool:
@@ -74,6 +75,7 @@ class Pool:
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._backlog: deque[typing.Any] = deque()
+        self._waking = 0  # threads woken (or started), not running yet
         #: Spawned calls that suspended themselves, while their requests
         #: hold them (event loop only).
         self.suspended: weakref.WeakSet[Job] = weakref.WeakSet()
@@ -91,10 +93,16 @@ class Pool:
 
     def submit(self, fn: typing.Callable[..., object], *args: object) -> None:
         """Run ``fn(*args)`` in a pool thread."""
-        job = (fn, args)
         with self._lock:
             if self.closed:
                 raise RuntimeError('The thread pool is closed')
+            backlog = self._backlog
+            backlog.append((fn, args))
+            # Like a shared queue.SimpleQueue, wake one thread at a time: a
+            # thread ending its call takes the next from the backlog, and
+            # waking more for a burst of quick calls costs switches.
+            if self._waking:
+                return
             if self._idle:
                 worker = self._idle.pop()
                 thread = None
@@ -108,10 +116,11 @@ class Pool:
                 )
                 self.threads.append(thread)
             else:
-                self._backlog.append(job)
                 return
-        worker.inbox.put(job)
-        if thread is not None:
+            self._waking += 1
+        if thread is None:
+            worker.inbox.put(None)  # wake up
+        else:
             thread.start()
 
     def spawn(
@@ -160,9 +169,12 @@ class Pool:
         lock = self._lock
         backlog = self._backlog
         idle = self._idle
-        job = inbox.get()
+        job: typing.Any = None  # started as if woken
         while True:
-            if job is not None:
+            if job is None:
+                with lock:
+                    self._waking -= 1
+            else:
                 try:
                     job[0](*job[1])
                 except Exception:  # keep the thread for the next call
@@ -175,13 +187,12 @@ class Pool:
                 if backlog:
                     job = backlog.popleft()
                     continue
-                if self.closed:
-                    if not worker.parked:
-                        return
-                else:
+                if not self.closed:
                     idle.append(worker)
-            job = inbox.get()
-            if type(job) is Resume:  # woken while idle: busy again
+                elif not worker.parked:
+                    return
+            job = inbox.get()  # a resumption, or None to wake up
+            if type(job) is Resume:  # busy again
                 with lock, contextlib.suppress(ValueError):
                     idle.remove(worker)  # not there once closed
 
@@ -198,8 +209,9 @@ class Pool:
                 return
             self.closed = True
             idle, self._idle = self._idle, []
+            self._waking += len(idle)
         for worker in idle:
-            worker.inbox.put(None)
+            worker.inbox.put(None)  # wake up to end
         for job in list(self.suspended):
             job.cancel()
 

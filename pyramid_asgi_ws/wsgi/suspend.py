@@ -32,6 +32,15 @@ T = typing.TypeVar('T')
 #: The pool thread's own state (its ``worker``), set by the pool.
 here = threading.local()
 
+#: Spare runner greenlets a pool thread keeps for its next spawned calls:
+#: making one costs about 12 µs, switching into one about 0.3 µs, and
+#: requests come in bursts as large as a server's connections (with 8,
+#: the async hello view cost half as much again per request).
+SPARE_GREENLETS = 128
+
+#: What a runner greenlet hands back to its thread once its call ended.
+DONE = object()
+
 
 class Cancelled(ClientDisconnect):
     """Raised where a suspended call awaited (an ``async def`` view, in
@@ -148,11 +157,29 @@ async def drain(pool: 'Pool', timeout: float) -> None:
 def begin(
     job: Job, fn: typing.Callable[..., object], args: tuple[object, ...]
 ) -> None:
-    """Start a spawned call in a new greenlet of this thread."""
-    glet = greenlet.greenlet(fn)
-    glet.job = job
-    glet.worker = here.worker
-    _advance(glet, glet.switch(*args))
+    """Run a spawned call in a runner greenlet of this thread: a spare
+    one, or a new one."""
+    worker = here.worker
+    spare = worker.spare
+    glet = spare.pop() if spare else greenlet.greenlet(_serve)
+    glet.worker = worker
+    _advance(glet, glet.switch(job, fn, args))
+
+
+def _serve(
+    job: Job, fn: typing.Callable[..., object], args: tuple[object, ...]
+) -> None:
+    """What a runner greenlet runs: spawned calls, one after another."""
+    glet = greenlet.getcurrent()
+    while True:
+        glet.job = job
+        try:
+            fn(*args)
+        except Exception:  # keep the greenlet for the next call
+            log.exception('Error in a WSGI thread pool call')
+        job.finished = True
+        glet.job = None
+        job, fn, args = glet.parent.switch(DONE)
 
 
 def _step(glet: typing.Any, task: 'asyncio.Task[typing.Any]') -> None:
@@ -167,14 +194,16 @@ def _step(glet: typing.Any, task: 'asyncio.Task[typing.Any]') -> None:
     _advance(glet, out)
 
 
-def _advance(glet: typing.Any, awaitable: typing.Any) -> None:
-    """After a switch into ``glet``: park it if it suspended itself."""
-    job = glet.job
-    if glet.dead:
-        job.finished = True
-        return
-    glet.worker.parked += 1
-    _tell(job.loop, job._park, awaitable, glet)
+def _advance(glet: typing.Any, out: typing.Any) -> None:
+    """After a switch into ``glet``: keep it as a spare if its call has
+    ended, park it if the call suspended itself on ``out``."""
+    worker = glet.worker
+    if out is DONE:
+        if len(worker.spare) < SPARE_GREENLETS:
+            worker.spare.append(glet)
+        return  # else dropped: collecting it ends it
+    worker.parked += 1
+    _tell(glet.job.loop, glet.job._park, out, glet)
 
 
 def _tell(
