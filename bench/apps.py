@@ -190,3 +190,69 @@ async def _raw(
 def raw() -> typing.Any:
     """A raw ASGI app serving the same routes: the ceiling."""
     return _raw
+
+
+async def soak_echo(ws: typing.Any) -> None:
+    """One soak cycle's consumer: join a group, echo one message, leave,
+    then wait for the client's close."""
+    await ws.accept()
+    await ws.join('soak')
+    await ws.send_text(await ws.receive_text())
+    await ws.leave('soak')
+    async for _ in ws.iter_text():
+        pass
+
+
+async def soak_stats(
+    scope: dict[str, typing.Any],
+    receive: typing.Callable[[], typing.Awaitable[dict[str, typing.Any]]],
+    send: typing.Callable[[dict[str, typing.Any]], typing.Awaitable[None]],
+) -> None:
+    """The soak's debug consumer (HTTP, on the event loop): the process's
+    RSS, descriptors, threads and asyncio tasks, the open WebSockets and
+    the group tables, as JSON."""
+    import gc
+    import json
+    import os
+    import threading
+
+    from pyramid_asgi_ws.interfaces import IASGIApp, IBroadcaster
+
+    registry = scope['registry']
+    app = registry.getUtility(IASGIApp)
+    broadcaster = registry.getUtility(IBroadcaster)
+    backend = broadcaster.backend
+    gc.collect()
+    with open('/proc/self/status') as f:
+        rss = next(int(line.split()[1]) for line in f if line[:6] == 'VmRSS:')
+    stats = {
+        'rss_kib': rss,
+        'fds': len(os.listdir('/proc/self/fd')),
+        'threads': threading.active_count(),
+        'tasks': len(asyncio.all_tasks()) - 1,  # without this one
+        'sockets': len(app.connections),
+        'groups': len(broadcaster.groups),
+        'members': sum(broadcaster.groups.values()),
+        'channels': len(getattr(backend, 'channels', ())),
+        'presence': len(getattr(backend, 'presence', ())),
+        'objects': len(gc.get_objects()),
+    }
+    body = json.dumps(stats).encode()
+    await send(
+        {
+            'type': 'http.response.start',
+            'status': 200,
+            'headers': [(b'content-type', b'application/json')],
+        }
+    )
+    await send({'type': 'http.response.body', 'body': body})
+
+
+def soak() -> typing.Any:
+    """The soak's app: :func:`soak_echo` at ``/soak`` and the bench-only
+    :func:`soak_stats` at ``/_soak/stats``."""
+    config = make_config()
+    config.include('pyramid_asgi_ws')
+    config.add_asgi_consumer('/soak', soak_echo)
+    config.add_asgi_consumer('/_soak/stats', soak_stats, protocol='http')
+    return config.make_asgi_app()

@@ -29,6 +29,7 @@ import typing
 import bench.broadcast
 import bench.handshakes
 import bench.history
+import bench.soak
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT)
@@ -42,6 +43,9 @@ HTTP_VARIANTS = [
     ('a2wsgi', 'uvicorn', 'a2wsgi'),
     ('waitress', 'waitress', 'wsgi'),
     ('raw ASGI', 'uvicorn', 'raw'),
+    ('granian WSGI', 'granian-wsgi', 'wsgi'),
+    ('granian+ours', 'granian', 'bridge'),
+    ('granian raw', 'granian', 'raw'),
 ]
 #: (column, factory) for the WebSocket scenarios, all on uvicorn.
 WS_VARIANTS = [
@@ -101,6 +105,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants."""
+    pids = [pid]
+    for task in os.listdir(f'/proc/{pid}/task'):
+        with contextlib.suppress(OSError):
+            with open(f'/proc/{pid}/task/{task}/children') as f:
+                for child in f.read().split():
+                    pids.extend(_tree(int(child)))
+    return pids
+
+
+def _cpu(pid: int) -> float:
+    """utime + stime of ``pid``, in seconds (0 once it is gone)."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 class Server:
     """One server process, pinned to the server core."""
 
@@ -114,6 +139,22 @@ class Server:
                 f'--port={self.port}',
                 '--threads=32',
                 '--call',
+                f'bench.apps:{factory}',
+            ]
+        elif kind.startswith('granian'):
+            # one worker process (granian forks it): cpu() counts both
+            interface = 'wsgi' if kind == 'granian-wsgi' else 'asgi'
+            argv = [
+                '-m',
+                'granian',
+                f'--interface={interface}',
+                '--factory',
+                '--host=127.0.0.1',
+                f'--port={self.port}',
+                '--workers=1',
+                '--backlog=4096',
+                '--log-level=warning',
+                '--no-access-log',
                 f'bench.apps:{factory}',
             ]
         else:
@@ -153,10 +194,9 @@ class Server:
                 time.sleep(0.05)
 
     def cpu(self) -> float:
-        """utime + stime of the whole process, in seconds."""
-        with open(f'/proc/{self.pid}/stat') as f:
-            fields = f.read().rsplit(')', 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        """utime + stime of the process and its live children (granian's
+        worker), in seconds."""
+        return sum(map(_cpu, _tree(self.pid)))
 
     def rss(self) -> int:
         """Resident set size in bytes."""
@@ -560,6 +600,22 @@ def table(results: dict[str, dict]) -> str:
     return '\n'.join(lines)
 
 
+def in_process(smoke: bool) -> dict[str, float]:
+    """:mod:`bench.hotpath`'s figures, measured on the server core."""
+    argv = [sys.executable, '-m', 'bench.hotpath']
+    out = subprocess.run(
+        SERVER_CORE + argv + (['--smoke'] if smoke else []),
+        cwd=ROOT,
+        env=ENV,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    ).stdout
+    figures: dict[str, float] = json.loads(out)
+    return figures
+
+
 def _get(results: dict, column: str, scenario: str, key: str) -> float:
     value = results.get(column, {}).get(scenario, {}).get(key)
     return float('nan') if value is None else float(value)
@@ -574,6 +630,9 @@ def targets(results: dict[str, dict]) -> list[tuple[str, float, float]]:
         results, ours, 'hello', 'socket_errors'
     )
     ws_cpu = _get(results, ours, 'echo', 'cpu_us')
+    pyramid = results.get('in-process', {}).get('pyramid', float('nan'))
+    raw = _get(results, 'raw ASGI', 'hello', 'cpu_us')
+    granian = _get(results, 'granian WSGI', 'hello', 'cpu_us')
     return [
         ('hello non-2xx + socket errors, wrk keep-alive', hello_errors, 0),
         (
@@ -585,6 +644,16 @@ def targets(results: dict[str, dict]) -> list[tuple[str, float, float]]:
             'CPU/request / asgiref',
             cpu / _get(results, 'asgiref', 'hello', 'cpu_us'),
             1 / 2,
+        ),
+        (
+            'CPU/request / (raw ASGI + in-process Pyramid)',
+            cpu / (raw + pyramid),
+            1.3,
+        ),
+        (
+            'granian+ours CPU/request / granian WSGI',
+            _get(results, 'granian+ours', 'hello', 'cpu_us') / granian,
+            1.5,
         ),
         (
             '20 x 200 ms burst / 200 ms',
@@ -680,16 +749,29 @@ def main(argv: list[str] | None = None) -> None:
         print('.. WebSocket', file=sys.stderr, flush=True)
         for column, ws_results in run_ws(columns, p).items():
             results.setdefault(column, {}).update(ws_results)
+    if only is None or 'in-process' in only:
+        print('.. in process', file=sys.stderr, flush=True)
+        results['in-process'] = in_process(args.smoke)
     print(machine())
     print('mode:', 'smoke' if args.smoke else 'full', json.dumps(p))
-    print(table(results))
+    print(table({k: v for k, v in results.items() if k != 'in-process'}))
     print('(! = the scenario answered wrongly; see --json)')
+    if 'in-process' in results:
+        figures = results['in-process']
+        print(
+            'in process, CPU us/request: Pyramid hello view '
+            f'{figures["pyramid"]:.1f}, make_asgi_app() + a fake server '
+            f'{figures["bridge"]:.1f}, loop -> pool -> loop handoff '
+            f'{figures["handoff"]:.1f}'
+        )
     failed = False
-    if only is None:
-        for label, value, limit in targets(results):
+    for label, value, limit in targets(results):
+        if only is None or value == value:  # with --only, those it ran
             verdict = 'met' if value <= limit else 'MISSED'
             print(f'[{verdict}] {label}: {value:.2f} (at most {limit:.2f})')
     for column, scenarios in results.items():
+        if column == 'in-process':
+            continue
         for name, data in scenarios.items():
             if not data.get('ok', True) or 'error' in data:
                 failed = True
@@ -714,6 +796,12 @@ def main(argv: list[str] | None = None) -> None:
         history = bench.history.run(args.smoke)
         print(bench.history.table(history))
         failed = failed or not all(item['ok'] for item in history)
+    soak: dict[str, typing.Any] = {}
+    if only is None or 'soak' in only:
+        print('.. soak', file=sys.stderr, flush=True)
+        soak = bench.soak.run(args.smoke)
+        print(bench.soak.table(soak))
+        failed = failed or not soak['ok']
     print(f'took {time.monotonic() - started:.0f} s')
     if args.json:
         with open(args.json, 'w') as f:
@@ -723,6 +811,7 @@ def main(argv: list[str] | None = None) -> None:
                     'results': results,
                     'fanout': fanout,
                     'handshakes': shakes,
+                    'soak': soak,
                 },
                 f,
                 indent=1,
