@@ -64,6 +64,23 @@ class _Worker:
         self.spare: list[typing.Any] = []
 
 
+_Found = tuple[_Worker, threading.Thread | None] | None
+
+#: What a pool thread waits for when it has nothing to run.
+IDLE = object()
+
+
+def _wake(found: _Found) -> None:
+    """Wake the thread :meth:`Pool._rouse` found, or start it."""
+    if found is None:
+        return
+    worker, thread = found
+    if thread is None:
+        worker.inbox.put(None)  # wake up
+    else:
+        thread.start()
+
+
 class Pool:
     """At most ``size`` daemon threads running calls; a thread starts only
     when no idle one can take the call, and a call waits in a shared
@@ -96,32 +113,37 @@ class Pool:
         with self._lock:
             if self.closed:
                 raise RuntimeError('The thread pool is closed')
-            backlog = self._backlog
-            backlog.append((fn, args))
-            # Like a shared queue.SimpleQueue, wake one thread at a time: a
-            # thread ending its call takes the next from the backlog, and
-            # waking more for a burst of quick calls costs switches.
-            if self._waking:
-                return
-            if self._idle:
-                worker = self._idle.pop()
-                thread = None
-            elif len(self.threads) < self.size:
-                worker = _Worker()
-                thread = threading.Thread(
-                    target=self._work,
-                    args=(worker,),
-                    name=f'asgi_ws-wsgi-{len(self.threads)}',
-                    daemon=True,
-                )
-                self.threads.append(thread)
-            else:
-                return
-            self._waking += 1
-        if thread is None:
-            worker.inbox.put(None)  # wake up
+            self._backlog.append((fn, args))
+            found = self._rouse()
+        _wake(found)
+
+    def _rouse(self) -> '_Found':
+        """The idle thread to wake (or the thread to start) for the
+        backlog, unless one is on its way already (under the lock).
+
+        As from a shared :class:`queue.SimpleQueue`, one thread wakes at
+        a time and, taking a call with more behind it, wakes the next: a
+        burst of blocking calls spreads over the threads, while quick
+        calls are taken by the threads already running them.
+        """
+        if self._waking:
+            return None
+        if self._idle:
+            found: _Found = (self._idle.pop(), None)
+        elif len(self.threads) < self.size:
+            worker = _Worker()
+            thread = threading.Thread(
+                target=self._work,
+                args=(worker,),
+                name=f'asgi_ws-wsgi-{len(self.threads)}',
+                daemon=True,
+            )
+            self.threads.append(thread)
+            found = (worker, thread)
         else:
-            thread.start()
+            return None
+        self._waking += 1
+        return found
 
     def spawn(
         self,
@@ -183,14 +205,22 @@ class Pool:
             if not inbox.empty():  # resumptions first
                 job = inbox.get()
                 continue
+            found = None
             with lock:
                 if backlog:
                     job = backlog.popleft()
-                    continue
-                if not self.closed:
+                    if backlog:
+                        found = self._rouse()
+                elif not self.closed:
                     idle.append(worker)
-                elif not worker.parked:
+                    job = IDLE
+                elif worker.parked:
+                    job = IDLE
+                else:
                     return
+            if job is not IDLE:
+                _wake(found)
+                continue
             job = inbox.get()  # a resumption, or None to wake up
             if type(job) is Resume:  # busy again
                 with lock, contextlib.suppress(ValueError):
