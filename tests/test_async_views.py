@@ -89,6 +89,17 @@ def test_an_async_view_answers_as_its_sync_twin(server, path, headers, shows):
     assert sync[0] == expected
 
 
+def test_blocking_parts_run_in_the_pool_and_the_coroutine_on_the_loop(
+    server,
+):
+    running, _ = server
+    where = httpx.get(running.url + '/where', headers=USER, timeout=TIMEOUT)
+    threads = where.json()
+    assert threads['root'].startswith('asgi_ws-wsgi-'), threads
+    assert threads['policy'] == threads['root'], threads
+    assert threads['view'] == threads['after await'] == 'MainThread'
+
+
 def test_the_transaction_commits_or_aborts_as_for_the_sync_twin(server):
     running, path = server
     for kind in ('sync', 'async'):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 from typing import Any
 
 from pyramid.config import Configurator
@@ -56,10 +57,16 @@ class Failed(Exception):
     """What the failing views raise."""
 
 
+def thread_name() -> str:
+    return threading.current_thread().name
+
+
 class HeaderPolicy:
-    """The user is the ``X-User`` header; any user may ``view``."""
+    """The user is the ``X-User`` header; any user may ``view``. It notes
+    in ``request.environ['threads']`` where it ran."""
 
     def identity(self, request: Any) -> str | None:
+        request.environ.setdefault('threads', {})['policy'] = thread_name()
         return request.headers.get('X-User')
 
     def authenticated_userid(self, request: Any) -> str | None:
@@ -229,6 +236,22 @@ async def slow(request: Any) -> str:
     return 'done'
 
 
+@view_config(route_name='where', renderer='json', permission='view')
+async def where(request: Any) -> dict[str, str]:
+    """Where each part ran: the root factory and the policy (in the
+    pool), the coroutine (on the loop), the renderer's input."""
+    threads = request.environ['threads']
+    threads['view'] = thread_name()
+    await asyncio.sleep(0)
+    threads['after await'] = thread_name()
+    return threads
+
+
+class Root:
+    def __init__(self, request: Any) -> None:
+        request.environ.setdefault('threads', {})['root'] = thread_name()
+
+
 @view_config(route_name='events', renderer='json')
 def events(request: Any) -> list[str]:
     return EVENTS
@@ -293,7 +316,8 @@ def make_config(path: str, threads: int = 4, **settings: Any) -> Any:
         config.add_route(f'{kind}_hello', f'/{kind}/hello/{{name}}')
         for name in ('save', 'missing', 'moved', 'echo', 'created', 'klass'):
             config.add_route(f'{kind}_{name}', f'/{kind}/{name}')
-    for name in ('sleep', 'slow', 'events', 'hello', 'async_hi'):
+    config.set_root_factory(Root)
+    for name in ('sleep', 'slow', 'events', 'hello', 'async_hi', 'where'):
         config.add_route(name, f'/{name}')
     config.scan(sys.modules[__name__])
     return config
