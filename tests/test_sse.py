@@ -271,3 +271,29 @@ def test_shutdown_ends_streams(tmp_path, kind):
     assert elapsed < 3, server.log()
     assert status == 0, server.log()
     assert 'Traceback' not in server.log()
+
+
+def test_events_pass_the_documented_nginx(tmp_path, monkeypatch):
+    from tests import test_nginx
+
+    # the documented site and its TCP upstream, the first two blocks
+    blocks = test_nginx.nginx_blocks()[:2]
+    monkeypatch.setattr(test_nginx, 'nginx_blocks', lambda: blocks)
+    nginx_config, start_nginx = test_nginx.nginx_config, test_nginx.start_nginx
+    with serve('uvicorn', TARGET) as server:
+        port = free_port()
+        upstream = f'127.0.0.1:{server.port}'
+        proxy = start_nginx(
+            tmp_path, nginx_config(tmp_path, port, upstream), port
+        )
+        try:
+            # each event and heartbeat gets through while the stream
+            # stays open (and nginx keeps x-accel-buffering to itself)
+            url = f'http://127.0.0.1:{port}/events'
+            with stream(f'{url}/echo') as (response, reader):
+                assert 'x-accel-buffering' not in response.headers
+                assert reader.events(2)[0].event == 'lines'
+            with stream(f'{url}/quiet') as (_, reader):
+                reader.comments(3)
+        finally:
+            proxy.stop()
