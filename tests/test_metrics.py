@@ -214,6 +214,7 @@ def test_bridge_requests_durations_and_busy_threads(server):
         target=requests.get, args=(server.url + '/slow',), daemon=True
     )
     slow.start()
+    held = time.monotonic()  # from when /slow holds its thread, below
     try:
         wait_until(
             lambda: requests.get(server.url + '/busy').text == 'True',

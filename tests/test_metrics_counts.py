@@ -13,8 +13,15 @@ import threading
 import pytest
 import requests
 
-from tests.support import ServerProcess, serve
-from tests.test_metrics import grew, scrape, scraped_until, value
+from tests.support import ServerProcess, serve, wait_until
+from tests.test_metrics import (
+    Samples,
+    grew,
+    parse,
+    scrape,
+    scraped_until,
+    value,
+)
 from tests.wsclient import TIMEOUT, open_ws
 
 
@@ -32,7 +39,8 @@ def event_stream(server: ServerProcess) -> Iterator[requests.Response]:
     ) as response:
         assert response.status_code == 200
         lines = response.iter_lines(decode_unicode=True)
-        assert next(line for line in lines if line) == 'data: hello'
+        data = next(line for line in lines if line.startswith('data:'))
+        assert data == 'data: hello'  # after any comment (':')
         yield response
 
 
@@ -108,3 +116,28 @@ def test_calls_waiting_for_a_thread():
             lambda s: not value(s, 'bridge_waiting'),
             'the calls to end',
         )
+
+
+def test_an_app_exporting_its_metrics_itself_gets_them_sampled():
+    # asgi_ws.metrics = true, no endpoint: nothing scrapes /metrics, so
+    # the worker samples itself; the app's own view reads the registry
+    env = {'METRICS_PATH': '', 'METRICS_INTERVAL': '0.1'}
+    with serve('uvicorn', 'tests.apps.metrics:app', env) as srv:
+        assert requests.get(srv.url + '/metrics').status_code == 404
+
+        def export() -> Samples:
+            response = requests.get(srv.url + '/export', timeout=TIMEOUT)
+            return parse(response.text)
+
+        with open_ws(srv.ws_url + '/room') as room:
+            assert room.recv(timeout=TIMEOUT) == 'joined'
+            room.send('hi')
+            assert room.recv(timeout=TIMEOUT) == 'hi'
+            wait_until(
+                lambda: (
+                    value(s := export(), 'groups') == 1
+                    and value(s, 'group_delivered_total') == 1
+                    and value(s, 'bridge_threads') >= 1
+                ),
+                'the sampled metrics in the view',
+            )

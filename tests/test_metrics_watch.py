@@ -302,6 +302,10 @@ def test_stopping_a_worker_that_never_sampled(monkeypatch, tmp_path):
     registry = SimpleNamespace(queryUtility=lambda iface: metrics)
     asyncio.run(_stopped(SimpleNamespace(registry=registry)))
     assert not dead.exists()
+    dead.write_bytes(b'')
+    monkeypatch.delenv('PROMETHEUS_MULTIPROC_DIR')  # no files to drop
+    asyncio.run(_stopped(SimpleNamespace(registry=registry)))
+    assert dead.exists()
 
 
 @pytest.mark.parametrize(

@@ -106,10 +106,11 @@ def includeme(config: Any) -> None:
     In a deferred action once the settings are parsed: the
     :class:`~pyramid_asgi_ws.interfaces.IMetrics` utility, the endpoint
     (an HTTP consumer named :data:`ENDPOINT_NAME`, which needs no
-    permission: ``asgi_ws.metrics_allow`` guards it) and, in
-    prometheus_client's multiprocess mode, lifespan subscribers that
-    sample this worker every few seconds and drop its live gauges when
-    it stops.
+    permission: ``asgi_ws.metrics_allow`` guards it) and, without an
+    endpoint or in prometheus_client's multiprocess mode (where a
+    scrape reaches one worker), lifespan subscribers that sample this
+    worker every few seconds and, in multiprocess mode, drop its live
+    gauges when it stops.
     """
 
     def register() -> None:
@@ -137,7 +138,8 @@ def includeme(config: Any) -> None:
             )
         from pyramid_asgi_ws.metrics import collectors
 
-        if collectors.multiprocess():
+        # no scrape of the endpoint samples them: sample every few seconds
+        if path is None or collectors.multiprocess():
             config.add_subscriber(_started, ApplicationStartup)
             config.add_subscriber(_stopped, ApplicationShutdown)
 
@@ -154,7 +156,7 @@ def _started(event: Any) -> None:
 
 
 async def _stopped(event: Any) -> None:
-    from prometheus_client.multiprocess import mark_process_dead
+    from pyramid_asgi_ws.metrics.collectors import multiprocess
 
     metrics = get_metrics(event.registry)
     sampler, metrics.sampler = metrics.sampler, None
@@ -162,7 +164,10 @@ async def _stopped(event: Any) -> None:
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
-    mark_process_dead(os.getpid())
+    if multiprocess():
+        from prometheus_client.multiprocess import mark_process_dead
+
+        mark_process_dead(os.getpid())
 
 
 __all__ = ['ENDPOINT_NAME', 'get_metrics', 'includeme']

@@ -3,7 +3,10 @@
 Served as ``tests.apps.metrics:app``. The environment sets
 ``asgi_ws.metrics_allow`` (``METRICS_ALLOW``, default loopback) and
 ``asgi_ws.broadcast_url`` (``BROADCAST_URL``, default ``memory://``)
-and, if ``THREADS`` is set, ``asgi_ws.threads``.
+and, if ``THREADS`` is set, ``asgi_ws.threads``. An empty
+``METRICS_PATH`` serves no endpoint: the app exports its metrics at
+``GET /export`` (a Pyramid view), sampled every ``METRICS_INTERVAL``
+seconds.
 
 - ``/echo`` (consumer ``echo``) echoes text; ``close:<code>`` closes with
   that code.
@@ -16,8 +19,9 @@ and, if ``THREADS`` is set, ``asgi_ws.threads``.
 - ``GET /hello`` is a Pyramid view; ``GET /slow`` holds its thread until
   ``GET /release``, and ``GET /await`` (an ``async def`` view) awaits
   it; ``GET /busy`` says whether ``/slow`` is running,
-  ``GET /pid`` which worker answers. ``GET /unblock`` (an HTTP consumer,
-  which needs no thread) releases them too.
+  ``GET /pid`` which worker answers, ``GET /export`` the metrics (for
+  an app exporting them itself). ``GET /unblock`` (an HTTP consumer,
+  which needs no thread) releases ``/slow`` and ``/await`` too.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ import asyncio
 import os
 import threading
 
+from prometheus_client import generate_latest
 from pyramid.config import Configurator
 from pyramid.response import Response
 
 from pyramid_asgi_ws import EventStream, WebSocket
+from pyramid_asgi_ws.metrics import collectors, get_metrics
 
 RELEASE = threading.Event()
 RUNNING = threading.Event()
@@ -106,14 +112,22 @@ def pid(request):
     return Response(str(os.getpid()))
 
 
+def export(request):
+    registry = get_metrics(request.registry).collector_registry
+    return Response(generate_latest(registry), content_type='text/plain')
+
+
 def make_app():
     settings = {
-        'asgi_ws.metrics_path': '/metrics',
+        'asgi_ws.metrics_path': os.environ.get('METRICS_PATH', '/metrics'),
         'asgi_ws.metrics_allow': os.environ.get(
             'METRICS_ALLOW', '127.0.0.0/8 ::1'
         ),
         'asgi_ws.broadcast_url': os.environ.get('BROADCAST_URL', 'memory://'),
     }
+    if not settings['asgi_ws.metrics_path']:  # the app exports them
+        settings['asgi_ws.metrics'] = 'true'
+        collectors.INTERVAL = float(os.environ['METRICS_INTERVAL'])
     if 'THREADS' in os.environ:
         settings['asgi_ws.threads'] = os.environ['THREADS']
     with Configurator(settings=settings) as config:
@@ -140,6 +154,7 @@ def make_app():
             ('release', release),
             ('busy', busy),
             ('pid', pid),
+            ('export', export),
         ):
             config.add_route(name, f'/{name}')
             config.add_view(view, route_name=name)
