@@ -98,6 +98,26 @@ def test_blocking_parts_run_in_the_pool_and_the_coroutine_on_the_loop(
     assert threads['root'].startswith('asgi_ws-wsgi-'), threads
     assert threads['policy'] == threads['root'], threads
     assert threads['view'] == threads['after await'] == 'MainThread'
+    finished = wait_until(
+        lambda: [e for e in events(running) if e.startswith('where fin')],
+        'the finished callback',
+    )
+    assert finished[-1] == f'where finished in {threads["root"]}'
+
+
+@pytest.mark.parametrize('kind', ['hypercorn', 'daphne'])
+def test_other_servers(tmp_path, kind):
+    env = {'ASYNCVIEWS_PATH': str(tmp_path / 'notes.sqlite')}
+    with serve(kind, 'tests.apps.asyncviews:app', env) as running:
+        with httpx.Client(base_url=running.url, timeout=TIMEOUT) as client:
+            for path, headers, _ in CASES:
+                sync = answer(client.get('/sync' + path, headers=headers))
+                async_ = answer(client.get('/async' + path, headers=headers))
+                assert async_ == sync, path
+        started = time.monotonic()
+        statuses = asyncio.run(_gather(running.url, 200, s='1'))
+        assert statuses == [200] * 200
+        assert time.monotonic() - started < 30  # 50 s one thread each
 
 
 def test_the_transaction_commits_or_aborts_as_for_the_sync_twin(server):

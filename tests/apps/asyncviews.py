@@ -242,6 +242,9 @@ async def where(request: Any) -> dict[str, str]:
     pool), the coroutine (on the loop), the renderer's input."""
     threads = request.environ['threads']
     threads['view'] = thread_name()
+    request.add_finished_callback(
+        lambda request: record(f'where finished in {thread_name()}')
+    )
     await asyncio.sleep(0)
     threads['after await'] = thread_name()
     return threads
