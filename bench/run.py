@@ -26,6 +26,7 @@ import threading
 import time
 import typing
 
+import bench.asyncviews
 import bench.broadcast
 import bench.handshakes
 import bench.history
@@ -796,6 +797,11 @@ def main(argv: list[str] | None = None) -> None:
         history = bench.history.run(args.smoke)
         print(bench.history.table(history))
         failed = failed or not all(item['ok'] for item in history)
+    if only is None or 'asyncviews' in only:
+        print('.. async views', file=sys.stderr, flush=True)
+        views = bench.asyncviews.run(args.smoke)
+        print(bench.asyncviews.table(views))
+        failed = failed or not all(item['ok'] for item in views)
     soak: dict[str, typing.Any] = {}
     if only is None or 'soak' in only:
         print('.. soak', file=sys.stderr, flush=True)
