@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 import logging
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qs
 
 from pyramid_asgi_ws.broadcast.codec import Payload
 from pyramid_asgi_ws.broadcast.member import Membership
@@ -58,6 +59,21 @@ YIELD_EVERY = 16
 
 #: What ``since=`` defaults to: the stream's ``last_event_id``.
 LAST_EVENT_ID: Any = object()
+
+
+def response_headers(origin: str | None) -> list[tuple[bytes, bytes]]:
+    """The headers of a stream: :data:`STREAM_HEADERS`, and for a request
+    with an ``Origin`` (which the origin check let through: browsers send
+    one on a cross-origin ``EventSource``) those letting the page read it.
+    """
+    headers = list(STREAM_HEADERS)
+    if origin is not None:
+        headers += [
+            (b'access-control-allow-origin', origin.encode('latin-1')),
+            (b'access-control-allow-credentials', b'true'),
+            (b'vary', b'origin'),
+        ]
+    return headers
 
 
 def _body(body: bytes) -> Message:
@@ -159,8 +175,9 @@ class EventStream(RequestMixin, GroupsMixin):
         what it stored, say). Empty means none.
         """
         value = self.headers.get('last-event-id')
-        if value is None:
-            value = self.request.GET.get(LAST_EVENT_ID_PARAM)
+        if value is None:  # read from the scope: no request built for it
+            query = parse_qs(self.scope.get('query_string', b'').decode())
+            value = query.get(LAST_EVENT_ID_PARAM, [None])[0]
         return value or None
 
     @property
@@ -282,29 +299,32 @@ class EventStream(RequestMixin, GroupsMixin):
 
     # -- the stream's life (the application drives it) ---------------------
 
-    async def _start(self) -> None:
+    async def _start(self) -> bool:
         """Start the response, with the ``retry:`` field if any, else a
-        comment."""
-        headers = list(STREAM_HEADERS)
-        origin = self.headers.get('origin')
-        if origin is not None:
-            # The origin check let this page through (browsers send Origin
-            # on a cross-origin EventSource): let it read the stream too.
-            headers += [
-                (b'access-control-allow-origin', origin.encode('latin-1')),
-                (b'access-control-allow-credentials', b'true'),
-                (b'vary', b'origin'),
-            ]
-        await self._send(
-            {'type': 'http.response.start', 'status': 200, 'headers': headers}
-        )
+        comment; return whether the client is still there."""
+        headers = response_headers(self.headers.get('origin'))
+        try:
+            await self._send(
+                {
+                    'type': 'http.response.start',
+                    'status': 200,
+                    'headers': headers,
+                }
+            )
+        except OSError:  # gone already
+            self._gone()
+            return False
         self.application_state = WebSocketState.CONNECTED
         # a first write: some servers (daphne) send the headers with it,
         # and EventSource opens once they arrive
         first = HEARTBEAT
         if self.retry is not None:
             first = retry_field(self.retry).encode() + b'\n'
-        await self._write(first)
+        try:
+            await self._write(first)
+        except StreamClosed:
+            return False
+        return True
 
     def _gone(self) -> None:
         log.debug('the client of event stream %s went away', self.path)

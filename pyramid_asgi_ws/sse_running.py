@@ -102,7 +102,9 @@ async def watch(stream: EventStream) -> None:
 
 async def run_stream(consumer: Consumer, stream: EventStream) -> None:
     """Start the response, run the consumer, and end the stream."""
-    await stream._start()
+    if not await stream._start():
+        await stream._finish()
+        return
     helpers = [asyncio.ensure_future(watch(stream))]
     if stream.heartbeat:
         helpers.append(

@@ -385,6 +385,32 @@ def test_send_to_a_gone_client_raises_stream_closed():
     run(main())
 
 
+def test_a_client_gone_before_the_stream_starts():
+    from pyramid_asgi_ws.router import Consumer
+    from pyramid_asgi_ws.sse_running import run_stream
+
+    async def never_runs(stream: EventStream) -> None:
+        raise AssertionError('ran')  # pragma: no cover - must not run
+
+    async def main() -> None:
+        for fail_on in ('http.response.start', 'http.response.body'):
+            wire = Wire()
+
+            async def send(
+                message: dict[str, Any], kind: str = fail_on
+            ) -> None:
+                if message['type'] == kind:
+                    raise OSError('the client is gone')
+
+            stream = make_stream(wire)
+            stream._send = send
+            consumer = Consumer('c', '/s', never_runs, protocol='sse')
+            await run_stream(consumer, stream)
+            assert stream.closed
+
+    run(main())
+
+
 def test_a_send_racing_the_end_raises_stream_closed():
     async def main() -> None:
         wire = Wire()
