@@ -105,6 +105,14 @@ def test_the_default_registry_holds_one_application():
             {'metrics': 'on', 'metrics_default_registry': 'perhaps'},
             'asgi_ws.metrics_default_registry must be true or false',
         ),
+        (  # the application would find nothing in REGISTRY
+            {'metrics_default_registry': 'true'},
+            'metrics_default_registry is on but the metrics are off',
+        ),
+        (
+            {'metrics': 'off', 'metrics_default_registry': 'true'},
+            'metrics_default_registry is on but the metrics are off',
+        ),
     ],
 )
 def test_settings_not_understood_are_errors(settings, message):

@@ -1,5 +1,6 @@
-"""More counts through a real server: event streams, the close codes
-clients choose, and calls waiting for a thread of the bridge.
+"""More counts through a real server: event streams, the close codes of
+clients (chosen, or 1006 when they vanish), calls waiting for a thread of
+the bridge, and an application exporting its metrics itself.
 
 tests/apps/metrics.py serves them; the helpers are tests/test_metrics.py's.
 """
@@ -22,7 +23,7 @@ from tests.test_metrics import (
     scraped_until,
     value,
 )
-from tests.wsclient import TIMEOUT, open_ws
+from tests.wsclient import TIMEOUT, open_ws, raw_handshake
 
 
 @pytest.fixture(scope='module')
@@ -64,11 +65,25 @@ def test_event_streams_open_per_consumer(server):
     assert value(refused, 'sse_streams', **events) == 0
 
 
-def test_the_close_codes_clients_choose_are_a_few_labels(server):
-    def closes(samples, code: str) -> float:
-        labels = dict(consumer='echo', code=code, initiator='client')
-        return value(samples, 'websocket_closes_total', **labels)
+def closes(samples: Samples, code: str) -> float:
+    """The closes of ``/echo`` by its clients with the label ``code``."""
+    labels = dict(consumer='echo', code=code, initiator='client')
+    return value(samples, 'websocket_closes_total', **labels)
 
+
+def test_a_client_that_vanishes_is_a_1006(server):
+    before = scrape(server)
+    raw_handshake(server.port, '/echo').close()  # no close frame
+    after = scraped_until(
+        server,
+        lambda s: closes(s, '1006') > closes(before, '1006'),
+        'the lost connection to be counted',
+    )
+    assert closes(after, '1006') - closes(before, '1006') == 1
+    assert closes(after, '1005') == closes(before, '1005')
+
+
+def test_the_close_codes_clients_choose_are_a_few_labels(server):
     before = scrape(server)
     for code in (4123, 4124, 3999):
         with open_ws(server.ws_url + '/echo') as ws:

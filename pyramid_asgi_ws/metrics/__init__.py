@@ -67,11 +67,16 @@ def _enabled(settings: dict[str, Any]) -> bool:
     path = _path(settings)
     enabled = settings['metrics']
     if enabled is None:
-        return path is not None
-    if not enabled and path is not None:
+        enabled = path is not None
+    elif not enabled and path is not None:
         raise ConfigurationError(
             f'asgi_ws.metrics_path is {path!r} but asgi_ws.metrics is off: '
             'remove one of them'
+        )
+    if not enabled and settings['metrics_default_registry']:
+        raise ConfigurationError(
+            'asgi_ws.metrics_default_registry is on but the metrics are '
+            'off: set asgi_ws.metrics = true or asgi_ws.metrics_path'
         )
     return bool(enabled)
 
