@@ -138,6 +138,12 @@
   // network dropped may take long to notice, so it is closed at once.
   window.addEventListener('online', function () {
     if (timer !== null) { window.clearTimeout(timer); connect(); }
+    else if (socket && socket.readyState === WebSocket.CONNECTING) {
+      // an attempt made while offline may hang: start afresh
+      socket.onclose = null;
+      socket.close();
+      connect();
+    }
   });
   window.addEventListener('offline', function () {
     if (socket) { socket.close(); }
