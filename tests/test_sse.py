@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 import contextlib
+import re
 import signal
 import time
 from typing import Any
@@ -297,3 +298,36 @@ def test_events_pass_the_documented_nginx(tmp_path, monkeypatch):
                 reader.comments(3)
         finally:
             proxy.stop()
+
+
+def workers(log: str) -> set[str]:
+    """The processes the group consumer joined in, from its reports."""
+    return set(re.findall(r'resumed=True in (\d+)', log))
+
+
+@pytest.mark.skipif(not redis_available(), reason='needs redis-server')
+def test_streams_on_two_workers_get_the_same_ids():
+    with RedisServer() as redis:
+        port = free_port()
+        command = [
+            'python', '-m', 'uvicorn', TARGET, '--host', '127.0.0.1',
+            '--port', str(port), '--workers', '2', '--no-access-log',
+        ]  # fmt: skip
+        server = ServerProcess(command, port, {'BROADCAST_URL': redis.url})
+        server.wait_ready()
+        try:
+            url = f'{server.url}/events/group/shared'
+            with contextlib.ExitStack() as streams:
+                readers: list[Reader] = []
+                while len(workers(server.log())) < 2:  # streams on both
+                    assert len(readers) < 32, server.log()
+                    readers.append(streams.enter_context(stream(url))[1])
+                    server.wait_for_log('resumed=True', count=len(readers))
+                for number in range(10):  # each POST to either worker
+                    publish(server, 'shared', number, 1)
+                got = [reader.events(10) for reader in readers]
+        finally:
+            server.stop()
+    assert all(g == got[0] for g in got)
+    assert [event.data for event in got[0]] == [str(n) for n in range(10)]
+    assert len({event.id for event in got[0]}) == 10

@@ -63,7 +63,7 @@ async def ticker(stream: EventStream) -> None:
 async def group(stream: EventStream) -> None:
     name = stream.matchdict['group']
     resumed = await stream.join(name)
-    report(f'joined {name} resumed={resumed}')
+    report(f'joined {name} resumed={resumed} in {os.getpid()}')
     if not resumed:
         await stream.send('history gone', event='reload')
     try:
