@@ -147,12 +147,11 @@ def test_refusals_come_before_the_stream(server):
     assert log.count('echo last_event_id') == 1  # only the allowed page's
 
 
-def test_heartbeats_keep_an_idle_stream_talking():
-    with serve('uvicorn', TARGET) as server:
-        with stream(f'{server.url}/events/quiet') as (_, reader):
-            started = time.monotonic()
-            reader.comments(3)
-            elapsed = time.monotonic() - started
+def test_heartbeats_keep_an_idle_stream_talking(server):
+    with stream(f'{server.url}/events/quiet') as (_, reader):
+        started = time.monotonic()
+        reader.comments(3)
+        elapsed = time.monotonic() - started
     assert reader.pending == []
     assert elapsed < 5  # 0.2 s apart; a bound, not a timing
 
