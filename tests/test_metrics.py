@@ -13,12 +13,19 @@ import os
 from pathlib import Path
 import threading
 import time
-from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
 import pytest
 import requests
 
+from tests.metrics_support import (
+    P,
+    Samples,
+    flooded,
+    grew,
+    scrape,
+    scraped_until,
+    value,
+)
 from tests.redis_support import RedisServer, redis_available
 from tests.support import (
     ServerProcess,
@@ -35,47 +42,6 @@ from tests.wsclient import (
     refused_status,
     stalled_socket,
 )
-
-P = 'pyramid_asgi_ws_'
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(server: ServerProcess) -> Samples:
-    """GET the metrics and return every sample by name and labels."""
-    response = requests.get(server.url + '/metrics', timeout=TIMEOUT)
-    assert response.status_code == 200, response.text
-    return parse(response.text)
-
-
-def parse(text: str) -> Samples:
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: Any) -> float:
-    """The sample ``name`` with exactly ``labels``; 0 if absent."""
-    key = frozenset((k, str(v)) for k, v in labels.items())
-    return samples.get((P + name, key), 0.0)
-
-
-def grew(before: Samples, after: Samples, name: str, **labels: Any) -> float:
-    """How much the sample ``name`` with ``labels`` grew between scrapes."""
-    return value(after, name, **labels) - value(before, name, **labels)
-
-
-def scraped_until(server, condition, what: str) -> Samples:
-    """Scrape until ``condition(samples)`` holds; return those samples."""
-    found: list[Samples] = []
-
-    def check() -> bool:
-        found[:] = [scrape(server)]
-        return bool(condition(found[0]))
-
-    wait_until(check, what)
-    return found[0]
 
 
 @pytest.fixture(scope='module')
@@ -191,16 +157,7 @@ def test_group_publishes_deliveries_and_a_drop(server):
                 ),
                 '/tiny to join the room',
             )
-            big = 'x' * 100_000 + '*10'
-            for _ in range(100):  # 100 MB at most; it takes about 3
-                room.send(big)
-                for _ in range(10):
-                    room.recv(timeout=TIMEOUT)
-                stalled = scrape(server)
-                if grew(before, stalled, 'group_dropped_total'):
-                    break
-            else:
-                pytest.fail('no group message was dropped')
+            stalled = flooded(server, room, before)
             assert value(stalled, 'send_queue_deepest') == 1
             assert value(stalled, 'send_queue_messages') == 1
 

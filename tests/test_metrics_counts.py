@@ -2,27 +2,29 @@
 clients (chosen, or 1006 when they vanish), calls waiting for a thread of
 the bridge, and an application exporting its metrics itself.
 
-tests/apps/metrics.py serves them; the helpers are tests/test_metrics.py's.
+tests/apps/metrics.py serves them; tests/metrics_support.py reads them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 import contextlib
+import socket
 import threading
 
 import pytest
 import requests
 
-from tests.support import ServerProcess, serve, wait_until
-from tests.test_metrics import (
+from tests.metrics_support import (
     Samples,
+    flooded,
     grew,
     parse,
     scrape,
     scraped_until,
     value,
 )
+from tests.support import ServerProcess, serve, wait_until
 from tests.wsclient import TIMEOUT, open_ws, raw_handshake
 
 
@@ -63,6 +65,28 @@ def test_event_streams_open_per_consumer(server):
     method = dict(consumer='events', status=405, reason='method')
     assert grew(after, refused, 'refusals_total', protocol='sse', **method)
     assert value(refused, 'sse_streams', **events) == 0
+
+
+def test_an_event_streams_send_queue(server):
+    # a client that never reads: the stream's queue of one fills, drops
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(TIMEOUT)
+    before = scrape(server)
+    with (
+        contextlib.closing(sock),
+        open_ws(server.ws_url + '/room') as room,
+    ):
+        assert room.recv(timeout=TIMEOUT) == 'joined'
+        sock.connect(('127.0.0.1', server.port))
+        sock.sendall(b'GET /events/tiny HTTP/1.1\r\nHost: x\r\n\r\n')
+        wait_until(
+            lambda: 'events_tiny joined' in server.log(), 'the stream to join'
+        )
+        stalled = flooded(server, room, before)
+        # the room's socket reads all: the stream's is the full queue
+        assert value(stalled, 'send_queue_deepest') == 1
+        assert value(stalled, 'send_queue_messages') == 1
 
 
 def closes(samples: Samples, code: str) -> float:

@@ -222,9 +222,11 @@ def make_app(broadcaster=None):
         threads=[1, 2, 3], busy=2, waiting=4, suspended=jobs
     )
     connections = [SimpleNamespace(pending=n) for n in (0, 5, 2)]
+    streams = [SimpleNamespace(pending=n) for n in (1, 6)]
     return SimpleNamespace(
         wsgi=SimpleNamespace(pool=pool),
         connections=connections,
+        streams=streams,
         registry=registry,
     )
 
@@ -237,8 +239,8 @@ def test_sample_reads_the_pool_and_the_send_queues():
         ('bridge_threads_busy', 2),
         ('bridge_waiting', 4),
         ('bridge_suspended', 1),
-        ('send_queue_messages', 7),
-        ('send_queue_deepest', 5),
+        ('send_queue_messages', 14),  # of sockets and event streams
+        ('send_queue_deepest', 6),
     ):
         assert get(metrics, name) == expected, name
     assert get(metrics, 'groups') == 0  # no broadcaster to read

@@ -219,9 +219,9 @@ class Metrics:
     def sample(self, app: Any) -> None:
         """Read what the application's parts count into the collectors.
 
-        On the event loop, which alone changes what it reads: the open
-        connections' send queues, the bridge's thread pool, the
-        broadcaster and its backend.
+        On the event loop, which alone changes what it reads: the send
+        queues of the open WebSockets and event streams, the bridge's
+        thread pool, the broadcaster and its backend.
         """
         pool = app.wsgi.pool
         self.threads.set(len(pool.threads))
@@ -232,7 +232,8 @@ class Metrics:
         self.suspended.set(
             sum(job.task is not None for job in list(pool.suspended))
         )
-        depths = [ws.pending for ws in app.connections]
+        depths = [conn.pending for conn in app.connections]
+        depths += [stream.pending for stream in app.streams]
         self.queued.set(sum(depths))
         self.deepest.set(max(depths, default=0))
         broadcaster = app.registry.queryUtility(IBroadcaster)

@@ -15,7 +15,9 @@ seconds.
 - ``/tiny`` (``tiny``) has a send queue of one message, dropping the
   newest: it joins ``room``, says ``joined`` and only listens.
 - ``/events`` (``events``) is an event stream: it sends ``hello``, then
-  waits for the client to go.
+  waits for the client to go. ``/events/tiny`` (``events_tiny``) queues
+  one group message as ``/tiny`` does: it joins ``room``, prints
+  ``events_tiny joined`` (to the server's log) and waits.
 - ``GET /hello`` is a Pyramid view; ``GET /slow`` holds its thread until
   ``GET /release``, and ``GET /await`` (an ``async def`` view) awaits
   it; ``GET /busy`` says whether ``/slow`` is running,
@@ -69,6 +71,12 @@ async def tiny(ws: WebSocket) -> None:
 
 async def events(stream: EventStream) -> None:
     await stream.send('hello')
+    await stream.wait_closed()
+
+
+async def events_tiny(stream: EventStream) -> None:
+    await stream.join('room')
+    print('events_tiny joined', flush=True)
     await stream.wait_closed()
 
 
@@ -143,6 +151,14 @@ def make_app():
         )
         config.add_asgi_consumer(
             '/events', events, protocol='sse', name='events'
+        )
+        config.add_asgi_consumer(
+            '/events/tiny',
+            events_tiny,
+            protocol='sse',
+            name='events_tiny',
+            send_queue_size=1,
+            send_overflow='drop_newest',
         )
         config.add_asgi_consumer(
             '/unblock', unblock, protocol='http', name='unblock'
