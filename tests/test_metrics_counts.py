@@ -180,3 +180,21 @@ def test_an_app_exporting_its_metrics_itself_gets_them_sampled():
                 ),
                 'the sampled metrics in the view',
             )
+
+
+@pytest.mark.parametrize(
+    'accept',
+    [
+        'application/openmetrics-text; version=abc',
+        'text/plain; version=x.y',
+    ],
+)
+def test_an_accept_header_not_understood_gets_the_text_format(server, accept):
+    response = requests.get(
+        server.url + '/metrics', headers={'Accept': accept}, timeout=TIMEOUT
+    )
+    assert response.status_code == 200
+    assert response.headers['content-type'].startswith(
+        'text/plain; version=0.0.4'
+    )
+    assert '\npyramid_asgi_ws_groups ' in response.text

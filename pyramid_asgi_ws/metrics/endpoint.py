@@ -52,6 +52,16 @@ def _header(scope: dict[str, Any], wanted: bytes) -> str:
     )
 
 
+def _encoder(scope: dict[str, Any]) -> tuple[Any, str]:
+    """The format the scraper asks for in ``Accept``; the text format
+    when it asks in words prometheus_client cannot read (its
+    ``choose_encoder`` raises on a version that is no version)."""
+    try:
+        return choose_encoder(_header(scope, b'accept'))
+    except (TypeError, ValueError):
+        return choose_encoder('')
+
+
 def _address(entry: str) -> str:
     """An address of a forwarding header, without quotes, brackets, port."""
     entry = entry.strip().strip('"')
@@ -101,7 +111,7 @@ class MetricsEndpoint:
             return
         app = scope['registry'].queryUtility(IASGIApp)
         self.metrics.sample(app)
-        encoder, content_type = choose_encoder(_header(scope, b'accept'))
+        encoder, content_type = _encoder(scope)
         loop = asyncio.get_running_loop()
         body = await loop.run_in_executor(None, self._expose, encoder)
         headers = [
