@@ -109,12 +109,29 @@ class StreamMembership(Membership):
         """Queue the message as an event, or hand it to the hook."""
         if self.on_group_message is not None:
             return super().deliver(group, payload)
-        carried = payload.event
-        data = carried.get('text')
-        if data is None:  # bytes: a stream carries text only
-            data = carried['bytes'].decode('utf-8', 'replace')
-        body = format_event(data, self.events.get(group), payload.position)
-        return self.outbox.push(_body(body))
+        return self.outbox.push(_event_of(payload, self.events.get(group)))
+
+
+#: The last group message made an event, as ``(payload, type, message)``:
+#: a broadcast hands one payload to each member in turn, so the streams
+#: after the first share the first one's bytes instead of formatting them
+#: again.
+_last_event: tuple[Any, str | None, Message] = (None, None, {})
+
+
+def _event_of(payload: Payload, event: str | None) -> Message:
+    """The ASGI message carrying ``payload`` as an event of type ``event``."""
+    global _last_event
+    last, last_type, message = _last_event
+    if last is payload and last_type == event:
+        return message
+    carried = payload.event
+    data = carried.get('text')
+    if data is None:  # bytes: a stream carries text only
+        data = carried['bytes'].decode('utf-8', 'replace')
+    message = _body(format_event(data, event, payload.position))
+    _last_event = (payload, event, message)
+    return message
 
 
 class EventStream(RequestMixin, GroupsMixin):

@@ -530,6 +530,14 @@ def test_deliver_sends_bytes_as_text():
     member = StreamMembership({}, outbox)
     member.deliver('g', Payload(encode(b'\xff ok'), '9'))
     assert pushed[0]['body'] == 'id: 9\ndata: \ufffd ok\n\n'.encode()
+    # one payload to many streams: formatted once per event type
+    other = StreamMembership({}, outbox)
+    typed = StreamMembership({}, outbox)
+    typed.events['g'] = 'chat'
+    payload = Payload(encode('hi'), '10')
+    for each in (member, other, typed):
+        each.deliver('g', payload)
+    assert pushed[1] is pushed[2] and pushed[3]['body'].startswith(b'event')
 
 
 def test_the_loop_thread_is_not_blocked_by_a_run_sync(client):
