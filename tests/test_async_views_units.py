@@ -327,3 +327,31 @@ def test_a_failing_spawned_call_is_logged_and_its_greenlet_kept(pool, caplog):
     asyncio.run(main())
     assert 'spawned call failed' in caplog.text
     assert greenlets[0] is greenlets[1]  # a spare, not a new one
+
+
+def test_a_thread_taking_a_call_with_more_behind_wakes_the_next():
+    """Two blocking calls queued at once, one thread woken for them: it
+    takes the first and wakes (here: starts) a thread for the second, so
+    that the two overlap."""
+    from pyramid_asgi_ws.wsgi import pool as pooling
+
+    workers = Pool(3)
+    release = threading.Event()
+    started = [threading.Event() for _ in range(3)]
+
+    def blocker(n: int) -> None:
+        started[n].set()
+        release.wait(TIMEOUT)
+
+    try:
+        workers.submit(blocker, 0)
+        assert started[0].wait(TIMEOUT)
+        with workers._lock:  # both at once, as a burst arriving
+            workers._backlog.extend([(blocker, (1,)), (blocker, (2,))])
+            found = workers._rouse()
+        pooling._wake(found)
+        assert all(event.wait(TIMEOUT) for event in started)
+        assert len(workers.threads) == 3
+    finally:
+        release.set()
+        workers.close()
