@@ -51,6 +51,9 @@ def is_trusted(client: Any, trusted: tuple[str, ...]) -> bool:
         address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    # a dual-stack socket reports an IPv4 peer as ::ffff:a.b.c.d
+    mapped = getattr(address, 'ipv4_mapped', None)
+    address = mapped or address
     for entry in trusted:
         try:
             if address in ipaddress.ip_network(entry, strict=False):

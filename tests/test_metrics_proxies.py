@@ -44,6 +44,9 @@ def test_a_spoofed_forwarded_for_does_not_let_a_client_in(trusted):
         assert get(server, '127.0.0.1') == 200
         assert get(server, f'127.0.0.1, {FOREIGN}') == 403
         assert get(server, FOREIGN) == 403
+        # as a dual-stack socket reports an IPv4 client
+        assert get(server, '::ffff:127.0.0.1') == 200
+        assert get(server, f'::ffff:{FOREIGN}') == 403
     finally:
         server.stop()
         os.unlink(server.logfile.name)

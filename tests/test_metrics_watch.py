@@ -318,6 +318,8 @@ def test_stopping_a_worker_that_never_sampled(monkeypatch, tmp_path):
         (('127.0.0.1', 5000), 'PUT', 405),
         (('10.1.2.3', 5000), 'GET', 403),
         (None, 'GET', 403),  # a unix socket's peer, not allowed here
+        (('::ffff:127.0.0.1', 5000), 'GET', None),  # IPv4 on a v6 socket
+        (('::ffff:10.1.2.3', 5000), 'GET', 403),
     ],
 )
 def test_the_endpoint_checks_the_client_then_the_method(
