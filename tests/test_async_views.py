@@ -350,3 +350,50 @@ def test_proutes_and_pviews_show_async_views(ini):
     views = '\n'.join(lines)
     assert 'tests.apps.asyncviews.async_hello' in views, views
     assert 'required permission = view' in views, views
+
+
+def test_the_shutdown_cancels_views_still_awaiting_and_waits_for_them(
+    tmp_path,
+):
+    """In process, with a server that does not cancel the request itself:
+    the lifespan shutdown cancels the view, and ends once the request has
+    ended in its thread (transaction aborted, finished callbacks run)."""
+    from tests.apps.asyncviews import EVENTS, make_config
+    from tests.asgi import Channel, http_scope
+
+    path = tmp_path / 'notes.sqlite'
+    app = make_config(str(path)).make_asgi_app()
+    sent: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        lifespan = Channel({'type': 'lifespan.startup'})
+        life = asyncio.ensure_future(
+            app({'type': 'lifespan'}, lifespan.receive, lifespan.send)
+        )
+        gone = asyncio.get_running_loop().create_future()
+        messages = [{'type': 'http.request', 'body': b''}]
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop() if messages else await gone
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        before = EVENTS.count('slow waits')
+        scope = http_scope('/slow', query_string=b'text=drained')
+        request = asyncio.ensure_future(app(scope, receive, send))
+        while EVENTS.count('slow waits') == before:
+            await asyncio.sleep(0.01)
+        ended = EVENTS.count('finished slow NoneType')
+        lifespan.incoming.put_nowait({'type': 'lifespan.shutdown'})
+        await asyncio.wait_for(life, TIMEOUT)
+        assert lifespan.types() == [
+            'lifespan.startup.complete',
+            'lifespan.shutdown.complete',
+        ]
+        assert EVENTS.count('finished slow NoneType') == ended + 1
+        await asyncio.wait_for(request, TIMEOUT)
+
+    asyncio.run(main())
+    assert sent == []  # nobody to answer
+    assert 'drained' not in texts(path)
