@@ -256,3 +256,44 @@ def soak() -> typing.Any:
     config.add_asgi_consumer('/soak', soak_echo)
     config.add_asgi_consumer('/_soak/stats', soak_stats, protocol='http')
     return config.make_asgi_app()
+
+
+def handoff() -> typing.Any:
+    """The raw ASGI hello, but each request first makes an empty call in
+    the bridge's thread pool and awaits it: what the two thread crossings
+    of a request cost a real server."""
+    from pyramid_asgi_ws.wsgi.pool import Pool
+
+    pool = Pool(32)
+
+    def nothing() -> None:
+        pass
+
+    async def app(
+        scope: dict[str, typing.Any],
+        receive: typing.Callable[[], typing.Awaitable[dict[str, typing.Any]]],
+        send: typing.Callable[[dict[str, typing.Any]], typing.Awaitable[None]],
+    ) -> None:
+        if scope['type'] == 'http':
+            await pool.call(nothing)
+        await _raw(scope, receive, send)
+
+    return app
+
+
+def _hello_wsgi(
+    environ: dict[str, typing.Any], start_response: typing.Any
+) -> list[bytes]:
+    start_response(
+        '200 OK',
+        [('Content-Type', 'text/plain'), ('Content-Length', str(len(HELLO)))],
+    )
+    return [HELLO]
+
+
+def bare() -> typing.Any:
+    """The bridge alone: :class:`~pyramid_asgi_ws.wsgi.WsgiToAsgi` serving
+    a WSGI hello function, no Pyramid."""
+    from pyramid_asgi_ws.wsgi import WsgiToAsgi
+
+    return WsgiToAsgi(_hello_wsgi, threads=32)

@@ -48,6 +48,12 @@ HTTP_VARIANTS = [
     ('granian+ours', 'granian', 'bridge'),
     ('granian raw', 'granian', 'raw'),
 ]
+#: (column, server, factory) run with the hello scenario only: the steps
+#: from the raw ASGI hello to the add-on (see :func:`breakdown`).
+HELLO_VARIANTS = [
+    ('raw+handoff', 'uvicorn', 'handoff'),
+    ('bridge alone', 'uvicorn', 'bare'),
+]
 #: (column, factory) for the WebSocket scenarios, all on uvicorn.
 WS_VARIANTS = [
     ('pyramid_asgi_ws', 'websocket'),
@@ -617,6 +623,27 @@ def in_process(smoke: bool) -> dict[str, float]:
     return figures
 
 
+def breakdown(results: dict[str, dict]) -> str:
+    """Where the server CPU of a hello request goes on uvicorn, step by
+    step from the raw ASGI hello to the add-on serving Pyramid."""
+    steps = [
+        ('raw ASGI hello', 'raw ASGI'),
+        ('+ an empty call in the thread pool', 'raw+handoff'),
+        ('the bridge serving a WSGI hello function', 'bridge alone'),
+        ('make_asgi_app() serving the Pyramid view', 'pyramid_asgi_ws'),
+    ]
+    lines = ['server CPU us/request on uvicorn, step by step:']
+    last = None
+    for label, column in steps:
+        value = _get(results, column, 'hello', 'cpu_us')
+        if value != value:
+            continue
+        step = '' if last is None else f' ({value - last:+.1f})'
+        lines.append(f'  {label:<42} {value:6.1f}{step}')
+        last = value
+    return '\n'.join(lines)
+
+
 def _get(results: dict, column: str, scenario: str, key: str) -> float:
     value = results.get(column, {}).get(scenario, {}).get(key)
     return float('nan') if value is None else float(value)
@@ -745,6 +772,15 @@ def main(argv: list[str] | None = None) -> None:
         if only is None or column in only:
             print(f'.. {column} (HTTP)', file=sys.stderr, flush=True)
             results[column] = run_http(kind, factory, p, not args.smoke)
+    for column, kind, factory in HELLO_VARIANTS:
+        if only is None or column in only:
+            print(f'.. {column} (HTTP hello)', file=sys.stderr, flush=True)
+            hello: Scenario = (
+                'hello',
+                wrk,
+                (p['wrk_seconds'], p['wrk_connections']),
+            )
+            results[column] = run_scenarios(kind, factory, [hello], True)
     columns = [c for c in WS_VARIANTS if only is None or c[0] in only]
     if columns:
         print('.. WebSocket', file=sys.stderr, flush=True)
@@ -757,6 +793,7 @@ def main(argv: list[str] | None = None) -> None:
     print('mode:', 'smoke' if args.smoke else 'full', json.dumps(p))
     print(table({k: v for k, v in results.items() if k != 'in-process'}))
     print('(! = the scenario answered wrongly; see --json)')
+    print(breakdown(results))
     if 'in-process' in results:
         figures = results['in-process']
         print(
