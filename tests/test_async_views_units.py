@@ -355,3 +355,28 @@ def test_a_thread_taking_a_call_with_more_behind_wakes_the_next():
     finally:
         release.set()
         workers.close()
+
+
+def test_a_spare_greenlet_keeps_nothing_of_its_last_call(pool):
+    import gc
+    import weakref
+
+    class Environ(dict):  # weakly referenceable, as a request's objects
+        pass
+
+    environ = Environ()
+    seen = weakref.ref(environ)
+    done = threading.Event()
+
+    def call(environ: Environ) -> None:
+        done.set()
+
+    async def main(environ: Environ) -> None:
+        pool.spawn(asyncio.get_running_loop(), call, environ)
+        await wait_for(done)
+        await asyncio.sleep(0.05)  # the greenlet is back among the spares
+
+    asyncio.run(main(environ))
+    del environ
+    gc.collect()
+    assert seen() is None

@@ -161,16 +161,25 @@ def begin(
     one, or a new one."""
     worker = here.worker
     spare = worker.spare
-    glet = spare.pop() if spare else greenlet.greenlet(_serve)
-    glet.worker = worker
+    if spare:
+        glet = spare.pop()
+    else:
+        glet = greenlet.greenlet(_serve)
+        glet.worker = worker
+        glet.switch()  # to where it takes calls
     _advance(glet, glet.switch(job, fn, args))
 
 
-def _serve(
-    job: Job, fn: typing.Callable[..., object], args: tuple[object, ...]
-) -> None:
-    """What a runner greenlet runs: spawned calls, one after another."""
+def _serve() -> None:
+    """What a runner greenlet runs: spawned calls, one after another.
+
+    It starts without arguments and takes each call from a switch, so
+    that it keeps nothing of a call once it is done (the request's
+    environ): a greenlet's first arguments live as long as it does.
+    """
     glet = greenlet.getcurrent()
+    glet.job = None
+    job, fn, args = glet.parent.switch()
     while True:
         glet.job = job
         try:
@@ -179,6 +188,7 @@ def _serve(
             log.exception('Error in a WSGI thread pool call')
         job.finished = True
         glet.job = None
+        job = fn = args = None  # type: ignore[assignment]
         job, fn, args = glet.parent.switch(DONE)
 
 
