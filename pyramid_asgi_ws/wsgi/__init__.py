@@ -11,8 +11,10 @@ else of the package: :mod:`~pyramid_asgi_ws.wsgi.environ` (the environ),
 :mod:`~pyramid_asgi_ws.wsgi.body` (``wsgi.input``),
 :mod:`~pyramid_asgi_ws.wsgi.channels` (the bounded handoffs between the
 loop and a thread), :mod:`~pyramid_asgi_ws.wsgi.response` (one request),
-:mod:`~pyramid_asgi_ws.wsgi.filewrapper` and
-:mod:`~pyramid_asgi_ws.wsgi.pool`.
+:mod:`~pyramid_asgi_ws.wsgi.filewrapper`,
+:mod:`~pyramid_asgi_ws.wsgi.pool` and
+:mod:`~pyramid_asgi_ws.wsgi.suspend` (the pool's calls that suspend
+themselves on the event loop: async views).
 """
 
 import asyncio
