@@ -39,7 +39,9 @@ def get_metrics(registry: Any) -> Metrics:
 
     Its ``collector_registry`` is the
     :class:`prometheus_client.CollectorRegistry` holding them, for an
-    application that exports metrics of its own. Raises
+    application that exports metrics of its own (without an endpoint,
+    the values read from the pool, the queues and the broadcaster are
+    sampled every :data:`~.collectors.INTERVAL` seconds). Raises
     :class:`RuntimeError` when metrics are off.
     """
     metrics = registry.queryUtility(IMetrics)

@@ -10,7 +10,8 @@ default ``REGISTRY``. Two kinds of metrics:
 - read by :meth:`Metrics.sample` from the parts that count already (the
   broadcaster, its backend, the thread pool, the send queues) on the
   event loop when the endpoint is scraped, and every :data:`INTERVAL`
-  seconds in multiprocess mode: the hot paths pay nothing for them.
+  seconds without an endpoint or in multiprocess mode: the hot paths
+  pay nothing for them.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from pyramid_asgi_ws.metrics import watch as watching
 #: The prefix of every metric name.
 NAMESPACE = 'pyramid_asgi_ws'
 
-#: Seconds between two samples of a worker in multiprocess mode.
+#: Seconds between two samples of a worker, without an endpoint or in
+#: multiprocess mode.
 INTERVAL = 5.0
 
 
