@@ -27,13 +27,19 @@ from collections.abc import Awaitable, Callable
 import functools
 import inspect
 import sys
+import warnings
 from typing import Any
 
 from pyramid.threadlocal import manager
 
 from pyramid_asgi_ws.events import ApplicationShutdown
 from pyramid_asgi_ws.wsgi.body import Body
-from pyramid_asgi_ws.wsgi.suspend import Cancelled, suspend, suspendable
+from pyramid_asgi_ws.wsgi.suspend import (
+    Cancelled,
+    greenlet,
+    suspend,
+    suspendable,
+)
 
 __all__ = ['Cancelled', 'awaited_view', 'is_async_view', 'run_awaitable']
 
@@ -58,6 +64,13 @@ def awaited_view(view: View, info: Any) -> View:
     """
     if not is_async_view(info.original_view, info.options.get('attr')):
         return view
+    if greenlet is None:  # pragma: no cover - comes with the async extra
+        warnings.warn(
+            f'async view {info.original_view!r}: without greenlet (the '
+            'pyramid_asgi_ws[async] extra) it holds its pool thread while '
+            'it awaits',
+            stacklevel=2,
+        )
 
     def awaiting_view(context: Any, request: Any) -> Any:
         result = view(context, request)
