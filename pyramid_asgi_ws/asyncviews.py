@@ -27,8 +27,8 @@ from collections.abc import Awaitable, Callable
 import functools
 import inspect
 import sys
-import warnings
 from typing import Any
+import warnings
 
 from pyramid.threadlocal import manager
 
