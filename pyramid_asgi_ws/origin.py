@@ -129,3 +129,28 @@ def check_origin(
         f'allowed_origins= to accept it',
         kind='origin',
     )
+
+
+def cors_origin(
+    scope: dict[str, Any], consumer: Consumer, settings: dict[str, Any]
+) -> str | None:
+    """Return what a response to a cross-origin page may carry as its
+    ``Access-Control-Allow-Origin``, or ``None``.
+
+    The page's origin (readable with the user's cookies) only when it is
+    listed (the consumer's ``allowed_origins=``, else
+    ``asgi_ws.allowed_origins``); ``*`` (readable without them) when the
+    list holds ``*``. An origin the check let through otherwise (its own
+    origin, or any with ``asgi_ws.check_origin`` off) gets nothing: a
+    same-origin page needs no CORS, and no unlisted page may read a
+    user's stream.
+    """
+    origins = _headers(scope, b'origin')
+    if len(origins) != 1:
+        return None
+    allowed = consumer.allowed_origins
+    if allowed is None:
+        allowed = settings['allowed_origins']
+    if normalize_origin(origins[0]) in allowed:
+        return origins[0]
+    return '*' if '*' in allowed else None

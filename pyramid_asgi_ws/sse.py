@@ -61,15 +61,19 @@ YIELD_EVERY = 16
 LAST_EVENT_ID: Any = object()
 
 
-def response_headers(origin: str | None) -> list[tuple[bytes, bytes]]:
-    """The headers of a stream: :data:`STREAM_HEADERS`, and for a request
-    with an ``Origin`` (which the origin check let through: browsers send
-    one on a cross-origin ``EventSource``) those letting the page read it.
-    """
+def response_headers(
+    allow_origin: str | None = None,
+) -> list[tuple[bytes, bytes]]:
+    """The headers of a stream: :data:`STREAM_HEADERS`, and those letting
+    a cross-origin page read it when ``allow_origin`` says which (see
+    :func:`~pyramid_asgi_ws.origin.cors_origin`): a listed origin reads
+    it with credentials, ``*`` any page without them."""
     headers = list(STREAM_HEADERS)
-    if origin is not None:
+    if allow_origin == '*':
+        headers.append((b'access-control-allow-origin', b'*'))
+    elif allow_origin is not None:
         headers += [
-            (b'access-control-allow-origin', origin.encode('latin-1')),
+            (b'access-control-allow-origin', allow_origin.encode('latin-1')),
             (b'access-control-allow-credentials', b'true'),
             (b'vary', b'origin'),
         ]
@@ -161,6 +165,7 @@ class EventStream(RequestMixin, GroupsMixin):
         send_queue_size: int = 256,
         send_overflow: str = 'close',
         runner: Callable[..., Awaitable[Any]] | None = None,
+        allow_origin: str | None = None,
     ) -> None:
         self.scope = scope
         self._receive = receive
@@ -170,6 +175,9 @@ class EventStream(RequestMixin, GroupsMixin):
         self._runner = runner
         self.heartbeat = heartbeat
         self.retry = retry
+        #: The response's ``Access-Control-Allow-Origin`` (see
+        #: :func:`response_headers`), or ``None``.
+        self.allow_origin = allow_origin
         self.send_queue_size = send_queue_size
         self.send_overflow = send_overflow
         self.application_state = WebSocketState.CONNECTING
@@ -319,7 +327,7 @@ class EventStream(RequestMixin, GroupsMixin):
     async def _start(self) -> bool:
         """Start the response, with the ``retry:`` field if any, else a
         comment; return whether the client is still there."""
-        headers = response_headers(self.headers.get('origin'))
+        headers = response_headers(self.allow_origin)
         try:
             await self._send(
                 {

@@ -33,6 +33,7 @@ from typing import Any
 
 from pyramid.httpexceptions import HTTPException
 
+from pyramid_asgi_ws.origin import cors_origin
 from pyramid_asgi_ws.refusal import Refusal, refuse_method
 from pyramid_asgi_ws.request import RunSync, make_request
 from pyramid_asgi_ws.router import Consumer
@@ -74,6 +75,7 @@ def make_stream(
         send_queue_size=consumer.setting('send_queue_size', settings),
         send_overflow=consumer.setting('send_overflow', settings),
         runner=runner,
+        allow_origin=cors_origin(scope, consumer, settings),
     )
 
 

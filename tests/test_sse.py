@@ -147,6 +147,44 @@ def test_refusals_come_before_the_stream(server):
     assert log.count('echo last_event_id') == 1  # only the allowed page's
 
 
+def cors(response: httpx.Response) -> tuple[str | None, str | None]:
+    """The response's Access-Control-Allow-Origin and -Credentials."""
+    headers = response.headers
+    return (
+        headers.get('access-control-allow-origin'),
+        headers.get('access-control-allow-credentials'),
+    )
+
+
+@pytest.mark.parametrize('check', ['true', 'false'])
+def test_only_listed_origins_read_a_stream_with_credentials(check):
+    """A page the check let through is not let read a user's stream
+    unless it was listed: with the check off or '*' allowed, an Origin
+    reflected with credentials would let any site read it."""
+    evil = {'Origin': 'https://evil.example'}
+    with serve('uvicorn', TARGET, {'CHECK_ORIGIN': check}) as server:
+        url = f'{server.url}/events'
+        with stream(f'{url}/open', evil) as (response, reader):
+            assert response.status_code == 200
+            assert cors(response) == ('*', None)
+            reader.events(2)
+        with stream(f'{url}/ticker', evil) as (response, reader):
+            if check == 'true':
+                assert response.status_code == 403
+            else:  # let through, not let read
+                assert cors(response) == (None, None)
+                reader.events(1)
+        own = {'Origin': server.url}
+        with stream(f'{url}/echo', own) as (response, reader):
+            assert cors(response) == (None, None)
+            reader.events(2)
+        page = {'Origin': 'https://page.example'}  # listed for /echo
+        with stream(f'{url}/echo', page) as (response, reader):
+            assert cors(response) == ('https://page.example', 'true')
+            assert response.headers['vary'] == 'origin'
+            reader.events(2)
+
+
 def test_heartbeats_keep_an_idle_stream_talking(server):
     with stream(f'{server.url}/events/quiet') as (_, reader):
         started = time.monotonic()

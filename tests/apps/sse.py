@@ -2,7 +2,8 @@
 
 The environment picks the backend (``BROADCAST_URL``, default
 ``memory://``) and the history each group keeps (``HISTORY_SIZE``,
-default 1000). Consumers report to the server log (stdout), so that tests
+default 1000); ``CHECK_ORIGIN=false`` turns the origin check off.
+Consumers report to the server log (stdout), so that tests
 can wait for what the app says rather than sleep:
 
 - ``/events/echo`` sends multi-line text, JSON and a typed event with an
@@ -13,6 +14,8 @@ can wait for what the app says rather than sleep:
   ``Last-Event-ID``), logs ``joined GROUP resumed=BOOL``, sends a
   ``reload`` event when the history did not reach back, then forwards the
   group's messages.
+- ``/events/open`` is ``/events/echo`` open to every origin
+  (``allowed_origins='*'``).
 - ``/events/quiet`` sends nothing (heartbeats every 0.2 s).
 - ``/events/secret`` needs permission ``secret`` (user ``alice`` in the
   ``X-User`` header has it).
@@ -124,6 +127,9 @@ def make_app(global_config: Any = None, **settings: Any) -> Any:
     settings.setdefault(
         'asgi_ws.history_size', os.environ.get('HISTORY_SIZE', '1000')
     )
+    settings.setdefault(
+        'asgi_ws.check_origin', os.environ.get('CHECK_ORIGIN', 'true')
+    )
     with Configurator(settings=settings) as config:
         config.include('pyramid_asgi_ws')
         config.set_security_policy(HeaderPolicy())
@@ -135,6 +141,7 @@ def make_app(global_config: Any = None, **settings: Any) -> Any:
             retry=2.5,
             allowed_origins='https://page.example',
         )
+        add('/events/open', echo, protocol='sse', allowed_origins='*')
         add('/events/ticker', ticker, protocol='sse')
         add('/events/group/{group}', group, protocol='sse')
         add('/events/quiet', quiet, protocol='sse', heartbeat=0.2)
