@@ -75,10 +75,12 @@ def stream(
         yield response, Reader(response)
 
 
-def publish(server: ServerProcess, group: str, start: int, count: int) -> None:
+def publish(
+    server: ServerProcess, group: str, start: int, count: int, pad: int = 0
+) -> None:
     response = httpx.post(
         f'{server.url}/publish/{group}',
-        params={'start': start, 'count': count},
+        params={'start': start, 'count': count, 'pad': pad},
         timeout=30,
     )
     assert response.status_code == 200, response.text
@@ -283,8 +285,10 @@ def test_resume_with_redis_history_across_a_restart():
                 proc.stop()
 
 
-@pytest.mark.parametrize('kind', ['uvicorn', 'hypercorn'])
-def test_shutdown_ends_streams(tmp_path, kind):
+def pserved(
+    tmp_path: Any, kind: str, options: str = ''
+) -> tuple[ServerProcess, int]:
+    """The app served by ``pserve`` with the add-on's ``kind`` runner."""
     port = free_port()
     ini = tmp_path / 'sse.ini'
     ini.write_text(
@@ -292,10 +296,39 @@ def test_shutdown_ends_streams(tmp_path, kind):
         'use = call:tests.apps.sse:make_app\n'
         '[server:main]\n'
         f'use = egg:pyramid_asgi_ws#{kind}\n'
-        f'listen = 127.0.0.1:{port}\n'
-        'shutdown_timeout = 4\n'
+        f'listen = 127.0.0.1:{port}\n' + options
     )
-    server = pserve(ini, port=port).wait_ready()
+    return pserve(ini, port=port).wait_ready(), port
+
+
+def test_a_slow_client_overflowing_its_queue_resumes_without_a_loss():
+    """A client that stops reading fills the kernel's buffers, then its
+    send queue (4 here): the stream ends (send_overflow = close), and the
+    client, reading on, finds the events that got through, then the end;
+    reconnecting with the last id gets all the others, in order."""
+    env = {'SEND_QUEUE_SIZE': '4'}
+    with serve('uvicorn', TARGET, env) as server:
+        url = f'{server.url}/events/group/flood'
+        with stream(url) as (_, reader):
+            server.wait_for_log('joined flood resumed=True')
+            sent = 0
+            while 'left flood' not in server.log():  # 50 MB at most
+                assert sent < 500, 'the queue never overflowed'
+                publish(server, 'flood', sent, 20, pad=100_000)
+                sent += 20
+            got = reader.until_end()
+        assert [int(event.data) for event in got] == list(range(len(got)))
+        assert len(got) < sent
+        with stream(url, {'Last-Event-ID': got[-1].id}) as (_, reader):
+            rest = reader.events(sent - len(got))
+        numbers = [int(event.data) for event in rest]
+        assert numbers == list(range(len(got), sent))
+        assert 'Traceback' not in server.log()
+
+
+@pytest.mark.parametrize('kind', ['uvicorn', 'hypercorn', 'granian'])
+def test_shutdown_ends_streams(tmp_path, kind):
+    server, port = pserved(tmp_path, kind, 'shutdown_timeout = 4\n')
     try:
         with stream(f'http://127.0.0.1:{port}/events/quiet') as (_, reader):
             server.wait_for_log('quiet started')
@@ -368,3 +401,20 @@ def test_streams_on_two_workers_get_the_same_ids():
     assert all(g == got[0] for g in got)
     assert [event.data for event in got[0]] == [str(n) for n in range(10)]
     assert len({event.id for event in got[0]}) == 10
+
+
+def test_granian_streams_and_sees_a_client_go(tmp_path):
+    """Through egg:pyramid_asgi_ws#granian, events flow as they are sent
+    and a client going away ends the consumer, one sending (StreamClosed
+    or cancelled) as one only waiting (granian's http.disconnect)."""
+    server, port = pserved(tmp_path, 'granian')
+    try:
+        with stream(f'http://127.0.0.1:{port}/events/ticker') as (_, reader):
+            ticks = reader.events(3)
+        server.wait_for_log('ticker ended with')
+        with stream(f'http://127.0.0.1:{port}/events/group/g') as (_, reader):
+            server.wait_for_log('joined g resumed=True')
+        server.wait_for_log('left g')
+    finally:
+        server.stop()
+    assert [tick.data for tick in ticks] == ['tick 0', 'tick 1', 'tick 2']

@@ -2,7 +2,8 @@
 
 The environment picks the backend (``BROADCAST_URL``, default
 ``memory://``) and the history each group keeps (``HISTORY_SIZE``,
-default 1000); ``CHECK_ORIGIN=false`` turns the origin check off.
+default 1000) and the send queue (``SEND_QUEUE_SIZE``, default 256);
+``CHECK_ORIGIN=false`` turns the origin check off.
 Consumers report to the server log (stdout), so that tests
 can wait for what the app says rather than sleep:
 
@@ -20,7 +21,8 @@ can wait for what the app says rather than sleep:
 - ``/events/secret`` needs permission ``secret`` (user ``alice`` in the
   ``X-User`` header has it).
 - ``/events/boom`` raises after one event.
-- ``POST /publish/{group}?start=S&count=N`` publishes ``S`` .. ``S+N-1``.
+- ``POST /publish/{group}?start=S&count=N`` publishes ``S`` .. ``S+N-1``
+  (each followed by ``pad`` spaces).
 """
 
 from __future__ import annotations
@@ -93,8 +95,9 @@ async def boom(stream: EventStream) -> None:
 def publish(request: Any) -> Response:
     start = int(request.params.get('start', 0))
     count = int(request.params.get('count', 1))
+    pad = ' ' * int(request.params.get('pad', 0))
     for number in range(start, start + count):
-        request.broadcast(request.matchdict['group'], str(number))
+        request.broadcast(request.matchdict['group'], f'{number}{pad}')
     return Response('published')
 
 
@@ -126,6 +129,9 @@ def make_app(global_config: Any = None, **settings: Any) -> Any:
     )
     settings.setdefault(
         'asgi_ws.history_size', os.environ.get('HISTORY_SIZE', '1000')
+    )
+    settings.setdefault(
+        'asgi_ws.send_queue_size', os.environ.get('SEND_QUEUE_SIZE', '256')
     )
     settings.setdefault(
         'asgi_ws.check_origin', os.environ.get('CHECK_ORIGIN', 'true')
