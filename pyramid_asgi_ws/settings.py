@@ -314,20 +314,21 @@ def as_history(value: Any, name: str) -> tuple[Any, ...]:
 
     One rule a line (or a list of lines): ``pattern size [ttl]``, the
     pattern in fnmatch style (``room:*``), ``size`` a whole number of
-    messages or ``off`` and ``ttl`` a number of seconds. Anything else
-    is a :class:`ConfigurationError` naming the line.
+    messages and ``ttl`` a number of seconds, or ``off`` alone. Anything
+    else is a :class:`ConfigurationError` naming the line.
     """
     lines = aslist(value, flatten=False) if isinstance(value, str) else None
     rules = []
     for line in as_list(value, name) if lines is None else lines:
         words = line.split()
-        if len(words) not in (2, 3):
+        off = words[1:2] == ['off']
+        if len(words) not in (2, 3) or off and words[2:]:
             raise ConfigurationError(
-                f'{name}: {line!r} is not "pattern size [ttl]", such as '
-                '"room:* 500 3600" (one a line)'
+                f'{name}: {line!r} is not "pattern size [ttl]" nor "pattern '
+                'off", such as "room:* 500 3600" (one a line)'
             )
         what = f'{name} ({line!r})'
-        size = None if words[1] == 'off' else as_positive_int(words[1], what)
+        size = None if off else as_positive_int(words[1], what)
         ttl = as_timeout(words[2], what) if words[2:] else None
         rules.append((words[0], size, ttl))
     return tuple(rules)

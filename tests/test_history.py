@@ -266,6 +266,33 @@ def test_redis_history_survives_a_restart_of_the_worker():
                 asyncio.run(after(server, other, since, published))
 
 
+def test_redis_takes_any_ttl_and_refuses_foreign_digits():
+    """A ttl of 30,000 years (the Lua script once wrote its numbers as
+    ``1e+14``, which Redis refused after the ``XADD``: a kept message not
+    published), and a since in digits that are not ASCII (``\\d`` took
+    them, Redis refused them: a BroadcastError, not ``False``)."""
+    import redis
+
+    async def scenario(server: ServerProcess) -> None:
+        since = await seen_up_to(server, 'room', 3)
+        for other in ('\u0661-\u0661', since.replace('0', '\u0660')):
+            async with connect(url(server, 'room', other)) as back:
+                assert await joined(back) == ([], False)
+        async with connect(url(server, 'room', since)) as back:
+            assert await joined(back) == ([], True)
+
+    with RedisServer() as server_of_redis:
+        env = {'BROADCAST_URL': server_of_redis.url, 'HISTORY_TTL': '1e12'}
+        with serve('uvicorn', APP, env) as server:
+            asyncio.run(scenario(server))
+        client = redis.Redis.from_url(server_of_redis.url)
+        try:
+            assert client.xlen('asgi_ws:history:room') == 3
+            assert client.pttl('asgi_ws:history:room') > 10**14
+        finally:
+            client.close()
+
+
 def test_test_client_replays_too():
     app = history_app({'HISTORY_SIZE': '50'})
     with TestClient(app) as client:

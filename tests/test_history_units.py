@@ -86,12 +86,12 @@ def test_history_settings_parse_and_fail_closed():
         {
             'asgi_ws.history_size': 200,
             'asgi_ws.history_ttl': '90',
-            'asgi_ws.history': ['room:* 500', 'x:* off 3'],
+            'asgi_ws.history': ['room:* 500', 'x:* off'],
         }
     )
     assert parsed['history_size'] == 200
     assert parsed['history_ttl'] == 90.0
-    assert parsed['history'] == (('room:*', 500, None), ('x:*', None, 3.0))
+    assert parsed['history'] == (('room:*', 500, None), ('x:*', None, None))
     defaults = parse_settings({})
     assert (defaults['history_size'], defaults['history_ttl']) == (None, None)
     assert defaults['history'] == ()
@@ -102,6 +102,7 @@ def test_history_settings_parse_and_fail_closed():
         ('room:* 0', 'must be positive'),
         ('room:* 5 never', 'a number of seconds'),
         ('room:* 5 0', 'more than 0'),
+        ('x:* off 3', 'nor "pattern off"'),
         ([('room:*', 5)], 'list of strings'),
     ]:
         with pytest.raises(ConfigurationError, match=match):
@@ -191,6 +192,81 @@ def test_memory_backend_forgets_expired_rings(monkeypatch):
         assert backend.history == {}
 
     asyncio.run(scenario())
+
+
+def test_expired_rings_behind_rings_without_their_ttl_are_forgotten(
+    monkeypatch,
+):
+    """Groups of a short ttl (one per user, say) are forgotten even when
+    rings of another ttl, or of none, were appended to before them."""
+    now = [1000.0]
+    monkeypatch.setattr(memory.time, 'monotonic', lambda: now[0])
+
+    async def scenario() -> None:
+        backend = memory.MemoryBackend()
+        await backend.connect(lambda *args: None)
+        for number in range(memory.FORGET_BATCH):
+            await backend.append(f'room:{number}', b't', 5, None)
+            await backend.append(f'long:{number}', b't', 5, 3600.0)
+        for number in range(100):
+            await backend.append(f'user:{number}', b't', 5, 1.0)
+            now[0] += 2  # each user's ring expires before the next one's
+        assert sorted(name for name in backend.history if 'user' in name) == [
+            'user:99'
+        ]
+        assert len(backend.history) == 2 * memory.FORGET_BATCH + 1
+        # many expiring at once: a few forgotten on each append
+        for number in range(memory.FORGET_BATCH + 1):
+            await backend.append(f'burst:{number}', b't', 5, 1.0)
+        now[0] += 2
+        await backend.append('next:0', b't', 5, 1.0)
+        assert list(backend.aging[1.0]) == ['burst:8', 'next:0']
+        await backend.append('next:1', b't', 5, 1.0)
+        assert list(backend.aging[1.0]) == ['next:0', 'next:1']
+        # a ring replaced (a new size or ttl) is not forgotten for the old
+        await backend.append('c', b't', 5, 1.0)
+        await backend.append('c', b't', 5, 50.0)
+        now[0] += 2
+        await backend.append('d', b't', 5, 1.0)
+        assert backend.history['c'].ttl == 50.0
+        await backend.disconnect()
+        assert backend.aging == {}
+
+    asyncio.run(scenario())
+
+
+def test_a_ring_made_anew_numbers_after_the_old_one(monkeypatch):
+    """A stand-in still dropping late copies of what it replayed must not
+    take the messages of a group's new ring (its old one expired) for
+    those: they would be lost."""
+    now = [1000.0]
+    monkeypatch.setattr(memory.time, 'monotonic', lambda: now[0])
+
+    async def scenario() -> None:
+        broadcaster = await started(ttl=5.0)
+        seen = await positions(broadcaster, 'g', 5)
+        back = Member()
+        assert await broadcaster.join(back, 'g', since=seen[0]) is True
+        assert [n for _, n in back.got] == [1, 2, 3, 4]
+        now[0] += 10  # the room falls silent: its ring expires
+        await broadcaster.publish('other', 'x')  # which forgets it
+        assert 'g' not in broadcaster.backend.history
+        for number in (5, 6):
+            await broadcaster.publish('g', number)
+        assert [n for _, n in back.got] == [1, 2, 3, 4, 5, 6]
+        new = back.got[-2][0]
+        assert new.split('-')[0] != seen[0].split('-')[0]  # a new epoch
+        assert await broadcaster.join(Member(), 'g', since=seen[-1]) is False
+        await broadcaster.close()
+
+    asyncio.run(scenario())  # no wait_for: the loop's clock is the fake
+
+
+def test_a_malformed_memory_position_is_unknown_not_an_error():
+    ring = memory.Ring(3, None)
+    ring.append(b't')
+    for number in ('\u00b2', '\u0661', '9' * 5000, '-1', ' 1', '1_0'):
+        assert ring.read(f'{ring.epoch}-{number}', 10) is None
 
 
 def test_backend_history_interface_is_abstract():
@@ -325,6 +401,46 @@ def test_a_live_copy_arriving_after_its_replay_is_dropped():
     run(scenario)
 
 
+def test_live_copies_up_to_since_from_a_lagging_subscription_are_dropped():
+    """The client had ``since`` from a worker whose subscription is ahead
+    of this one's: the live copies of ``since`` and of what came before
+    it still arriving here, during the replay or after it, are not
+    handed over again."""
+
+    async def scenario() -> None:
+        broadcaster = await scripted()
+        backend = broadcaster.backend
+        seen = await positions(broadcaster, 'g', 4)
+
+        def lagging(number: int) -> None:
+            broadcaster._receive('g', encode(number), seen[number])
+
+        async def copies_during_the_read(reads: int) -> None:
+            if reads == 1:
+                lagging(2)
+                lagging(3)
+
+        backend.on_read = copies_during_the_read
+        back = Member()
+        assert await broadcaster.join(back, 'g', since=seen[3]) is True
+        assert back.got == []
+        lagging(3)  # after the join returned
+        assert back.got == []
+        await broadcaster.publish('g', 4)
+        assert [n for _, n in back.got] == [4]
+        (member,) = broadcaster._groups['g']
+        assert member is back
+        # and in the middle of a replay
+        again = Member()
+        backend.on_read = copies_during_the_read
+        backend.reads = 0
+        assert await broadcaster.join(again, 'g', since=seen[1]) is True
+        assert [n for _, n in again.got] == [2, 3, 4]
+        await broadcaster.close()
+
+    run(scenario)
+
+
 def test_a_live_copy_arriving_after_the_join_returned_is_dropped():
     """A subscription that lags behind the reads delivers the live copy
     of a replayed message after the join returned: the stand-in stays
@@ -351,14 +467,16 @@ def test_a_live_copy_arriving_after_the_join_returned_is_dropped():
     run(scenario)
 
 
-def test_a_replay_of_nothing_gives_its_place_back_at_once():
+def test_a_replay_of_nothing_gives_its_place_back_with_the_next():
     async def scenario() -> None:
         broadcaster = await started()
         seen = await positions(broadcaster, 'g', 2)
         back = Member()
         assert await broadcaster.join(back, 'g', since=seen[-1]) is True
+        assert back.got == []
+        await broadcaster.publish('g', 2)
         (member,) = broadcaster._groups['g']
-        assert member is back and back.got == []
+        assert member is back and [n for _, n in back.got] == [2]
         await broadcaster.close()
 
     run(scenario)
@@ -563,7 +681,15 @@ def test_split_position_and_stream_ids():
     assert backend.order('17-3') == (17, 3)
 
     async def reads() -> None:
-        for since in ('', '1', '1-', 'a-1', '1-1-1', f'{2**63}-0'):
+        for since in (
+            '',
+            '1',
+            '1-',
+            'a-1',
+            '1-1-1',
+            f'{2**63}-0',
+            '\u0661-\u0661',  # Arabic-Indic digits: \d, not Redis's
+        ):
             assert await backend.read('g', since, 5) is None
 
     asyncio.run(reads())

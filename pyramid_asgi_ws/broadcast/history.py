@@ -189,6 +189,8 @@ class Replay:
             if entries is None or self.overflowed:
                 self.held.clear()  # after a gap: the live stream only
                 return False
+            if self._last is None:
+                self._start_after(self.since)
             if not entries:
                 return True
             for position, data in entries:
@@ -203,6 +205,16 @@ class Replay:
                 self.replayed += 1
                 self._last = self.backend.order(position)
 
+    def _start_after(self, since: str) -> None:
+        """Take ``since`` (a position of the history) for replayed: the
+        client had it and what came before it. A subscription lagging
+        behind the one it had them from (another worker's) may still
+        deliver their live copies here; those held so far are dropped,
+        and those to come will be."""
+        self._last = self.backend.order(since)
+        for position in [p for p in self.held if self._replayed(p)]:
+            del self.held[position]
+
     def release(self, members: set[Any] | None) -> None:
         """Hand the member the live messages held during the replay (all
         came after the last one replayed: the others were replayed in
@@ -210,9 +222,10 @@ class Replay:
         meanwhile; ``members`` is the group's set of local members.
 
         The stand-in then stays in ``members`` until the live stream has
-        passed the last message replayed: the live copy of a message the
-        replay read may still be on its way (a Redis subscription that
-        lags behind the reads), and is dropped when it comes. The first
+        passed the last message replayed (or ``since``, when nothing
+        came after it): the live copy of a message the replay read may
+        still be on its way (a Redis subscription that lags behind the
+        reads), and is dropped when it comes. The first
         live message after the last one replayed gives the member its
         place back; the ones after it come in order behind it.
         """
@@ -222,7 +235,7 @@ class Replay:
         for payload in held.values():
             self.member.deliver(self.group, payload)
         if self._last is None:
-            self._put_back(members)  # nothing replayed: no late copies
+            self._put_back(members)  # no history read: no late copies
         else:
             self._group_members = members
 

@@ -3,7 +3,10 @@
 Group history is a bounded ring per group (:class:`Ring`); a position is
 the ring's epoch (random, new with each ring) and a sequence number, so
 that a position from an earlier process, or from a ring that expired, is
-unknown to the ring of today.
+unknown to the ring of today. A new ring numbers its messages after every
+one the backend numbered before, so that the positions of a group only
+grow: a replay that compares them (``order()``) never takes a message of
+a new ring for one it has already replayed.
 """
 
 from __future__ import annotations
@@ -11,22 +14,30 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 import itertools
+import re
 import time
 import uuid
 
 from pyramid_asgi_ws.broadcast.backend import Backend, Entries, OnMessage
 
+#: The sequence number of a position: ASCII digits (``str.isdigit``
+#: takes ``'²'``, which ``int()`` refuses), few enough for ``int()``.
+SEQUENCE = re.compile(r'[0-9]{1,19}')
+
+#: Expired rings forgotten at most on each append.
+FORGET_BATCH = 8
+
 
 class Ring:
     """The last ``size`` messages of one group, each for ``ttl`` seconds
-    (``None``: until pushed out)."""
+    (``None``: until pushed out), numbered from ``last + 1``."""
 
-    def __init__(self, size: int, ttl: float | None) -> None:
+    def __init__(self, size: int, ttl: float | None, last: int = 0) -> None:
         self.size = size
         self.ttl = ttl
         self.epoch = uuid.uuid4().hex[:8]
         self.entries: deque[tuple[int, float, bytes]] = deque(maxlen=size)
-        self.last = 0
+        self.last = last
         self.touched = time.monotonic()
 
     def append(self, payload: bytes) -> str:
@@ -55,7 +66,7 @@ class Ring:
         """Return up to ``count`` entries after ``since``, or ``None``
         when the ring no longer reaches back to it."""
         epoch, _, number = since.partition('-')
-        if epoch != self.epoch or not number.isdigit():
+        if epoch != self.epoch or SEQUENCE.fullmatch(number) is None:
             return None
         seq = int(number)
         self.trim(time.monotonic())
@@ -82,8 +93,13 @@ class MemoryBackend(Backend):
         self.on_message: OnMessage | None = None
         self.channels: set[str] = set()
         self.presence: dict[str, dict[str, bytes]] = {}
-        #: Rings by group, the least recently appended to first.
+        #: Rings by group.
         self.history: dict[str, Ring] = {}
+        #: The rings with a ttl by ttl, each the least recently appended
+        #: to first: the order in which they expire.
+        self.aging: dict[float, dict[str, Ring]] = {}
+        #: Messages appended so far: where a new ring's numbers start.
+        self.appended = 0
 
     async def connect(self, on_message: OnMessage) -> None:
         self.on_message = on_message
@@ -93,6 +109,7 @@ class MemoryBackend(Backend):
         self.channels.clear()
         self.presence.clear()
         self.history.clear()
+        self.aging.clear()
 
     async def subscribe(self, channel: str) -> None:
         self.channels.add(channel)
@@ -112,19 +129,32 @@ class MemoryBackend(Backend):
     async def append(
         self, channel: str, payload: bytes, size: int, ttl: float | None
     ) -> None:
-        history = self.history
-        ring = history.pop(channel, None)
+        ring = self.history.get(channel)
         if ring is None or (ring.size, ring.ttl) != (size, ttl):
-            ring = Ring(size, ttl)
+            ring = self.history[channel] = Ring(size, ttl, self.appended)
+        self.appended += 1
         position = ring.append(payload)
-        # The rings appended to longest ago come first: forget those
-        # whose messages have all expired, so that idle groups cost
-        # nothing.
-        for name in list(itertools.islice(history, 8)):
-            if history[name].expired:
-                del history[name]
-        history[channel] = ring
+        if ttl is not None:
+            aging = self.aging.setdefault(ttl, {})
+            aging.pop(channel, None)
+            aging[channel] = ring
+            self._forget_expired(aging)
         await self.publish(channel, payload, position)
+
+    def _forget_expired(self, aging: dict[str, Ring]) -> None:
+        """Forget the rings of one ttl whose messages have all expired,
+        the oldest first, so that idle groups cost nothing.
+
+        Rings of another ttl, or of none, never stand in the way: each
+        ttl has its own order of expiry.
+        """
+        for name in list(itertools.islice(aging, FORGET_BATCH)):
+            ring = aging[name]
+            if not ring.expired:
+                return
+            del aging[name]
+            if self.history.get(name) is ring:
+                del self.history[name]
 
     async def read(
         self, channel: str, since: str, count: int

@@ -21,22 +21,31 @@ from pyramid_asgi_ws.broadcast.backend import BroadcastError, Entries
 
 #: Adds a payload to the history of a group and publishes it with its id.
 #: KEYS[1]: the stream; ARGV: size, ttl in ms (0: none), payload, channel.
+#: Numbers go back to Redis as strings of digits: a Lua number would be
+#: written ``%.14g``, ``1e+14`` for a long ttl, which Redis refuses after
+#: the ``XADD``, leaving a kept message unpublished.
 APPEND = """
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
                       'm', ARGV[3])
 local ttl = tonumber(ARGV[2])
 if ttl > 0 then
   local ms = tonumber(string.match(id, '^%d+'))
-  redis.call('XTRIM', KEYS[1], 'MINID', '~', ms - ttl)
-  redis.call('PEXPIRE', KEYS[1], ttl)
+  local oldest = string.format('%.0f', math.max(0, ms - ttl))
+  redis.call('XTRIM', KEYS[1], 'MINID', '~', oldest)
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 redis.call('PUBLISH', ARGV[4], '@' .. id .. ' ' .. ARGV[3])
 return id
 """
 
+#: The longest ttl, in milliseconds, given to Redis (some 285,000 years):
+#: exact as a Lua number, and far from the end of Redis's clock.
+MAX_TTL = 2**53
+
 #: What a stream id looks like: milliseconds, a dash, a sequence number
-#: (each under 2**63 here, so that Redis never refuses one as too big).
-STREAM_ID = re.compile(r'(\d{1,19})-(\d{1,19})')
+#: (each under 2**63 here, so that Redis never refuses one as too big),
+#: in ASCII digits (``\d`` takes ``'١'``, which Redis refuses).
+STREAM_ID = re.compile(r'([0-9]{1,19})-([0-9]{1,19})')
 
 
 class RedisStreamsMixin:
@@ -63,7 +72,7 @@ class RedisStreamsMixin:
     ) -> None:
         if self._script is None:
             self._script = self.client.register_script(APPEND)
-        ms = 0 if ttl is None else max(1, round(ttl * 1000))
+        ms = 0 if ttl is None else min(max(1, round(ttl * 1000)), MAX_TTL)
         try:
             await self._script(
                 keys=[self._stream(channel)],
