@@ -4,9 +4,10 @@ The server is started as the README's demo starts it (``pserve`` on
 ``examples/chat/development.ini``, port overridden). Two pages in one room
 see each other's messages, a page without JavaScript posts the plain form
 and the others get it live, and after the server is stopped (by its PID)
-and started again on the same port, the pages reconnect by themselves; a
-page that went offline gets, when it is back, what was said meanwhile
-(the room's history, in the Redis the server runs on).
+and started again on the same port, the pages reconnect by themselves,
+and get what was said meanwhile through another server; a page that went
+offline gets, when it is back, what was said meanwhile (the room's
+history, in the Redis the server runs on).
 Screenshots go to ``test-artifacts/browser/``.
 """
 
@@ -90,7 +91,10 @@ def browser() -> Iterator[Browser]:
 
 
 def open_room(
-    browser: Browser, chat: Chat, name: str, **context_options: Any
+    browser: Browser,
+    chat: Chat | ServerProcess,
+    name: str,
+    **context_options: Any,
 ) -> Page:
     """A visitor in a context of its own: pick ``name``, enter the room."""
     context = browser.new_context(
@@ -207,6 +211,42 @@ def test_pages_reconnect_after_a_server_restart(chat, pages):
     expect(texts(bob).last).to_have_text('yes, after the restart')
     shot(alice, 'alice-after-the-restart')
     shot(bob, 'bob-after-the-restart')
+
+
+def test_pages_catch_up_across_a_server_restart(browser, chat, pages):
+    """While their server is down, Carol posts to the room through another
+    server of the same Redis; when theirs is back, both pages show what
+    she said, once each, from the room's history."""
+    alice, bob = pages
+    for page in pages:
+        online(page)
+    before = texts(alice).count()
+    chat.stop()
+    for page in pages:
+        expect(page.locator('#status')).not_to_have_attribute(
+            'data-state', 'online'
+        )
+    other = start_chat(broadcast_url=chat.broadcast_url)
+    try:
+        carol = open_room(browser, other, 'carol', java_script_enabled=False)
+        carol.fill('#text', 'said while you were down')
+        carol.click('text=Send')
+        expect(carol.locator('.flash')).to_have_text(
+            'Posted with the plain form.'
+        )
+        carol.context.close()
+    finally:
+        other.stop()
+    chat.restart()
+    for page in pages:
+        online(page)
+        expect(texts(page)).to_have_count(before + 1)
+        expect(texts(page).last).to_have_text('said while you were down')
+        expect(page.locator('#messages .notice').last).to_have_text(
+            'Reconnected.'
+        )
+    assert texts(alice).all_text_contents() == texts(bob).all_text_contents()
+    shot(alice, 'alice-caught-up-after-the-restart')
 
 
 def test_a_page_that_was_offline_catches_up(pages):

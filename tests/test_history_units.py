@@ -215,6 +215,9 @@ def test_expired_rings_behind_rings_without_their_ttl_are_forgotten(
             'user:99'
         ]
         assert len(backend.history) == 2 * memory.FORGET_BATCH + 1
+        # and so does a publish to a group of another ttl
+        await backend.append('room:0', b't', 5, None)
+        assert 'user:99' not in backend.history
         # many expiring at once: a few forgotten on each append
         for number in range(memory.FORGET_BATCH + 1):
             await backend.append(f'burst:{number}', b't', 5, 1.0)

@@ -138,6 +138,7 @@ class MemoryBackend(Backend):
             aging = self.aging.setdefault(ttl, {})
             aging.pop(channel, None)
             aging[channel] = ring
+        for aging in self.aging.values():
             self._forget_expired(aging)
         await self.publish(channel, payload, position)
 
@@ -146,7 +147,7 @@ class MemoryBackend(Backend):
         the oldest first, so that idle groups cost nothing.
 
         Rings of another ttl, or of none, never stand in the way: each
-        ttl has its own order of expiry.
+        ttl has its own order of expiry, looked at on every append.
         """
         for name in list(itertools.islice(aging, FORGET_BATCH)):
             ring = aging[name]
