@@ -267,7 +267,8 @@ def test_redis_history_survives_a_restart_of_the_worker():
 
 
 def test_redis_takes_any_ttl_and_refuses_foreign_digits():
-    """A ttl of 30,000 years (the Lua script once wrote its numbers as
+    """A since after the last position is False, the last one True. A ttl
+    of 30,000 years (the Lua script once wrote its numbers as
     ``1e+14``, which Redis refused after the ``XADD``: a kept message not
     published), and a since in digits that are not ASCII (``\\d`` took
     them, Redis refused them: a BroadcastError, not ``False``)."""
@@ -275,7 +276,9 @@ def test_redis_takes_any_ttl_and_refuses_foreign_digits():
 
     async def scenario(server: ServerProcess) -> None:
         since = await seen_up_to(server, 'room', 3)
-        for other in ('\u0661-\u0661', since.replace('0', '\u0660')):
+        ms, _, seq = since.partition('-')
+        later = (f'{ms}-{int(seq) + 1}', f'{int(ms) + 1}-0')  # not given yet
+        for other in ('\u0661-\u0661', since.replace('0', '\u0660'), *later):
             async with connect(url(server, 'room', other)) as back:
                 assert await joined(back) == ([], False)
         async with connect(url(server, 'room', since)) as back:

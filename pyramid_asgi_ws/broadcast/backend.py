@@ -67,9 +67,10 @@ class Backend:
       another epoch of the history, or malformed): what came after it
       can no longer be told whole.
     - ``order(position)``, which returns a value that orders the
-      positions of one channel (of ``read()``'s entries and of
-      ``on_message``), so that a replay can tell the live copy of a
-      message it has replayed.
+      positions of one channel (of ``read()``'s entries, of a ``since``
+      it accepted and of ``on_message``), so that a replay can tell the
+      live copy of a message it has replayed. Positions only grow within
+      a channel, even across a new epoch of its history.
     """
 
     #: Whether the backend keeps group history (``append`` and ``read``).
