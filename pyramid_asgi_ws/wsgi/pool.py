@@ -35,7 +35,6 @@ import weakref
 
 from pyramid_asgi_ws.wsgi.suspend import (
     Job,
-    Resume,
     begin,
     drain,
     greenlet,
@@ -53,13 +52,15 @@ SLOW_CANCEL = 5.0
 
 class _Worker:
     """A pool thread's own state: its inbox (resumptions of its suspended
-    calls, wake-ups), how many of its calls are suspended, and its spare
-    runner greenlets."""
+    calls, wake-ups), whether it was woken (or started) and has not yet
+    said so, how many of its calls are suspended, and its spare runner
+    greenlets."""
 
-    __slots__ = ('inbox', 'parked', 'spare')
+    __slots__ = ('inbox', 'woken', 'parked', 'spare')
 
     def __init__(self) -> None:
         self.inbox: queue.SimpleQueue[typing.Any] = queue.SimpleQueue()
+        self.woken = True  # as it starts
         self.parked = 0
         self.spare: list[typing.Any] = []
 
@@ -130,6 +131,7 @@ class Pool:
             return None
         if self._idle:
             found: _Found = (self._idle.pop(), None)
+            found[0].woken = True
         elif len(self.threads) < self.size:
             worker = _Worker()
             thread = threading.Thread(
@@ -191,12 +193,10 @@ class Pool:
         lock = self._lock
         backlog = self._backlog
         idle = self._idle
-        job: typing.Any = None  # started as if woken
+        job: typing.Any = None
+        self._awake(worker)
         while True:
-            if job is None:
-                with lock:
-                    self._waking -= 1
-            else:
+            if job is not None:
                 try:
                     job[0](*job[1])
                 except Exception:  # keep the thread for the next call
@@ -204,27 +204,43 @@ class Pool:
                 del job
             if not inbox.empty():  # resumptions first
                 job = inbox.get()
-                continue
-            found = None
-            with lock:
-                if backlog:
-                    job = backlog.popleft()
+            else:
+                found = None
+                with lock:
                     if backlog:
-                        found = self._rouse()
-                elif not self.closed:
-                    idle.append(worker)
-                    job = IDLE
-                elif worker.parked:
-                    job = IDLE
-                else:
-                    return
-            if job is not IDLE:
+                        job = backlog.popleft()
+                        if backlog:
+                            found = self._rouse()
+                    elif not self.closed:
+                        idle.append(worker)
+                        job = IDLE
+                    elif worker.parked:
+                        job = IDLE
+                    else:
+                        return
+                if job is not IDLE:
+                    _wake(found)
+                    continue
+                job = inbox.get()  # a resumption, or None to wake up
+                self._awake(worker)
+            if job is not None and backlog:
+                # A resumption runs before the backlog: pass the backlog
+                # on, or a thread woken for it would hold it meanwhile.
+                with lock:
+                    found = self._rouse()
                 _wake(found)
-                continue
-            job = inbox.get()  # a resumption, or None to wake up
-            if type(job) is Resume:  # busy again
-                with lock, contextlib.suppress(ValueError):
-                    idle.remove(worker)  # not there once closed
+
+    def _awake(self, worker: _Worker) -> None:
+        """Note that ``worker``'s thread runs again: no longer on its way
+        if it was woken or started, no longer idle if a resumption woke
+        it."""
+        with self._lock:
+            if worker.woken:
+                worker.woken = False
+                self._waking -= 1
+            else:
+                with contextlib.suppress(ValueError):
+                    self._idle.remove(worker)  # not there once closed
 
     async def drain(self, timeout: float) -> None:
         """Cancel the suspended calls and wait, at most ``timeout``
@@ -240,6 +256,8 @@ class Pool:
             self.closed = True
             idle, self._idle = self._idle, []
             self._waking += len(idle)
+            for worker in idle:
+                worker.woken = True
         for worker in idle:
             worker.inbox.put(None)  # wake up to end
         for job in list(self.suspended):

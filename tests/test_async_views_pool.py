@@ -1,0 +1,96 @@
+"""The pool's scheduling of resumptions beside new calls (wsgi.pool),
+in process: races a review found."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+import threading
+from typing import Any
+
+from pyramid_asgi_ws.wsgi import pool as pooling
+from pyramid_asgi_ws.wsgi.pool import Pool
+from pyramid_asgi_ws.wsgi.suspend import suspend
+
+TIMEOUT = 5
+
+
+async def wait_for(event: threading.Event) -> None:
+    loop = asyncio.get_running_loop()
+    assert await loop.run_in_executor(None, event.wait, TIMEOUT)
+
+
+async def warm(pool: Pool) -> None:
+    """Start every thread of ``pool`` and wait until all are idle."""
+    barrier = threading.Barrier(pool.size)
+    done = [threading.Event() for _ in range(pool.size)]
+    for event in done:
+        pool.submit(lambda event=event: (barrier.wait(TIMEOUT), event.set()))
+    for event in done:
+        await wait_for(event)
+    while len(pool._idle) < pool.size:
+        await asyncio.sleep(0.001)
+
+
+Race = Callable[[Pool, 'asyncio.Future[None]', threading.Event], None]
+
+
+def resume_beside_a_call(race: Race, rounds: int = 5) -> list[bool]:
+    """On a warm pool of two threads, a spawned call suspends, then
+    ``race(pool, release, ran)`` resumes it (``release``) beside a new
+    call (``ran.set``); the resumed call blocks until that call has run.
+    Return, for each round, whether it ran meanwhile."""
+    pool = Pool(2)
+    outcomes: list[bool] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        await warm(pool)
+        release: asyncio.Future[None] = loop.create_future()
+        ran = threading.Event()
+
+        def call() -> None:
+            suspend(release)
+            outcomes.append(ran.wait(TIMEOUT))
+
+        job = pool.spawn(loop, call)
+        while not pool.suspended or pool.busy:
+            await asyncio.sleep(0.001)
+        race(pool, release, ran)
+        while not job.finished:
+            await asyncio.sleep(0.01)
+
+    try:
+        for _ in range(rounds):
+            asyncio.run(main())
+    finally:
+        pool.close()
+    return outcomes
+
+
+def test_a_call_arriving_with_a_resumption_takes_another_idle_thread():
+    """The resumption reaches the idle thread that parked the call, and a
+    new call comes in the same loop iteration: the call must go to the
+    other idle thread, not wait behind the resumption (it did: the thread
+    taking the resumption counted as woken for the call)."""
+
+    def race(pool: Pool, release: Any, ran: Any) -> None:
+        release.add_done_callback(lambda _: pool.submit(ran.set))
+        release.set_result(None)
+
+    assert resume_beside_a_call(race) == [True] * 5
+
+
+def test_a_woken_thread_meeting_a_resumption_passes_the_backlog_on():
+    """The call comes first and wakes the thread that parked the job (the
+    last to go idle); its resumption is in the inbox too when the thread
+    runs: the thread runs it first, so it wakes the other for the call."""
+
+    def race(pool: Pool, release: Any, ran: Any) -> None:
+        pool._lock.acquire()  # the woken thread waits for it
+        pool._backlog.append((ran.set, ()))
+        pooling._wake(pool._rouse())
+        release.set_result(None)  # its resumption is queued next
+        asyncio.get_running_loop().call_soon(pool._lock.release)
+
+    assert resume_beside_a_call(race) == [True] * 5
