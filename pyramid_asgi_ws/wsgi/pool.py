@@ -130,8 +130,9 @@ class Pool:
         if self._waking:
             return None
         if self._idle:
-            found: _Found = (self._idle.pop(), None)
-            found[0].woken = True
+            worker = self._idle.pop()
+            worker.woken = True
+            found: _Found = (worker, None)
         elif len(self.threads) < self.size:
             worker = _Worker()
             thread = threading.Thread(
