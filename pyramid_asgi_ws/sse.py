@@ -17,9 +17,7 @@ import logging
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs
 
-from pyramid_asgi_ws.broadcast.codec import Payload
-from pyramid_asgi_ws.broadcast.member import Membership
-from pyramid_asgi_ws.broadcast.outbox import FLUSH_TIMEOUT, Outbox
+from pyramid_asgi_ws.broadcast.outbox import FLUSH_TIMEOUT
 from pyramid_asgi_ws.groups import GroupsMixin
 from pyramid_asgi_ws.messages import Message, WebSocketState
 from pyramid_asgi_ws.scope import RequestMixin
@@ -30,6 +28,7 @@ from pyramid_asgi_ws.sse_format import (
     format_event,
     retry_field,
 )
+from pyramid_asgi_ws.sse_groups import StreamMembership, stream_body
 from pyramid_asgi_ws.wsgi.pool import shielded
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
@@ -80,11 +79,6 @@ def response_headers(
     return headers
 
 
-def _body(body: bytes) -> Message:
-    """The ASGI message carrying ``body`` as a part of the stream."""
-    return {'type': 'http.response.body', 'body': body, 'more_body': True}
-
-
 class StreamClosed(Exception):
     """The event stream has ended: the client went away, or it was closed.
 
@@ -94,48 +88,6 @@ class StreamClosed(Exception):
     :class:`asyncio.CancelledError` there, and its ``finally`` blocks run.
     Either way the consumer's end is a normal one.
     """
-
-
-class StreamMembership(Membership):
-    """A stream as a group member: group messages go out as events.
-
-    Each event's ``id`` is the message's position in the group (none for
-    a group without history) and its type is the one given to
-    :meth:`EventStream.join` for the group.
-    """
-
-    def __init__(self, scope: dict[str, Any], outbox: Outbox) -> None:
-        super().__init__(scope, outbox)
-        #: The event type of each group's messages (``None``: message).
-        self.events: dict[str, str | None] = {}
-
-    def deliver(self, group: str, payload: Payload) -> bool:
-        """Queue the message as an event, or hand it to the hook."""
-        if self.on_group_message is not None:
-            return super().deliver(group, payload)
-        return self.outbox.push(_event_of(payload, self.events.get(group)))
-
-
-#: The last group message made an event, as ``(payload, type, message)``:
-#: a broadcast hands one payload to each member in turn, so the streams
-#: after the first share the first one's bytes instead of formatting them
-#: again.
-_last_event: tuple[Any, str | None, Message] = (None, None, {})
-
-
-def _event_of(payload: Payload, event: str | None) -> Message:
-    """The ASGI message carrying ``payload`` as an event of type ``event``."""
-    global _last_event
-    last, last_type, message = _last_event
-    if last is payload and last_type == event:
-        return message
-    carried = payload.event
-    data = carried.get('text')
-    if data is None:  # bytes: a stream carries text only
-        data = carried['bytes'].decode('utf-8', 'replace')
-    message = _body(format_event(data, event, payload.position))
-    _last_event = (payload, event, message)
-    return message
 
 
 class EventStream(RequestMixin, GroupsMixin):
@@ -254,7 +206,7 @@ class EventStream(RequestMixin, GroupsMixin):
         Returns whether it was queued.
         """
         return self.membership.outbox.push(
-            _body(format_event(data, event, id))
+            stream_body(format_event(data, event, id))
         )
 
     async def comment(self, text: str = '') -> None:
@@ -265,7 +217,7 @@ class EventStream(RequestMixin, GroupsMixin):
         if self.application_state is not WebSocketState.CONNECTED:
             raise StreamClosed(f'the event stream {self.path} is over')
         try:
-            await self._send(_body(body))
+            await self._send(stream_body(body))
         except OSError:  # ASGI 2.4: the client is gone
             self._gone()
             raise StreamClosed(
@@ -303,13 +255,15 @@ class EventStream(RequestMixin, GroupsMixin):
         """Add this stream to ``group``; its messages go out as events.
 
         Each event's ``id`` is the message's position in the group's
-        history and its type ``event`` (``None``: ``message``). ``since``
-        (default: :attr:`last_event_id`) is the position of the last
-        message the client saw: everything after it is sent first, in
-        order, then the live messages. Returns ``False`` when the history
-        does not reach back to ``since`` (then only live messages come):
-        tell the client to reload what it shows. ``since=None`` joins
-        live only and returns ``True``.
+        history (in a composite id once the stream is in several groups
+        with history) and its type ``event`` (``None``: ``message``).
+        ``since`` (default: :attr:`last_event_id`) is the position of the
+        last message the client saw, or a composite id holding it:
+        everything after it is sent first, in order, then the live
+        messages. Returns ``False`` when the history does not reach back
+        to ``since`` (then only live messages come): tell the client to
+        reload what it shows. ``since=None`` (or a composite id without
+        the group) joins live only and returns ``True``.
         """
         if event is not None:
             check_field(event, 'event')
@@ -319,8 +273,8 @@ class EventStream(RequestMixin, GroupsMixin):
             since = self.last_event_id
         member = self.membership
         assert isinstance(member, StreamMembership)  # membership_class
-        member.events[group] = event
-        return await self.broadcaster.join(member, group, info, since=since)
+        member.resume_from(self.last_event_id)
+        return await member.join(self.broadcaster, group, info, since, event)
 
     # -- the stream's life (the application drives it) ---------------------
 

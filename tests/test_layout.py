@@ -28,7 +28,7 @@ LAYERS = {
     ),
     'connections': (
         'websocket', 'groups', 'messages', 'scope', 'typed', 'consumers',
-        'syncconsumer', 'sse', 'sse_format',
+        'syncconsumer', 'sse', 'sse_format', 'sse_groups',
     ),
     'transport': ('broadcast', 'backends', 'wsgi'),
 }  # fmt: skip

@@ -238,8 +238,36 @@ def _resume(server: ServerProcess, group: str, restart: Any = None) -> None:
     assert len(set(ids)) == 103 and last not in ids
 
 
+def _resume_several(server: ServerProcess, restart: Any = None) -> None:
+    """One stream in two groups: read 3 of each, go away, miss 100 of
+    each, come back with Last-Event-ID: exactly the 100 of each in order
+    (the groups replayed in the order the consumer joins them)."""
+    url = f'{server.url}/events/several?groups=ga,gb'
+    with stream(url) as (_, reader):
+        server.wait_for_log('joined ga,gb resumed=[True, True]')
+        publish(server, 'ga', 0, 3)
+        publish(server, 'gb', 0, 3)
+        seen = reader.events(6)
+    server.wait_for_log('left ga,gb')
+    publish(server, 'ga', 3, 100)
+    publish(server, 'gb', 3, 100)
+    if restart is not None:
+        server = restart()
+    start = len(server.log())
+    with stream(url, {'Last-Event-ID': seen[-1].id}) as (_, reader):
+        server.wait_for_log('resumed=[True, True]', start)
+        missed = reader.events(200)
+        publish(server, 'gb', 103, 1)
+        live = reader.events(1)
+    expected = [('ga', str(n)) for n in range(3, 103)]
+    expected += [('gb', str(n)) for n in range(3, 103)]
+    assert [(event.event, event.data) for event in missed] == expected
+    assert (live[0].event, live[0].data) == ('gb', '103')
+
+
 def test_resume_with_memory_history(server):
     _resume(server, 'room-memory')
+    _resume_several(server)
 
 
 def test_history_that_does_not_reach_back_says_reload():
@@ -280,6 +308,7 @@ def test_resume_with_redis_history_across_a_restart():
 
         try:
             _resume(start(), 'room-redis', restart=start)
+            _resume_several(servers[-1], restart=start)
         finally:
             for proc in servers:
                 proc.stop()

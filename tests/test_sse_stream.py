@@ -8,6 +8,7 @@ few tests drive an EventStream with hand-made receive and send.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from typing import Any
@@ -53,6 +54,18 @@ async def group(stream: EventStream) -> None:
         await stream.wait_closed()
     finally:
         ENDED.append(f'{name} {stream.closed}')
+
+
+async def several(stream: EventStream) -> None:
+    """Joins each group of ``?groups=a,b`` in turn, resuming each from
+    the stream's Last-Event-ID, then says which did."""
+    names = stream.request.params['groups'].split(',')
+    resumed = [await stream.join(name) for name in names]
+    stream.push(repr(resumed), event='joined')
+    if 'leave' in stream.request.params:
+        await stream.leave(names[0])
+        stream.push('left', event='left')
+    await stream.wait_closed()
 
 
 async def sender(stream: EventStream) -> None:
@@ -111,12 +124,14 @@ class Counter:
 def make_app(**settings: Any) -> Any:
     settings.setdefault('asgi_ws.history_size', '5')
     settings.setdefault('asgi_ws.sse_heartbeat', '0')
+    settings.setdefault('asgi_ws.history', 'live:* off')
     with Configurator(settings=settings) as config:
         config.include('pyramid_asgi_ws')
         add = config.add_asgi_consumer
         add('/greet', greet, protocol='sse', retry=1.5)
         add('/group/{group}', group, protocol='sse')
         add('/small/{group}', group, protocol='sse', send_queue_size=2)
+        add('/several', several, protocol='sse')
         add('/sender', sender, protocol='sse')
         add('/beat/{group}', group, protocol='sse', name='b', heartbeat=0.05)
         add('/raises', raises, protocol='sse')
@@ -188,6 +203,81 @@ def test_group_messages_carry_their_position_and_resume(client):
     with client.sse('/group/g1', last_event_id=events[0].id) as stream:
         joined = stream.receive()
     assert (joined.event, joined.data) == ('joined', 'False')
+
+
+def test_a_stream_in_one_group_with_history_keeps_plain_ids(client):
+    # a group without history adds no id, so no composite either
+    with client.sse('/several?groups=g,live:x') as stream:
+        assert stream.receive().data == '[True, True]'
+        publish(client, 'g', 'one')
+        publish(client, 'live:x', 'two')
+        one, two = stream.receive_many(2)
+    assert not one.id.startswith('{')
+    assert (two.data, two.id) == ('two', one.id)  # no id: the last stays
+
+
+def test_a_stream_in_several_groups_resumes_each(client):
+    """Its ids hold the position of each group: coming back with the last
+    one, it gets exactly what it missed of each, then the live ones."""
+    with client.sse('/several?groups=a,b') as stream:
+        stream.receive()
+        publish(client, 'a', 'a1')
+        first = stream.receive()
+        publish(client, 'b', 'b1')
+        publish(client, 'a', 'a2')
+        seen = [first, *stream.receive_many(2)]
+    assert [event.data for event in seen] == ['a1', 'b1', 'a2']
+    assert json.loads(first.id).keys() == {'a'}  # b had none yet
+    last = seen[-1].id
+    assert json.loads(last).keys() == {'a', 'b'}
+    publish(client, 'a', 'a3', 'a4')
+    publish(client, 'b', 'b2')
+    # in the other order: each group finds its own part
+    with client.sse('/several?groups=b,a', last_event_id=last) as stream:
+        missed = stream.receive_many(3)
+        assert stream.receive().data == '[True, True]'
+        publish(client, 'a', 'a5')
+        live = stream.receive()
+    assert [event.data for event in missed] == ['b2', 'a3', 'a4']
+    assert live.data == 'a5'
+    # a's events carry b's position on
+    assert json.loads(live.id)['b'] == json.loads(missed[0].id)['b']
+    # the same through since= given explicitly, and a group not in it
+    with client.sse(
+        '/several?groups=b,a,c&leave=1', last_event_id=live.id
+    ) as stream:
+        assert stream.receive().data == '[True, True, True]'
+        assert stream.receive().event == 'left'
+        publish(client, 'c', 'c1')
+        c1 = stream.receive()
+    # resumed from a composite: b's part is carried on, a's too
+    assert json.loads(c1.id).keys() == {'a', 'b', 'c'}
+
+
+def test_a_composite_id_whose_history_is_gone_says_so(client):
+    with client.sse('/several?groups=a,b') as stream:
+        stream.receive()
+        publish(client, 'a', 'a1')
+        publish(client, 'b', 'b1')
+        last = stream.receive_many(2)[-1].id
+    publish(client, 'a', *'abcdefg')  # the history keeps 5
+    with client.sse('/several?groups=a,b', last_event_id=last) as stream:
+        assert stream.receive().data == '[False, True]'
+        publish(client, 'b', 'b2')
+        b2 = stream.receive()
+    assert json.loads(b2.id).keys() == {'b'}  # a's stale part is gone
+
+
+@pytest.mark.parametrize(
+    'event_id',
+    ['{', '{"a": 1}', '[]', '{"a" "x"}', 'abc-1', ''],
+)
+def test_ids_that_are_not_composite(event_id):
+    from pyramid_asgi_ws.sse_groups import group_position, split_id
+
+    assert split_id(event_id) is None
+    assert group_position(event_id, 'a') == event_id
+    assert group_position(None, 'a') is None
 
 
 def test_send_queue_overflow_ends_the_stream(client):
@@ -538,6 +628,31 @@ def test_deliver_sends_bytes_as_text():
     for each in (member, other, typed):
         each.deliver('g', payload)
     assert pushed[1] is pushed[2] and pushed[3]['body'].startswith(b'event')
+
+
+def test_a_failed_join_keeps_a_position_live_messages_gave():
+    from pyramid_asgi_ws.broadcast.history import HistoryPolicy
+    from pyramid_asgi_ws.broadcast.outbox import Outbox
+    from pyramid_asgi_ws.sse_groups import StreamMembership
+
+    class Broadcaster:
+        """Its history is gone, and a live message comes meanwhile."""
+
+        history = HistoryPolicy(5)
+
+        async def join(self, member, group, info, since):
+            member.deliver(group, Payload(encode('live'), 'x-9'))
+            return False
+
+    outbox = Outbox(
+        lambda message: None, lambda: True, lambda code: None, size=4
+    )
+    outbox.push = lambda message: True  # type: ignore[method-assign]
+    member = StreamMembership({}, outbox)
+    since = json.dumps({'a': 'x-1', 'b': 'y-1'})
+    member.resume_from(since)
+    assert not run(member.join(Broadcaster(), 'a', None, since, None))
+    assert member.positions == {'a': 'x-9', 'b': 'y-1'}
 
 
 def test_the_loop_thread_is_not_blocked_by_a_run_sync(client):

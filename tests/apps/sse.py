@@ -17,6 +17,9 @@ can wait for what the app says rather than sleep:
   group's messages.
 - ``/events/open`` is ``/events/echo`` open to every origin
   (``allowed_origins='*'``).
+- ``/events/several?groups=a,b`` joins each group as ``group`` does
+  (its events typed with the group's name), logs ``joined a,b
+  resumed=[...]`` and ``left a,b``.
 - ``/events/quiet`` sends nothing (heartbeats every 0.2 s).
 - ``/events/secret`` needs permission ``secret`` (user ``alice`` in the
   ``X-User`` header has it).
@@ -75,6 +78,18 @@ async def group(stream: EventStream) -> None:
         await stream.wait_closed()
     finally:
         report(f'left {name}')
+
+
+async def several(stream: EventStream) -> None:
+    names = stream.request.params['groups']
+    resumed = [
+        await stream.join(name, event=name) for name in names.split(',')
+    ]
+    report(f'joined {names} resumed={resumed}')
+    try:
+        await stream.wait_closed()
+    finally:
+        report(f'left {names}')
 
 
 async def quiet(stream: EventStream) -> None:
@@ -150,6 +165,7 @@ def make_app(global_config: Any = None, **settings: Any) -> Any:
         add('/events/open', echo, protocol='sse', allowed_origins='*')
         add('/events/ticker', ticker, protocol='sse')
         add('/events/group/{group}', group, protocol='sse')
+        add('/events/several', several, protocol='sse')
         add('/events/quiet', quiet, protocol='sse', heartbeat=0.2)
         add('/events/secret', secret, protocol='sse', permission='secret')
         add('/events/boom', boom, protocol='sse')
