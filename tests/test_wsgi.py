@@ -345,6 +345,17 @@ class Test_WsgiToAsgi_responses:
         assert client.status == 201
         assert client.headers == [(b'x-caf\xe9', b'd\xe9')]
 
+    def test_header_names_kept_up_to_a_limit(self, make_bridge, monkeypatch):
+        from pyramid_asgi_ws.wsgi import response
+
+        monkeypatch.setattr(response, '_NAMES', {})
+        monkeypatch.setattr(response, 'NAMES_LIMIT', 1)
+        headers = [('X-A', '1'), ('X-B', '2')]
+        for _ in range(2):  # the second time X-A from the cache
+            client = Client(make_bridge(iter_app([b''], headers=headers)))
+            assert client.run().headers == [(b'x-a', b'1'), (b'x-b', b'2')]
+        assert response._NAMES == {'X-A': b'x-a'}
+
     def test_generator_streams_and_closes(self, make_bridge):
         iterable = ClosingIter([b'', b'a', b'', b'b', b'c'])
         client = Client(make_bridge(iter_app(iterable))).run()

@@ -41,9 +41,27 @@ BODY_BUFFER_SIZE = 262144
 TOO_LARGE = b'Request Entity Too Large'
 
 
-class Start(typing.NamedTuple):
-    status: int
-    headers: list[tuple[bytes, bytes]]
+class Start:
+    """The response's start, as the event loop sends it."""
+
+    __slots__ = ('status', 'headers')
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]]):
+        self.status = status
+        self.headers = headers
+
+
+#: The ASGI header name of each WSGI one seen, at most
+#: :data:`NAMES_LIMIT` of them (applications send a handful).
+_NAMES: dict[str, bytes] = {}
+NAMES_LIMIT = 256
+
+
+def _name(name: str) -> bytes:
+    encoded = name.lower().encode('latin-1')
+    if len(_NAMES) < NAMES_LIMIT:
+        _NAMES[name] = encoded
+    return encoded
 
 
 class Failure(typing.NamedTuple):
@@ -127,10 +145,11 @@ class Call:
                 'The WSGI application did not call start_response'
             )
         self.started = True
+        names = _NAMES
         return Start(
             int(self.status.split(' ', 1)[0]),
             [
-                (name.lower().encode('latin-1'), value.encode('latin-1'))
+                (names.get(name) or _name(name), value.encode('latin-1'))
                 for name, value in self.headers
             ],
         )
