@@ -43,7 +43,7 @@ def split_id(event_id: str | None) -> dict[str, str] | None:
         return None
     try:
         parts = json.loads(event_id)
-    except ValueError:
+    except (ValueError, RecursionError):  # a client's id: anything
         return None
     if not isinstance(parts, dict) or not all(
         isinstance(value, str) for value in parts.values()

@@ -279,14 +279,16 @@ def test_history_that_does_not_reach_back_says_reload():
             publish(server, 'short', 0, 1)
             last = reader.events(1)[0].id
         publish(server, 'short', 1, 50)
-        for since in (last, 'not-a-position'):
+        nested = '{"short":' + '[' * 2000 + ']' * 2000 + '}'
+        for since in (last, 'not-a-position', nested):
             with stream(url, {'Last-Event-ID': since}) as (_, reader):
                 reload = reader.events(1)[0]
                 publish(server, 'short', 100, 1)
                 live = reader.events(1)[0]
             assert (reload.event, reload.data) == ('reload', 'history gone')
             assert live.data == '100'
-    assert server.log().count('joined short resumed=False') == 2
+    assert server.log().count('joined short resumed=False') == 3
+    assert 'Traceback' not in server.log()
 
 
 @pytest.mark.skipif(not redis_available(), reason='needs redis-server')

@@ -33,6 +33,9 @@ from tests.support import wait_until
 
 ENDED: list[str] = []
 
+#: A Last-Event-ID too deep for the json module (RecursionError).
+NESTED = '{"a":' + '[' * 2000 + ']' * 2000 + '}'
+
 
 def not_found(request: Any) -> Any:
     raise HTTPNotFound()
@@ -270,7 +273,7 @@ def test_a_composite_id_whose_history_is_gone_says_so(client):
 
 @pytest.mark.parametrize(
     'event_id',
-    ['{', '{"a": 1}', '[]', '{"a" "x"}', 'abc-1', ''],
+    ['{', '{"a": 1}', '[]', '{"a" "x"}', 'abc-1', '', NESTED],
 )
 def test_ids_that_are_not_composite(event_id):
     from pyramid_asgi_ws.sse_groups import group_position, split_id
