@@ -211,6 +211,18 @@ def test_a_consumer_that_raises_ends_its_stream(server):
     assert "consumer 'tests.apps.sse.boom' failed on event stream" in log
 
 
+def test_a_consumer_returning_ends_its_response(server):
+    """The stream's response ends as a response does (httpx reads its
+    end), twice from one client."""
+    url = f'{server.url}/events/done'
+    with httpx.Client(timeout=10) as client:
+        for _ in range(2):  # the second on the same connection
+            with client.stream('GET', url) as response:
+                events = Reader(response).until_end()
+            assert [event.data for event in events] == ['last']
+    assert 'Traceback' not in server.log()
+
+
 def _resume(server: ServerProcess, group: str, restart: Any = None) -> None:
     """Read 5, go away, miss 100, come back with Last-Event-ID: exactly
     the 100 in order, then live ones."""

@@ -24,6 +24,7 @@ can wait for what the app says rather than sleep:
 - ``/events/secret`` needs permission ``secret`` (user ``alice`` in the
   ``X-User`` header has it).
 - ``/events/boom`` raises after one event.
+- ``/events/done`` sends one event and returns.
 - ``POST /publish/{group}?start=S&count=N`` publishes ``S`` .. ``S+N-1``
   (each followed by ``pad`` spaces).
 """
@@ -107,6 +108,10 @@ async def boom(stream: EventStream) -> None:
     raise RuntimeError('boom in an event stream')
 
 
+async def done(stream: EventStream) -> None:
+    await stream.send('last')
+
+
 def publish(request: Any) -> Response:
     start = int(request.params.get('start', 0))
     count = int(request.params.get('count', 1))
@@ -169,6 +174,7 @@ def make_app(global_config: Any = None, **settings: Any) -> Any:
         add('/events/quiet', quiet, protocol='sse', heartbeat=0.2)
         add('/events/secret', secret, protocol='sse', permission='secret')
         add('/events/boom', boom, protocol='sse')
+        add('/events/done', done, protocol='sse')
         config.add_route('publish', '/publish/{group}')
         config.add_view(publish, route_name='publish', request_method='POST')
     return config.make_asgi_app()
