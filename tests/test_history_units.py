@@ -571,6 +571,34 @@ def test_a_long_replay_waits_for_room_in_the_send_queue():
     run(scenario)
 
 
+def test_a_replay_ends_when_the_socket_is_gone():
+    """A client gone during a long replay: the rest of the history is not
+    read for nobody (the consumer, blocked in the join, would not notice
+    before the end of a history of thousands)."""
+
+    async def scenario() -> None:
+        broadcaster = await scripted()
+        backend = broadcaster.backend
+        seen = await positions(broadcaster, 'g', 50)
+        gate = asyncio.Event()
+        ws, sent = make_socket(size=2, gate=gate)
+
+        async def client_goes(reads: int) -> None:
+            if reads == 3:
+                ws._closed_by_outbox(None)
+
+        backend.on_read = client_goes
+        backend.reads = 0
+        gate.set()
+        assert await broadcaster.join(ws, 'g', since=seen[0]) is False
+        assert backend.reads == 3  # of 25
+        assert len(sent) <= 6
+        await ws.membership.finish(0.1)
+        await broadcaster.close()
+
+    run(scenario)
+
+
 def test_wait_room_returns_when_the_socket_is_gone():
     async def scenario() -> None:
         gate = asyncio.Event()
@@ -584,7 +612,8 @@ def test_wait_room_returns_when_the_socket_is_gone():
         assert not waiting.done()
         ws._closed_by_outbox(None)  # the client went away
         outbox._drained = None  # a flush meanwhile replaced the event
-        await asyncio.wait_for(waiting, 2.0)
+        assert await asyncio.wait_for(waiting, 2.0) is False
+        assert await ws.membership.wait_room() is False
         await outbox.finish(0.1)
 
     run(scenario)

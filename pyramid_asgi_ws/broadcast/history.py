@@ -178,7 +178,8 @@ class Replay:
 
         Between two messages it waits, when the member has a
         ``wait_room()`` coroutine, for room in the member's queue: a long
-        history does not overflow it.
+        history does not overflow it. A member gone meanwhile (its
+        ``wait_room()`` says ``False``) ends the replay: ``False``.
         """
         position = self.since
         if not isinstance(position, str):
@@ -194,8 +195,8 @@ class Replay:
             if not entries:
                 return True
             for position, data in entries:
-                if wait_room is not None:
-                    await wait_room()
+                if wait_room is not None and await wait_room() is False:
+                    return False  # gone: the rest would be read for nobody
                 if self.group not in self.member.groups:
                     return True  # it left meanwhile
                 payload = self.held.pop(position, None)

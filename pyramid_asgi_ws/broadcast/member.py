@@ -51,7 +51,8 @@ class Member(Protocol):
 
         A member may also have an ``async def wait_room()``, which a
         replay of history awaits before each message so as not to
-        overflow the member's queue.
+        overflow the member's queue; its ``False`` (the member takes no
+        more messages) ends the replay.
         """
 
 
@@ -121,10 +122,10 @@ class Membership:
         self._hook = hook
         self._hook_position = hook is not None and takes_position(hook)
 
-    async def wait_room(self) -> None:
-        """Wait while the send queue is full (see
-        :meth:`Outbox.wait_room`)."""
-        await self.outbox.wait_room()
+    async def wait_room(self) -> bool:
+        """Wait while the send queue is full; return whether the
+        connection still takes messages (see :meth:`Outbox.wait_room`)."""
+        return await self.outbox.wait_room()
 
     def deliver(self, group: str, payload: Payload) -> bool:
         """Hand a group message to the hook, or queue it for the client.

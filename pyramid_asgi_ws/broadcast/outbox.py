@@ -145,16 +145,17 @@ class Outbox:
             if self._drained is not None:
                 self._drained.set()
 
-    async def wait_room(self) -> None:
-        """Wait, while the queue is full, until it has been sent.
+    async def wait_room(self) -> bool:
+        """Wait, while the queue is full, until it has been sent; return
+        whether the connection still takes messages.
 
         A replay of group history awaits it before each message, so that
         a long history reaches a slow client without overflowing its
-        queue. It returns at once when the connection is gone.
+        queue, and ends once the connection is gone (``False``, at once).
         """
         while len(self._queue) >= self.size and not self.closing:
             if not self._is_open():
-                return
+                return False
             drained = self._drained = self._drained or asyncio.Event()
             self._start()
             # Bounded, and the state looked at again: a flush meanwhile
@@ -163,6 +164,7 @@ class Outbox:
                 await asyncio.wait_for(drained.wait(), FLUSH_TIMEOUT)
             if self._drained is drained:
                 self._drained = None
+        return not self.closing and self._is_open()
 
     async def flush(self, timeout: float = FLUSH_TIMEOUT) -> None:
         """Wait, for at most ``timeout`` seconds, until the queue is sent."""
