@@ -96,9 +96,14 @@ class WsgiToAsgi:
     application, a drop-in replacement for asgiref's class.
 
     WSGI calls run in a pool of at most ``threads`` threads (default
-    :data:`DEFAULT_THREADS`).  A request with more than
-    ``duplicate_header_limit`` copies of one header is answered with 400,
-    one with a body over ``max_body_size`` bytes (when given) with 413.
+    :data:`DEFAULT_THREADS`).  A request no environ can hold is answered
+    with 400 before any of the application runs (see
+    :exc:`~pyramid_asgi_ws.wsgi.environ.BadRequest`): more than
+    ``duplicate_header_limit`` copies of one header, a path UTF-8 cannot
+    encode (lone surrogates; servers decode the bytes of a path that are
+    not UTF-8 as U+FFFD, so Pyramid sees those and answers 404), or a
+    header name that is not an HTTP token.  One with a body over
+    ``max_body_size`` bytes (when given) is answered with 413.
     ``lifespan`` scopes are acknowledged and ``websocket`` scopes refused
     with a close.  :meth:`run_sync` runs other synchronous code in the
     same pool; call :meth:`close` to shut the thread pool down.
