@@ -184,7 +184,8 @@ class Broadcaster(PublishingMixin):
         receives the live stream only, when the history does not reach
         back to ``since``: the group keeps none, or ``since`` was
         trimmed, expired, is from another epoch of the history or is not
-        a position at all. Without ``since`` (or when the member is
+        a position at all; also when the member went away during the
+        replay. Without ``since`` (or when the member is
         already in the group) it returns ``True``. A backend that fails
         while the history is read raises :class:`BroadcastError`; the
         member stays in the group, live.
