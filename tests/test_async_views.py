@@ -36,6 +36,8 @@ CASES = [
     ('/created', {}, 'request.response'),
     ('/klass', {}, 'view class, async __call__'),
     ('/klass?attr=1', {}, 'view class, async attr method'),
+    ('/traced', {'X-Request-Id': 'r-1'}, 'context variables'),
+    ('/cancels', {}, 'CancelledError raised'),
 ]
 
 
@@ -85,8 +87,14 @@ def test_an_async_view_answers_as_its_sync_twin(server, path, headers, shows):
         'raised error': 500,
         'HTTP exception returned': 302,
         'request.response': 201,
+        'CancelledError raised': 500,
     }.get(shows, 200)
     assert sync[0] == expected
+    if shows == 'context variables':
+        assert sync[2] == b'r-1'
+    if shows == 'CancelledError raised':
+        log = running.log()
+        assert 'returned without starting response' not in log, log
 
 
 def test_blocking_parts_run_in_the_pool_and_the_coroutine_on_the_loop(
@@ -291,6 +299,11 @@ def webtest_answer(response: Any) -> tuple[int, list[tuple[str, str]], bytes]:
 )
 def test_webtest_under_make_wsgi_app(wsgi_app, path, headers, shows):
     app, _ = wsgi_app
+    if shows == 'CancelledError raised':  # no WSGI server answers it
+        for kind in ('sync', 'async'):
+            with pytest.raises(asyncio.CancelledError, match='by the view'):
+                app.get(f'/{kind}{path}', headers=headers)
+        return
     sync = app.get('/sync' + path, headers=headers, expect_errors=True)
     async_ = app.get('/async' + path, headers=headers, expect_errors=True)
     assert webtest_answer(async_) == webtest_answer(sync)

@@ -10,6 +10,7 @@ the greenlet with the outcome.
 """
 
 import asyncio
+import contextvars
 import functools
 import logging
 import threading
@@ -99,9 +100,15 @@ class Job:
         if self.task is not None:
             self.task.cancel()
 
-    def _park(self, awaitable: typing.Any, glet: typing.Any) -> None:
+    def _park(
+        self,
+        glet: typing.Any,
+        awaitable: typing.Any,
+        context: contextvars.Context,
+    ) -> None:
         self.pool.suspended.add(self)
-        task = asyncio.ensure_future(awaitable, loop=self.loop)
+        # the task copies the context it is made in: the caller's
+        task = context.run(asyncio.ensure_future, awaitable, loop=self.loop)
         self.task = task
         if self.cancelled:
             task.cancel()
@@ -195,13 +202,25 @@ def _serve() -> None:
 def _step(glet: typing.Any, task: 'asyncio.Task[typing.Any]') -> None:
     """Resume a suspended call with its task's outcome."""
     glet.worker.parked -= 1
-    if task.cancelled():
-        out = glet.throw(Cancelled('The awaiting view was cancelled'))
-    elif task.exception() is not None:
-        out = glet.throw(task.exception())
-    else:
-        out = glet.switch(task.result())
-    _advance(glet, out)
+    failed, outcome = _outcome(task, glet.job.cancelled)
+    _advance(glet, glet.throw(outcome) if failed else glet.switch(outcome))
+
+
+def _outcome(
+    task: 'asyncio.Future[typing.Any]', cancelled: bool
+) -> tuple[bool, typing.Any]:
+    """Whether ``task`` failed, and its result or what to raise where it
+    was awaited: :exc:`Cancelled` when its job was ``cancelled``, but the
+    :exc:`asyncio.CancelledError` the awaitable raised itself otherwise
+    (as a synchronous call would raise it)."""
+    try:
+        return False, task.result()
+    except asyncio.CancelledError as exc:
+        if cancelled:
+            return True, Cancelled('The awaiting view was cancelled')
+        return True, exc
+    except BaseException as exc:
+        return True, exc
 
 
 def _advance(glet: typing.Any, out: typing.Any) -> None:
@@ -213,7 +232,7 @@ def _advance(glet: typing.Any, out: typing.Any) -> None:
             worker.spare.append(glet)
         return  # else dropped: collecting it ends it
     worker.parked += 1
-    _tell(glet.job.loop, glet.job._park, out, glet)
+    _tell(glet.job.loop, glet.job._park, glet, *out)
 
 
 def _tell(
@@ -238,11 +257,14 @@ def suspendable() -> bool:
 def suspend(awaitable: typing.Awaitable[T]) -> T:
     """Run ``awaitable`` on the event loop as a task, switching back to the
     pool thread meanwhile; return its result or raise its exception
-    (:exc:`Cancelled` when it was cancelled).
+    (:exc:`Cancelled` when it was cancelled). A coroutine runs in a copy
+    of the caller's context variables, as a task started by the caller
+    would.
 
     Only for a call started by :meth:`Pool.spawn` (see :func:`suspendable`).
     """
     glet = greenlet.getcurrent()
     if getattr(glet, 'job', None) is None:
         raise RuntimeError('suspend() outside a call started by Pool.spawn')
-    return typing.cast(T, glet.parent.switch(awaitable))
+    context = contextvars.copy_context()
+    return typing.cast(T, glet.parent.switch(awaitable, context))

@@ -16,6 +16,7 @@ recorded, as JSON.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import sys
 import threading
@@ -55,6 +56,11 @@ class Note(Base):  # type: ignore[misc, valid-type]
 
 class Failed(Exception):
     """What the failing views raise."""
+
+
+#: Set per request by the root factory from ``X-Request-Id``, as a
+#: logging library's context would be.
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar('REQUEST_ID')
 
 
 def thread_name() -> str:
@@ -209,6 +215,28 @@ class AsyncKlass:
         return 'call'
 
 
+@view_config(route_name='sync_traced', renderer='string')
+def sync_traced(request: Any) -> str:
+    return REQUEST_ID.get('unset')
+
+
+@view_config(route_name='async_traced', renderer='string')
+async def async_traced(request: Any) -> str:
+    await asyncio.sleep(0)
+    return REQUEST_ID.get('unset')
+
+
+@view_config(route_name='sync_cancels')
+def sync_cancels(request: Any) -> Any:
+    raise asyncio.CancelledError('by the view itself')
+
+
+@view_config(route_name='async_cancels')
+async def async_cancels(request: Any) -> Any:
+    await asyncio.sleep(0)
+    raise asyncio.CancelledError('by the view itself')
+
+
 # -- async-only ---------------------------------------------------------
 
 
@@ -253,6 +281,7 @@ async def where(request: Any) -> dict[str, str]:
 class Root:
     def __init__(self, request: Any) -> None:
         request.environ.setdefault('threads', {})['root'] = thread_name()
+        REQUEST_ID.set(request.headers.get('X-Request-Id', 'none'))
 
 
 @view_config(route_name='events', renderer='json')
@@ -317,7 +346,10 @@ def make_config(path: str, threads: int = 4, **settings: Any) -> Any:
     config.add_request_method(dbsession, reify=True)
     for kind in ('sync', 'async'):
         config.add_route(f'{kind}_hello', f'/{kind}/hello/{{name}}')
-        for name in ('save', 'missing', 'moved', 'echo', 'created', 'klass'):
+        for name in (
+            'save', 'missing', 'moved', 'echo', 'created', 'klass', 'traced',
+            'cancels',
+        ):  # fmt: skip
             config.add_route(f'{kind}_{name}', f'/{kind}/{name}')
     config.set_root_factory(Root)
     for name in ('sleep', 'slow', 'events', 'hello', 'async_hi', 'where'):
