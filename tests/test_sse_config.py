@@ -22,7 +22,7 @@ from pyramid_asgi_ws.sse_format import (
     format_comment,
     format_event,
 )
-from pyramid_asgi_ws.testing import EventParser
+from pyramid_asgi_ws.testing import Event, EventParser
 
 
 async def stream_consumer(stream: Any) -> None:
@@ -198,3 +198,18 @@ def test_what_a_browser_parses_is_what_was_sent(data, event, id, cut):
     assert events[0].data == expected
     assert events[0].event == (event or 'message')
     assert events[0].id == (id or None)
+
+
+def test_the_parser_reads_as_a_browser_does():
+    parser = EventParser()
+    wire = '\ufeffid: 1\nretry: \u00b2\ndata: a\r'.encode()
+    assert parser.feed(wire) == []
+    assert parser.feed(b'') == []  # between the CR and the LF of a CRLF
+    assert parser.feed(b'\ndata: b\n') == []
+    assert parser.last_event_id is None  # the event is not complete
+    assert parser.feed(b'\n') == [Event('a\nb', id='1')]
+    assert (parser.last_event_id, parser.retry) == ('1', None)
+    # an id without data counts too, at its blank line
+    assert parser.feed(b'id: 2\n\nretry: 30\ndata: c\n\n') == [
+        Event('c', id='2', retry=30)
+    ]

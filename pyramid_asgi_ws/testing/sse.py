@@ -28,6 +28,10 @@ if TYPE_CHECKING:  # pragma: no cover - the client imports this module
 
 _LINES = re.compile(rb'\r\n|\r|\n')
 
+#: A ``retry`` value browsers take: ASCII digits (``str.isdigit`` takes
+#: ``'²'``, which ``int()`` refuses).
+_DIGITS = re.compile(r'[0-9]+')
+
 
 @dataclass
 class Event:
@@ -49,6 +53,8 @@ class EventParser:
 
     :meth:`feed` takes bytes as they come, split anywhere, and returns the
     events completed; ``comments`` counts comment lines (heartbeats).
+    ``last_event_id`` is what the browser would send back as
+    ``Last-Event-ID``: the last ``id`` field of a complete event.
     """
 
     def __init__(self) -> None:
@@ -57,11 +63,15 @@ class EventParser:
         self.retry: int | None = None
         self._buffer = b''
         self._after_cr = False
+        self._first = True  # a byte order mark may start the stream
         self._data: list[str] = []
         self._event = ''
+        self._id: str | None = None
 
     def feed(self, chunk: bytes) -> list[Event]:
         """Return the events that ``chunk`` completes."""
+        if not chunk:
+            return []
         if self._after_cr and chunk.startswith(b'\n'):
             chunk = chunk[1:]  # the second half of a CRLF
         data = self._buffer + chunk
@@ -70,7 +80,11 @@ class EventParser:
         self._after_cr = data.endswith(b'\r')
         events = []
         for line in lines:
-            event = self._line(line.decode('utf-8', 'replace'))
+            text = line.decode('utf-8', 'replace')
+            if self._first:
+                self._first = False
+                text = text.removeprefix('\ufeff')
+            event = self._line(text)
             if event is not None:
                 events.append(event)
         return events
@@ -88,12 +102,14 @@ class EventParser:
         elif name == 'event':
             self._event = value
         elif name == 'id' and '\0' not in value:
-            self.last_event_id = value or None
-        elif name == 'retry' and value.isdigit():
+            self._id = value or None
+        elif name == 'retry' and _DIGITS.fullmatch(value):
             self.retry = int(value)
         return None
 
     def _dispatch(self) -> Event | None:
+        # as a browser: the id counts once its event is complete
+        self.last_event_id = self._id
         data, self._data = self._data, []
         event, self._event = self._event, ''
         if not data:
