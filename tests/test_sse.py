@@ -369,7 +369,9 @@ def test_a_slow_client_overflowing_its_queue_resumes_without_a_loss():
         assert 'Traceback' not in server.log()
 
 
-@pytest.mark.parametrize('kind', ['uvicorn', 'hypercorn', 'granian'])
+@pytest.mark.parametrize(
+    'kind', ['uvicorn', 'hypercorn', 'granian', 'gunicorn']
+)
 def test_shutdown_ends_streams(tmp_path, kind):
     server, port = pserved(tmp_path, kind, 'shutdown_timeout = 4\n')
     try:
