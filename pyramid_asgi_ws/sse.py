@@ -281,15 +281,10 @@ class EventStream(RequestMixin, GroupsMixin):
     async def _start(self) -> bool:
         """Start the response, with the ``retry:`` field if any, else a
         comment; return whether the client is still there."""
-        headers = response_headers(self.allow_origin)
+        start: Message = {'type': 'http.response.start', 'status': 200}
+        start['headers'] = response_headers(self.allow_origin)
         try:
-            await self._send(
-                {
-                    'type': 'http.response.start',
-                    'status': 200,
-                    'headers': headers,
-                }
-            )
+            await self._send(start)
         except OSError:  # gone already
             self._gone()
             return False
@@ -303,7 +298,9 @@ class EventStream(RequestMixin, GroupsMixin):
             await self._write(first)
         except StreamClosed:
             return False
-        return True
+        if self._over.is_set():  # closed while it started (shutdown)
+            await self._end()
+        return not self.closed
 
     def _gone(self) -> None:
         log.debug('the client of event stream %s went away', self.path)
@@ -337,6 +334,7 @@ class EventStream(RequestMixin, GroupsMixin):
         ``EventSource`` reconnects after its retry delay."""
         if self.application_state is WebSocketState.CONNECTED:
             await self._flush()
+        self._over.set()  # a stream still starting ends as it starts
         await self._end()
         self._stop_consumer()
 

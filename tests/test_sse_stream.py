@@ -504,6 +504,42 @@ def test_a_client_gone_before_the_stream_starts():
     run(main())
 
 
+def test_a_stream_closed_while_it_starts_ends_without_its_consumer():
+    """Shutdown's close() of a stream whose response start the server is
+    still taking: the stream ends as it starts, its consumer never runs
+    (it would run on after the shutdown)."""
+    from pyramid_asgi_ws.router import Consumer
+    from pyramid_asgi_ws.sse_running import run_stream
+
+    ran: list[bool] = []
+
+    async def never_runs(stream: EventStream) -> None:
+        ran.append(True)  # pragma: no cover - must not run
+
+    async def main() -> None:
+        wire = Wire()
+        starting, go_on = asyncio.Event(), asyncio.Event()
+
+        async def send(message: dict[str, Any]) -> None:
+            if message['type'] == 'http.response.start':
+                starting.set()
+                await go_on.wait()
+            wire.sent.append(message)
+
+        stream = make_stream(wire)
+        stream._send = send
+        consumer = Consumer('c', '/s', never_runs, protocol='sse')
+        task = asyncio.ensure_future(run_stream(consumer, stream))
+        await starting.wait()
+        await stream.close()  # what close_connections does
+        go_on.set()
+        await asyncio.wait_for(task, 5)
+        assert stream.closed and not ran
+        assert wire.sent[-1] == {'type': 'http.response.body', 'body': b''}
+
+    run(main())
+
+
 def test_a_send_racing_the_end_raises_stream_closed():
     async def main() -> None:
         wire = Wire()
