@@ -128,6 +128,43 @@ def test_other_servers(tmp_path, kind):
         assert time.monotonic() - started < 30  # 50 s one thread each
 
 
+def test_granian_runner(tmp_path):
+    """pserve with ``egg:pyramid_asgi_ws#granian`` (granian's embedded
+    server on pserve's loop): the twins agree, 200 views awaiting sleep(1)
+    overlap, a client leaving cancels its view."""
+    port = free_port()
+    ini = tmp_path / 'granian.ini'
+    ini.write_text(
+        '[app:main]\n'
+        'use = call:tests.apps.asyncviews:main\n'
+        f'path = {tmp_path / "notes.sqlite"}\n'
+        '[server:main]\n'
+        'use = egg:pyramid_asgi_ws#granian\n'
+        f'listen = 127.0.0.1:{port}\n'
+    )
+    command = [sys.executable, '-m', 'pyramid.scripts.pserve', str(ini)]
+    running = ServerProcess(command, port).wait_ready()
+    try:
+        with httpx.Client(base_url=running.url, timeout=TIMEOUT) as client:
+            for path, headers, _ in CASES:
+                sync = answer(client.get('/sync' + path, headers=headers))
+                async_ = answer(client.get('/async' + path, headers=headers))
+                assert async_ == sync, path
+        started = time.monotonic()
+        statuses = asyncio.run(_gather(running.url, 200, s='1'))
+        assert statuses == [200] * 200
+        assert time.monotonic() - started < 30  # 50 s one thread each
+        with awaiting(running, 'granian-left'):
+            pass
+        wait_until(
+            lambda: 'finished slow NoneType' in events(running),
+            'the slow request finished',
+        )
+        assert 'slow cancelled' in events(running)
+    finally:
+        running.stop()
+
+
 def test_the_transaction_commits_or_aborts_as_for_the_sync_twin(server):
     running, path = server
     for kind in ('sync', 'async'):
