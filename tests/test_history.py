@@ -296,6 +296,54 @@ def test_redis_takes_any_ttl_and_refuses_foreign_digits():
             client.close()
 
 
+def test_redis_gone_mid_publish_is_a_broadcast_error_and_back_keeps():
+    """A publish to a group with history while Redis is down raises
+    BroadcastError, never a silent loss; once a restarted Redis (its
+    script cache empty) is back, the next publish loads the script again,
+    is heard with its position and kept."""
+    from pyramid_asgi_ws import backends
+    from pyramid_asgi_ws.broadcast import BroadcastError
+
+    async def scenario(redis: RedisServer) -> None:
+        heard: list[tuple[bytes, str | None]] = []
+        backend = backends.RedisBackend(redis.url)
+        backend.reconnect_max = 0.2
+        await backend.connect(lambda _, data, p: heard.append((data, p)))
+        await asyncio.wait_for(backend.connected.wait(), TIMEOUT)
+        await backend.subscribe('g')
+        await backend.append('g', b'one', 10, 60.0)
+        await asyncio.to_thread(redis.stop)
+        with pytest.raises(BroadcastError, match='cannot publish'):
+            await backend.append('g', b'lost', 10, 60.0)
+        await asyncio.to_thread(redis.restart)
+        deadline = time.monotonic() + TIMEOUT
+
+        async def subscribers() -> int:
+            with contextlib.suppress(BroadcastError, *backend.errors):
+                found = await backend.client.pubsub_numsub('asgi_ws:g')
+                return int(found[0][1])
+            return 0
+
+        while await subscribers() < 1:  # subscribed to again
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        await backend.append('g', b'two', 10, 60.0)
+        while len(heard) < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        assert [data for data, _ in heard] == [b'one', b'two']
+        position = heard[1][1]
+        assert position is not None
+        # the restarted Redis (no persistence) keeps what came after it
+        kept = await backend.client.xrange('asgi_ws:history:g')
+        assert [(i.decode(), f[b'm']) for i, f in kept] == [(position, b'two')]
+        assert await backend.read('g', position, 10) == []
+        await backend.disconnect()
+
+    with RedisServer() as redis:
+        asyncio.run(scenario(redis))
+
+
 def test_test_client_replays_too():
     app = history_app({'HISTORY_SIZE': '50'})
     with TestClient(app) as client:
