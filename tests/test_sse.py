@@ -459,7 +459,10 @@ def test_granian_streams_and_sees_a_client_go(tmp_path):
         server.wait_for_log('ticker ended with')
         with stream(f'http://127.0.0.1:{port}/events/group/g') as (_, reader):
             server.wait_for_log('joined g resumed=True')
+            httpx.post(f'http://127.0.0.1:{port}/publish/g').raise_for_status()
+            live = reader.events(1)  # passed on while the stream is open
         server.wait_for_log('left g')
     finally:
         server.stop()
     assert [tick.data for tick in ticks] == ['tick 0', 'tick 1', 'tick 2']
+    assert live[0].data == '0' and live[0].id
