@@ -54,12 +54,6 @@ class Cancelled(ClientDisconnect):
     """
 
 
-class Resume(tuple):  # type: ignore[type-arg]
-    """A resumption in a thread's inbox: ``(_step, (glet, task))``."""
-
-    __slots__ = ()
-
-
 #: Seconds a call stays suspended before its client's disconnect is
 #: watched: most awaits end sooner, and watching costs a task each.
 WATCH_AFTER = 0.05
@@ -123,7 +117,8 @@ class Job:
         if self.watcher is not None:
             self.watcher.cancel()
             self.watcher = None
-        glet.worker.inbox.put(Resume((_step, (glet, task))))
+        # a resumption, in its thread's inbox as a call
+        glet.worker.inbox.put((_step, (glet, task)))
 
     def _watch(self) -> None:
         self.watcher = self.loop.create_task(self._disconnect())
