@@ -52,7 +52,7 @@ def replace_once(text: str, old: str, new: str) -> str:
 
 def nginx_config(tmp: Path, listen: int, upstream: str) -> Path:
     """Write nginx.conf from the docs: the site, moved to ``tmp``."""
-    site, tcp_upstream = nginx_blocks()
+    site, tcp_upstream = nginx_blocks()[:2]  # the site, its TCP upstream
     if upstream.startswith('unix:'):
         site = replace_once(site, 'unix:/run/myproject/asgi.sock', upstream)
     else:
