@@ -79,6 +79,17 @@ def response_headers(
     return headers
 
 
+def utf8(value: str | None) -> str | None:
+    """A header's value read as UTF-8, as browsers write ``Last-Event-ID``
+    (headers are read as latin-1); as it is when it is no UTF-8."""
+    if value is None:
+        return None
+    try:
+        return value.encode('latin-1').decode('utf-8')
+    except UnicodeError:  # not from a browser: no id of ours either
+        return value
+
+
 class StreamClosed(Exception):
     """The event stream has ended: the client went away, or it was closed.
 
@@ -151,10 +162,10 @@ class EventStream(RequestMixin, GroupsMixin):
         parameter, which a page can set on its first connection (from
         what it stored, say). Empty means none.
         """
-        value = self.headers.get('last-event-id')
+        value = utf8(self.headers.get('last-event-id'))
         if value is None:  # read from the scope: no request built for it
-            query = parse_qs(self.scope.get('query_string', b'').decode())
-            value = query.get(LAST_EVENT_ID_PARAM, [None])[0]
+            query = self.scope.get('query_string', b'').decode('latin-1')
+            value = parse_qs(query).get(LAST_EVENT_ID_PARAM, [None])[0]
         return value or None
 
     @property

@@ -66,7 +66,7 @@ class Reader:
 
 @contextlib.contextmanager
 def stream(
-    url: str, headers: dict[str, str] | None = None, method: str = 'GET'
+    url: str, headers: dict[str, Any] | None = None, method: str = 'GET'
 ) -> Iterator[tuple[httpx.Response, Reader]]:
     with (
         httpx.Client(timeout=10) as client,
@@ -108,16 +108,26 @@ def test_events_and_headers(server):
     server.wait_for_log('echo ended')
 
 
-def test_last_event_id_from_header_or_query():
-    with serve('uvicorn', TARGET) as server:
-        url = f'{server.url}/events/echo'
-        with stream(url, {'Last-Event-ID': 'h7'}) as (_, reader):
-            reader.events(2)
-        with stream(url + '?last_event_id=q9') as (_, reader):
-            reader.events(2)
-        log = server.wait_for_log('echo ended', count=2)
+def test_last_event_id_from_header_or_query(server):
+    url = f'{server.url}/events/echo'
+    with stream(url, {'Last-Event-ID': 'h7'}) as (_, reader):
+        reader.events(2)
+    with stream(url + '?last_event_id=q9') as (_, reader):
+        reader.events(2)
+    # browsers send it in UTF-8; a query string has its own %-escapes
+    utf8 = {'Last-Event-ID': 'é-1'.encode()}
+    with stream(url, utf8) as (_, reader):
+        reader.events(2)
+    with stream(url + '?last_event_id=%C3%A8-2') as (_, reader):
+        reader.events(2)
+    with stream(url, {'Last-Event-ID': b'\xff-3'}) as (_, reader):
+        reader.events(2)  # no UTF-8: read as it came
+    log = server.wait_for_log('echo ended', count=5)
     assert 'echo last_event_id=h7' in log
     assert 'echo last_event_id=q9' in log
+    assert 'echo last_event_id=é-1' in log
+    assert 'echo last_event_id=è-2' in log
+    assert 'echo last_event_id=ÿ-3' in log
 
 
 def test_refusals_come_before_the_stream(server):

@@ -186,6 +186,9 @@ def test_last_event_id_query_parameter(client):
         assert stream.receive_many(2)[1].data == 'q3'
     with client.sse('/greet') as stream:
         assert stream.receive_many(2)[1].data == '-'
+    # the header goes in UTF-8, as browsers send it, and is read so
+    with client.sse('/greet', last_event_id='\u0100-1') as stream:
+        assert stream.receive_many(2)[1].data == '\u0100-1'
 
 
 def test_group_messages_carry_their_position_and_resume(client):

@@ -202,8 +202,8 @@ class TestClient:
             headers.items() if isinstance(headers, Mapping) else headers or ()
         )
         pairs.append(('accept', 'text/event-stream'))
-        if last_event_id is not None:
-            pairs.append(('last-event-id', last_event_id))
+        if last_event_id is not None:  # in UTF-8, as browsers send it
+            pairs.append(('last-event-id', last_event_id.encode()))
         scope = self._target.http_scope(path, pairs, self._cookie())
         return EventStreamTestSession(
             self, scope, self.timeout if timeout is None else timeout
