@@ -399,6 +399,45 @@ def test_refusals(client):
     assert refused.value.headers['allow'] == 'GET'
 
 
+def test_the_default_permission_guards_streams():
+    """As for views: a stream without permission= needs the default
+    permission, and NO_PERMISSION_REQUIRED opts out of it."""
+    from pyramid.security import NO_PERMISSION_REQUIRED, Denied
+
+    calls: list[str] = []
+
+    class Policy:
+        def identity(self, request: Any) -> None:
+            return None
+
+        def authenticated_userid(self, request: Any) -> None:
+            return None
+
+        def permits(self, request: Any, context: Any, permission: str) -> Any:
+            calls.append(threading.current_thread().name)
+            return Denied(f'no {permission}')
+
+    with Configurator() as config:
+        config.include('pyramid_asgi_ws')
+        config.set_security_policy(Policy())
+        config.set_default_permission('view')
+        config.add_asgi_consumer('/closed', greet, protocol='sse')
+        config.add_asgi_consumer(
+            '/open', greet, protocol='sse', permission=NO_PERMISSION_REQUIRED
+        )
+        app = config.make_asgi_app()
+    with TestClient(app) as client:
+        with pytest.raises(StreamRefused) as refused:
+            with client.sse('/closed'):
+                pass  # pragma: no cover - refused before
+        assert refused.value.status == 401
+        with client.sse('/open?who=x') as stream:
+            assert stream.receive().data == 'hello x'
+    # one check (the opted-out stream needs none), in a pool thread
+    assert len(calls) == 1
+    assert calls[0] not in ('TestClient', threading.main_thread().name)
+
+
 def test_shutdown_ends_streams(client):
     with client.sse('/group/down') as stream:
         stream.receive()
@@ -697,17 +736,23 @@ def test_a_failed_join_keeps_a_position_live_messages_gave():
     assert member.positions == {'a': 'x-9', 'b': 'y-1'}
 
 
-def test_the_loop_thread_is_not_blocked_by_a_run_sync(client):
-    # the greeting's run_sync ran in the pool, not on the loop's thread
-    names: list[str] = []
+def test_run_sync_runs_in_the_pool_with_the_request_current():
+    from pyramid.threadlocal import get_current_request
+
+    def where() -> tuple[str, Any]:
+        return threading.current_thread().name, get_current_request()
 
     async def record(stream: EventStream) -> None:
-        names.append(threading.current_thread().name)
+        name, request = await stream.run_sync(where)
+        loop = threading.current_thread().name
+        await stream.send(f'{name != loop} {request is stream.request}')
 
-    assert client.loop is not None
-    with client.sse('/greet?who=x') as stream:
-        stream.receive_many(2)
-    assert names == []
+    with Configurator() as config:
+        config.include('pyramid_asgi_ws')
+        config.add_asgi_consumer('/where', record, protocol='sse')
+        app = config.make_asgi_app()
+    with TestClient(app) as client, client.sse('/where') as stream:
+        assert stream.receive().data == 'True True'
 
 
 def test_the_parser_keeps_a_cr_that_may_start_a_crlf():
