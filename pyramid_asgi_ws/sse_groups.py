@@ -60,30 +60,31 @@ def group_position(event_id: str | None, group: str) -> str | None:
     return event_id if parts is None else parts.get(group)
 
 
-#: The last group message made an event, as ``(payload, type, message)``:
-#: a broadcast hands one payload to each member in turn, so the streams
-#: after the first share the first one's bytes instead of formatting them
-#: again.
-_last_event: tuple[Any, str | None, Message] = (None, None, {})
+#: The last group message made an event, as ``(payload, type, positions,
+#: message)``: a broadcast hands one payload to each member in turn, so
+#: the streams after the first share the first one's bytes instead of
+#: formatting them again (those with composite ids when their positions
+#: are the same).
+_last_event: tuple[Any, str | None, Any, Message] = (None, None, None, {})
 
 
-def _event_of(payload: Payload, event: str | None, id: str | None) -> Message:
+def _event_of(
+    payload: Payload, event: str | None, positions: dict[str, str] | None
+) -> Message:
     """The ASGI message carrying ``payload`` as an event of type ``event``
-    with ``id`` (the payload's position when ``None``)."""
+    whose id is its position, or the composite id of ``positions``."""
     global _last_event
-    shared = id is None
-    if shared:
-        last, last_type, message = _last_event
-        if last is payload and last_type == event:
-            return message
-        id = payload.position
+    key = None if positions is None else tuple(positions.items())
+    last, last_type, last_key, message = _last_event
+    if last is payload and last_type == event and last_key == key:
+        return message
+    id = payload.position if positions is None else composite_id(positions)
     carried = payload.event
     data = carried.get('text')
     if data is None:  # bytes: a stream carries text only
         data = carried['bytes'].decode('utf-8', 'replace')
     message = stream_body(format_event(data, event, id))
-    if shared:
-        _last_event = (payload, event, message)
+    _last_event = (payload, event, key, message)
     return message
 
 
@@ -152,9 +153,11 @@ class StreamMembership(Membership):
         """Queue the message as an event, or hand it to the hook."""
         if self.on_group_message is not None:
             return super().deliver(group, payload)
-        id = None
+        positions = None
         if payload.position is not None and group in self.kept:
             self.positions[group] = payload.position
             if self.composite:
-                id = composite_id(self.positions)
-        return self.outbox.push(_event_of(payload, self.events.get(group), id))
+                positions = self.positions
+        return self.outbox.push(
+            _event_of(payload, self.events.get(group), positions)
+        )

@@ -711,6 +711,28 @@ def test_deliver_sends_bytes_as_text():
     assert pushed[1] is pushed[2] and pushed[3]['body'].startswith(b'event')
 
 
+def test_streams_with_the_same_positions_share_an_event():
+    from pyramid_asgi_ws.broadcast.outbox import Outbox
+    from pyramid_asgi_ws.sse_groups import StreamMembership
+
+    pushed: list[dict[str, Any]] = []
+    outbox = Outbox(
+        lambda message: None, lambda: True, lambda code: None, size=4
+    )
+    outbox.push = pushed.append  # type: ignore[method-assign]
+    members = [StreamMembership({}, outbox) for _ in range(3)]
+    for member, b in zip(members, ('b-1', 'b-1', 'b-2'), strict=True):
+        member.kept, member.composite = {'a', 'b'}, True
+        member.positions['b'] = b
+    payload = Payload(encode('hi'), 'a-5')
+    for member in members:
+        member.deliver('a', payload)
+    first, same, other = pushed
+    assert first is same and other is not first
+    assert b'id: {"b":"b-1","a":"a-5"}\n' in first['body']
+    assert b'id: {"b":"b-2","a":"a-5"}\n' in other['body']
+
+
 def test_a_failed_join_keeps_a_position_live_messages_gave():
     from pyramid_asgi_ws.broadcast.history import HistoryPolicy
     from pyramid_asgi_ws.broadcast.outbox import Outbox
