@@ -38,7 +38,13 @@ CASES = [
     ('/klass?attr=1', {}, 'view class, async attr method'),
     ('/traced', {'X-Request-Id': 'r-1'}, 'context variables'),
     ('/cancels', {}, 'CancelledError raised'),
+    ('/exits', {}, 'SystemExit raised'),
 ]
+#: The cases whose view raises what no WSGI server answers.
+UNCAUGHT = {
+    'CancelledError raised': asyncio.CancelledError,
+    'SystemExit raised': SystemExit,
+}
 
 
 @pytest.fixture(scope='module')
@@ -88,6 +94,7 @@ def test_an_async_view_answers_as_its_sync_twin(server, path, headers, shows):
         'HTTP exception returned': 302,
         'request.response': 201,
         'CancelledError raised': 500,
+        'SystemExit raised': 500,  # not the server stopped
     }.get(shows, 200)
     assert sync[0] == expected
     if shows == 'context variables':
@@ -95,6 +102,8 @@ def test_an_async_view_answers_as_its_sync_twin(server, path, headers, shows):
     if shows == 'CancelledError raised':
         log = running.log()
         assert 'returned without starting response' not in log, log
+    if shows == 'SystemExit raised':  # the loop would re-raise it
+        assert events(running) and running.proc.poll() is None
 
 
 def test_blocking_parts_run_in_the_pool_and_the_coroutine_on_the_loop(
@@ -337,9 +346,9 @@ def webtest_answer(response: Any) -> tuple[int, list[tuple[str, str]], bytes]:
 )
 def test_webtest_under_make_wsgi_app(wsgi_app, path, headers, shows):
     app, _ = wsgi_app
-    if shows == 'CancelledError raised':  # no WSGI server answers it
+    if shows in UNCAUGHT:
         for kind in ('sync', 'async'):
-            with pytest.raises(asyncio.CancelledError, match='by the view'):
+            with pytest.raises(UNCAUGHT[shows], match='by the view'):
                 app.get(f'/{kind}{path}', headers=headers)
         return
     sync = app.get('/sync' + path, headers=headers, expect_errors=True)

@@ -102,18 +102,26 @@ class Job:
     ) -> None:
         self.pool.suspended.add(self)
         # the task copies the context it is made in: the caller's
-        task = context.run(asyncio.ensure_future, awaitable, loop=self.loop)
+        task = context.run(self.loop.create_task, _guarded(awaitable))
         self.task = task
         if self.cancelled:
             task.cancel()
         elif self.receive is not None:
             self.watcher = self.loop.call_later(WATCH_AFTER, self._watch)
-        task.add_done_callback(functools.partial(self._done, glet))
+        task.add_done_callback(functools.partial(self._done, glet, awaitable))
 
     def _done(
-        self, glet: typing.Any, task: 'asyncio.Task[typing.Any]'
+        self,
+        glet: typing.Any,
+        awaitable: typing.Any,
+        task: 'asyncio.Task[typing.Any]',
     ) -> None:
         self.task = None
+        close = getattr(awaitable, 'close', None)
+        if close is not None:
+            # a coroutine whose task was cancelled before it started is
+            # closed, not left 'never awaited'; any other is done already
+            close()
         if self.watcher is not None:
             self.watcher.cancel()
             self.watcher = None
@@ -201,6 +209,23 @@ def _step(glet: typing.Any, task: 'asyncio.Task[typing.Any]') -> None:
     _advance(glet, glet.throw(outcome) if failed else glet.switch(outcome))
 
 
+class Raised(typing.NamedTuple):
+    """What a suspended call's awaitable raised that a task would not keep
+    but raise out of the event loop, stopping the server."""
+
+    exc: BaseException
+
+
+async def _guarded(awaitable: typing.Awaitable[T]) -> 'T | Raised':
+    """Await ``awaitable``; return the :exc:`KeyboardInterrupt` or
+    :exc:`SystemExit` it raises, for its call to raise, as a synchronous
+    view's is raised in its thread (and uvicorn catches an app's)."""
+    try:
+        return await awaitable
+    except (KeyboardInterrupt, SystemExit) as exc:
+        return Raised(exc)
+
+
 def _outcome(
     task: 'asyncio.Future[typing.Any]', cancelled: bool
 ) -> tuple[bool, typing.Any]:
@@ -209,7 +234,10 @@ def _outcome(
     :exc:`asyncio.CancelledError` the awaitable raised itself otherwise
     (as a synchronous call would raise it)."""
     try:
-        return False, task.result()
+        result = task.result()
+        if type(result) is Raised:
+            return True, result.exc
+        return False, result
     except asyncio.CancelledError as exc:
         if cancelled:
             return True, Cancelled('The awaiting view was cancelled')

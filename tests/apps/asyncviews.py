@@ -237,6 +237,17 @@ async def async_cancels(request: Any) -> Any:
     raise asyncio.CancelledError('by the view itself')
 
 
+@view_config(route_name='sync_exits')
+def sync_exits(request: Any) -> Any:
+    raise SystemExit('by the view itself')
+
+
+@view_config(route_name='async_exits')
+async def async_exits(request: Any) -> Any:
+    await asyncio.sleep(0)
+    raise SystemExit('by the view itself')
+
+
 # -- async-only ---------------------------------------------------------
 
 
@@ -348,7 +359,7 @@ def make_config(path: str, threads: int = 4, **settings: Any) -> Any:
         config.add_route(f'{kind}_hello', f'/{kind}/hello/{{name}}')
         for name in (
             'save', 'missing', 'moved', 'echo', 'created', 'klass', 'traced',
-            'cancels',
+            'cancels', 'exits',
         ):  # fmt: skip
             config.add_route(f'{kind}_{name}', f'/{kind}/{name}')
     config.set_root_factory(Root)
