@@ -252,6 +252,15 @@ class Test_build_environ:
         environ = self._callFUT(_scope('/app', root_path='/app'))
         assert environ['PATH_INFO'] == ''
 
+    def test_root_path_trailing_slash_not_in_script_name(self):
+        # SCRIPT_NAME + PATH_INFO is the path: /app/ + /x made /app//x
+        for path, rest in (('/app/x', '/x'), ('/app', '')):
+            environ = self._callFUT(_scope(path, root_path='/app/'))
+            assert (environ['SCRIPT_NAME'], environ['PATH_INFO']) == (
+                '/app',
+                rest,
+            )
+
     @pytest.mark.parametrize(
         'scheme, expected, port',
         [('ws', 'http', '80'), ('wss', 'https', '443'), (None, 'http', '80')],
@@ -310,6 +319,37 @@ class Test_build_environ:
             environ = self._callFUT(_scope(headers=headers))
             assert [environ[f'HTTP_X_{i}'] for i in range(4)] == ['v'] * 4
         assert module._KEYS == {b'x-0': 'HTTP_X_0', b'x-1': 'HTTP_X_1'}
+
+    def test_long_header_names_are_not_kept(self, monkeypatch):
+        from pyramid_asgi_ws.wsgi import environ as module
+
+        # a server may pass names of megabytes: 512 of them kept for good
+        # would be gigabytes
+        monkeypatch.setattr(module, '_KEYS', {})
+        longest = b'x' * module.NAME_LIMIT
+        headers = [(longest, b'1'), (longest + b'x', b'2')]
+        environ = self._callFUT(_scope(headers=headers))
+        assert environ['HTTP_' + 'X' * module.NAME_LIMIT] == '1'
+        assert environ['HTTP_' + 'X' * (module.NAME_LIMIT + 1)] == '2'
+        assert list(module._KEYS) == [longest]
+
+    def test_names_with_underscores_are_left_out(self):
+        # '-' and '_' both map to '_': a client's X_Forwarded_For would be
+        # joined to the proxy's X-Forwarded-For, content_length would set
+        # CONTENT_LENGTH
+        headers = [
+            (b'x_forwarded_for', b'6.6.6.6'),
+            (b'x-forwarded-for', b'10.0.0.1'),
+            (b'content_length', b'5'),
+            (b'_', b'x'),
+        ]
+        for _ in range(2):  # the second time from the cache
+            scope = _scope(headers=headers)
+            environ = self._callFUT(scope)
+            assert environ['HTTP_X_FORWARDED_FOR'] == '10.0.0.1'
+            assert 'CONTENT_LENGTH' not in environ
+            assert not [k for k in environ if k.startswith('HTTP__')]
+            assert environ['asgi.scope']['headers'] == headers
 
     def test_constant_part_is_not_shared(self):
         first = self._callFUT(_scope())

@@ -49,10 +49,13 @@ CONSTANT: Environ = {
 }
 
 #: The environ key of each header name seen, so that a request's headers
-#: cost one lookup each; at most :data:`KEYS_LIMIT` names are kept, so
-#: that clients sending made-up names cannot grow it.
+#: cost one lookup each; at most :data:`KEYS_LIMIT` names of at most
+#: :data:`NAME_LIMIT` bytes are kept, so that clients sending made-up
+#: names cannot grow it (uvicorn's httptools parser takes a header name
+#: of megabytes).
 _KEYS: dict[bytes, str] = {}
 KEYS_LIMIT = 512
+NAME_LIMIT = 64
 
 
 #: An HTTP field name (RFC 9110's ``token``).
@@ -62,7 +65,12 @@ TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 def header_key(raw_name: bytes) -> str:
     """The environ key of the header ``raw_name``: ``HTTP_`` and the name
     in capitals with ``-`` as ``_``, or ``CONTENT_TYPE`` and
-    ``CONTENT_LENGTH`` as they are.
+    ``CONTENT_LENGTH`` as they are; ``''`` for a name holding ``_``.
+
+    Such a header is left out of the environ, as waitress, gunicorn,
+    nginx and Django do: ``-`` and ``_`` both become ``_`` in its key, so
+    a client's ``X_Forwarded_For`` would be joined to (or pass for) the
+    ``X-Forwarded-For`` a proxy sets.  The scope still holds it.
 
     A name that is not an HTTP token (empty, or with spaces, controls or
     bytes past ASCII, which servers refuse but a scope may hold) raises
@@ -75,10 +83,13 @@ def header_key(raw_name: bytes) -> str:
                 f'Invalid header name {raw_name!r}',
                 b'Bad Request: invalid header name',
             )
-        key = raw_name.decode('ascii').upper().replace('-', '_')
-        if key not in ('CONTENT_LENGTH', 'CONTENT_TYPE'):
-            key = 'HTTP_' + key
-        if len(_KEYS) < KEYS_LIMIT:
+        if b'_' in raw_name:
+            key = ''
+        else:
+            key = raw_name.decode('ascii').upper().replace('-', '_')
+            if key not in ('CONTENT_LENGTH', 'CONTENT_TYPE'):
+                key = 'HTTP_' + key
+        if len(_KEYS) < KEYS_LIMIT and len(raw_name) <= NAME_LIMIT:
             _KEYS[raw_name] = key
     return key
 
@@ -112,7 +123,8 @@ def build_environ(
 
     Strings are decoded as latin-1 as :pep:`3333` asks.  A websocket scope
     gives ``REQUEST_METHOD`` ``GET`` and the ``http``/``https`` URL scheme.
-    The scope itself is kept at ``environ['asgi.scope']``.  A path UTF-8
+    The scope itself is kept at ``environ['asgi.scope']``; headers whose
+    name holds ``_`` are left out (see :func:`header_key`).  A path UTF-8
     cannot encode, or more than ``duplicate_header_limit`` copies of one
     header, raise :exc:`BadRequest`.
     """
@@ -128,7 +140,8 @@ def build_environ(
     if script_name:
         script_name = _latin1(script_name)
         below = below_root(path_info, script_name)
-        if below is not None:
+        if below is not None:  # SCRIPT_NAME + PATH_INFO is the path
+            script_name = path_info[: len(path_info) - len(below)]
             path_info = below
     environ['SCRIPT_NAME'] = script_name or ''
     environ['PATH_INFO'] = path_info
@@ -153,6 +166,8 @@ def build_environ(
     repeated: dict[str, list[str]] | None = None
     for raw_name, raw_value in scope.get('headers', ()):
         name = header_key(raw_name)
+        if not name:
+            continue  # a name with '_'
         value = raw_value.decode('latin-1')
         if name not in environ:
             environ[name] = value
