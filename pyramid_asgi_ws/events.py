@@ -19,7 +19,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from zope.interface import implementer, providedBy
+from pyramid.registry import Registry
+from zope.interface import implementedBy, implementer, providedBy
 
 from pyramid_asgi_ws.interfaces import (
     IApplicationShutdown,
@@ -68,6 +69,15 @@ async def notify_async(registry: Any, event: Any) -> None:
             await result
 
 
+#: What a subscriber of the lifespan events above is registered for.
+LIFESPAN_SPECS = (
+    IApplicationStartup,
+    IApplicationShutdown,
+    implementedBy(ApplicationStartup),
+    implementedBy(ApplicationShutdown),
+)
+
+
 def quiet_listeners(registry: Any) -> None:
     """Let Pyramid's router skip its per-request events when the only
     subscribers are those of the lifespan events above.
@@ -78,14 +88,21 @@ def quiet_listeners(registry: Any) -> None:
     7 µs) although nobody listens; the lifespan events are sent by
     :func:`notify_async`, which does not read the flag.  A subscriber
     registered later sets it again.
+
+    The flag stays on where a subscriber could be missed: one for an
+    event derived from a lifespan one (which only ``registry.notify``
+    sends), one in a base registry, or a registry that is not Pyramid's
+    (whose ``registerHandler`` would not set the flag again).  While it
+    is off, ``registry.notify`` of a lifespan event reaches nobody: send
+    those with :func:`notify_async` (their subscribers may be
+    ``async def`` anyway).
     """
+    if not isinstance(registry, Registry) or registry.__bases__:
+        return
     if any(registry.registeredSubscriptionAdapters()):
         return
     for registration in registry.registeredHandlers():
         required = registration.required
-        if len(required) != 1 or not (
-            required[0].isOrExtends(IApplicationStartup)
-            or required[0].isOrExtends(IApplicationShutdown)
-        ):
+        if len(required) != 1 or required[0] not in LIFESPAN_SPECS:
             return
     registry.has_listeners = False
