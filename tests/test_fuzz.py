@@ -10,6 +10,7 @@ examples; a few hostile requests then go through a real uvicorn.
 
 import asyncio
 import io
+import json
 import logging
 import socket
 
@@ -307,11 +308,13 @@ HOSTILE = [
 ]
 
 
-def _send_raw(port, head):
+def _send_raw(port, head, whole=False):
+    """Send ``head``; return the answer's head (all of it when
+    ``whole``: the request says ``Connection: close``)."""
     with socket.create_connection(('127.0.0.1', port), 10) as sock:
         sock.sendall(head)
         data = b''
-        while b'\r\n\r\n' not in data:
+        while whole or b'\r\n\r\n' not in data:
             chunk = sock.recv(65536)
             if not chunk:
                 break
@@ -348,3 +351,17 @@ def test_hostile_paths_through_uvicorn(hostile_uvicorn, path):
     assert int(shake.split(b' ', 2)[1]) in (101, 400, 403, 404), shake[:200]
     log = hostile_uvicorn.log()[start:]
     assert 'Traceback' not in log and ' 500' not in log, log
+
+
+def test_underscore_header_cannot_pass_for_a_dash_one(hostile_uvicorn):
+    # '-' and '_' both map to '_' in the environ: the client's X_Odd
+    # was joined to the X-Odd a proxy would set ('smuggled,real')
+    answer = _send_raw(
+        hostile_uvicorn.port,
+        b'GET /body HTTP/1.1\r\nHost: 127.0.0.1\r\nX_Odd: smuggled\r\n'
+        b'X-Odd: real\r\nConnection: close\r\n\r\n',
+        whole=True,
+    )
+    head, _, body = answer.partition(b'\r\n\r\n')
+    assert head.startswith(b'HTTP/1.1 200'), answer
+    assert json.loads(body)['header'] == 'real'
