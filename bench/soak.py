@@ -184,7 +184,10 @@ def table(result: dict[str, typing.Any]) -> str:
             f'{name:<10}' + ''.join(f'{s[name]:>14}' for s in samples)
         )
     if result['ok']:
-        lines.append('[PASS] flat (RSS within 4 MiB, objects within 1000)')
+        lines.append(
+            f'[PASS] flat (RSS within {TOLERANCE["rss_kib"] // 1024} MiB, '
+            f'objects within {TOLERANCE["objects"]})'
+        )
     else:
         reasons = result['moved'] + (
             [f'{result["failed"]} cycles failed'] if result['failed'] else []
