@@ -102,7 +102,9 @@ class WsgiToAsgi:
     ``duplicate_header_limit`` copies of one header, a path UTF-8 cannot
     encode (lone surrogates; servers decode the bytes of a path that are
     not UTF-8 as U+FFFD, so Pyramid sees those and answers 404), or a
-    header name that is not an HTTP token.  One with a body over
+    header name that is not an HTTP token.  A header whose name holds
+    ``_`` is left out of the environ (it would pass for the one with
+    ``-``).  One with a body over
     ``max_body_size`` bytes (when given) is answered with 413.
     ``lifespan`` scopes are acknowledged and ``websocket`` scopes refused
     with a close.  :meth:`run_sync` runs other synchronous code in the
