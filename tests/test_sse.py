@@ -354,10 +354,12 @@ def pserved(
     return pserve(ini, port=port).wait_ready(), port
 
 
-def test_a_slow_client_overflowing_its_queue_resumes_without_a_loss():
+@pytest.mark.parametrize('reads_on', [True, False])
+def test_a_slow_client_overflowing_its_queue_resumes_without_a_loss(reads_on):
     """A client that stops reading fills the kernel's buffers, then its
     send queue (4 here): the stream ends (send_overflow = close), and the
-    client, reading on, finds the events that got through, then the end;
+    client, reading on, finds the events that got through, then the end,
+    or, reading nothing more for a while, is cut off after those;
     reconnecting with the last id gets all the others, in order."""
     env = {'SEND_QUEUE_SIZE': '4'}
     with serve('uvicorn', TARGET, env) as server:
@@ -369,7 +371,13 @@ def test_a_slow_client_overflowing_its_queue_resumes_without_a_loss():
                 assert sent < 500, 'the queue never overflowed'
                 publish(server, 'flood', sent, 20, pad=100_000)
                 sent += 20
-            got = reader.until_end()
+            if reads_on:
+                got = reader.until_end()
+            else:
+                server.wait_for_log('without completing response')
+                with pytest.raises(httpx.RemoteProtocolError):
+                    reader.until_end()  # the end never came
+                got = reader.pending
         assert [int(event.data) for event in got] == list(range(len(got)))
         assert len(got) < sent
         with stream(url, {'Last-Event-ID': got[-1].id}) as (_, reader):
