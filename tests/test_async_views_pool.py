@@ -94,3 +94,47 @@ def test_a_woken_thread_meeting_a_resumption_passes_the_backlog_on():
         asyncio.get_running_loop().call_soon(pool._lock.release)
 
     assert resume_beside_a_call(race) == [True] * 5
+
+
+def test_greenlets_beyond_the_spares_are_freed(monkeypatch):
+    """Five calls suspended at once in one thread that keeps one spare:
+    once they have ended, the four other greenlets are gone, and the
+    spare once the thread has ended (the four were kept for ever: a
+    started greenlet referring to itself from its own frame is in a
+    cycle the garbage collector never frees)."""
+    import gc
+    import weakref
+
+    from pyramid_asgi_ws.wsgi import suspend as suspending
+
+    monkeypatch.setattr(suspending, 'SPARE_GREENLETS', 1)
+    pool = Pool(1)
+    greenlets: list[weakref.ref[object]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        release: asyncio.Future[None] = loop.create_future()
+
+        def call() -> None:
+            greenlets.append(weakref.ref(suspending.greenlet.getcurrent()))
+            suspend(release)
+
+        jobs = [pool.spawn(loop, call) for _ in range(5)]
+        while len(pool.suspended) < 5:
+            await asyncio.sleep(0.01)
+        release.set_result(None)
+        while not all(job.finished for job in jobs):
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the thread is done with the last one
+        gc.collect()
+        assert len(greenlets) == 5  # suspended at once: five greenlets
+        assert sum(ref() is not None for ref in greenlets) == 1
+
+    try:
+        asyncio.run(main())
+    finally:
+        pool.close()
+    pool.threads[0].join(TIMEOUT)
+    gc.collect()
+    # the spare goes with its thread
+    assert all(ref() is None for ref in greenlets)
