@@ -28,7 +28,11 @@ from pyramid_asgi_ws.sse_format import (
     format_event,
     retry_field,
 )
-from pyramid_asgi_ws.sse_groups import StreamMembership, stream_body
+from pyramid_asgi_ws.sse_groups import (
+    LAST_EVENT_ID,
+    StreamMembership,
+    stream_body,
+)
 from pyramid_asgi_ws.wsgi.pool import shielded
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
@@ -55,9 +59,6 @@ LAST_EVENT_ID_PARAM = 'last_event_id'
 #: A stream's sends give the event loop a turn every this many sends
 #: (see :data:`pyramid_asgi_ws.websocket.YIELD_EVERY`).
 YIELD_EVERY = 16
-
-#: What ``since=`` defaults to: the stream's ``last_event_id``.
-LAST_EVENT_ID: Any = object()
 
 
 def response_headers(
@@ -274,14 +275,13 @@ class EventStream(RequestMixin, GroupsMixin):
         messages. Returns ``False`` when the history does not reach back
         to ``since`` (then only live messages come): tell the client to
         reload what it shows. ``since=None`` (or a composite id without
-        the group) joins live only and returns ``True``.
+        the group, or the default for a group without history) joins live
+        only and returns ``True``.
         """
         if event is not None:
             check_field(event, 'event')
         if self.closed:
             raise StreamClosed(f'the event stream {self.path} is over')
-        if since is LAST_EVENT_ID:
-            since = self.last_event_id
         member = self.membership
         assert isinstance(member, StreamMembership)  # membership_class
         member.resume_from(self.last_event_id)

@@ -25,6 +25,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from pyramid_asgi_ws.broadcast import Broadcaster
 
 
+#: What ``since=`` defaults to: the stream's ``last_event_id``.
+LAST_EVENT_ID: Any = object()
+
+
 def stream_body(body: bytes) -> Message:
     """The ASGI message carrying ``body`` as a part of the stream."""
     return {'type': 'http.response.body', 'body': body, 'more_body': True}
@@ -109,14 +113,18 @@ class StreamMembership(Membership):
         self.positions: dict[str, str] = {}
         #: Whether its events carry composite ids.
         self.composite = False
+        #: The client's ``Last-Event-ID`` (see :meth:`resume_from`).
+        self.last_event_id: str | None = None
         self._resumed = False
 
     def resume_from(self, event_id: str | None) -> None:
-        """Carry on, once, the positions of the composite ``event_id`` the
-        client sent, those of groups not joined yet included."""
+        """Take, once, the client's ``Last-Event-ID`` (``event_id``): the
+        default ``since``, and the positions of a composite id, carried
+        on, those of groups not joined yet included."""
         if self._resumed:
             return
         self._resumed = True
+        self.last_event_id = event_id
         parts = split_id(event_id)
         if parts is not None:
             self.positions.update(parts)
@@ -127,16 +135,20 @@ class StreamMembership(Membership):
         broadcaster: Broadcaster,
         group: str,
         info: Any,
-        since: str | None,
+        since: Any,
         event: str | None,
     ) -> bool:
         """Join ``group`` from ``since`` (a position, or a composite id
-        holding it) through ``broadcaster``; its events are of type
+        holding it; :data:`LAST_EVENT_ID`: the client's, for a group with
+        history) through ``broadcaster``; its events are of type
         ``event``. See :meth:`EventStream.join
         <pyramid_asgi_ws.EventStream.join>`."""
+        kept = broadcaster.history.keep(group) is not None
+        if since is LAST_EVENT_ID:  # a group without history: live
+            since = self.last_event_id if kept else None
         since = group_position(since, group)
         self.events[group] = event
-        if broadcaster.history.keep(group) is not None:
+        if kept:
             self.kept.add(group)
             self.composite = self.composite or len(self.kept) > 1
             self.positions.pop(group, None)

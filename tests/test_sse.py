@@ -287,6 +287,21 @@ def _resume_several(server: ServerProcess, restart: Any = None) -> None:
     assert (live[0].event, live[0].data) == ('gb', '103')
 
 
+def test_a_group_without_history_joins_live_on_a_resume(server):
+    """Back with the id of its group with history, a stream resumes that
+    group and joins the one without history live: True, not reload."""
+    url = f'{server.url}/events/several?groups=ha,live:x'
+    with stream(url) as (_, reader):
+        server.wait_for_log('joined ha,live:x resumed=[True, True]')
+        publish(server, 'ha', 0, 1)
+        last = reader.events(1)[0].id
+    server.wait_for_log('left ha,live:x')
+    publish(server, 'ha', 1, 1)
+    with stream(url, {'Last-Event-ID': last}) as (_, reader):
+        assert reader.events(1)[0].data == '1'
+        server.wait_for_log('joined ha,live:x resumed=[True, True]', count=2)
+
+
 def test_resume_with_memory_history(server):
     _resume(server, 'room-memory')
     _resume_several(server)

@@ -220,6 +220,12 @@ def test_a_stream_in_one_group_with_history_keeps_plain_ids(client):
         one, two = stream.receive_many(2)
     assert not one.id.startswith('{')
     assert (two.data, two.id) == ('two', one.id)  # no id: the last stays
+    # back with that id: g resumes, and live:x, which keeps no history,
+    # joins live instead of taking g's position for its own (False)
+    publish(client, 'g', 'missed')
+    with client.sse('/several?groups=g,live:x', last_event_id=one.id) as s:
+        assert s.receive().data == 'missed'
+        assert s.receive().data == '[True, True]'
 
 
 def test_a_stream_in_several_groups_resumes_each(client):

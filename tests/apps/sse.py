@@ -1,9 +1,9 @@
 """A test application for server-sent events, served as ``tests.apps.sse:app``.
 
 The environment picks the backend (``BROADCAST_URL``, default
-``memory://``) and the history each group keeps (``HISTORY_SIZE``,
-default 1000) and the send queue (``SEND_QUEUE_SIZE``, default 256);
-``CHECK_ORIGIN=false`` turns the origin check off.
+``memory://``), the history each group keeps (``HISTORY_SIZE``, default
+1000; none for ``live:*``) and the send queue (``SEND_QUEUE_SIZE``,
+default 256); ``CHECK_ORIGIN=false`` turns the origin check off.
 Consumers report to the server log (stdout), so that tests
 can wait for what the app says rather than sleep:
 
@@ -150,6 +150,7 @@ def make_app(global_config: Any = None, **settings: Any) -> Any:
     settings.setdefault(
         'asgi_ws.history_size', os.environ.get('HISTORY_SIZE', '1000')
     )
+    settings.setdefault('asgi_ws.history', 'live:* off')
     settings.setdefault(
         'asgi_ws.send_queue_size', os.environ.get('SEND_QUEUE_SIZE', '256')
     )
