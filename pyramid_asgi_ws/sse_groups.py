@@ -138,14 +138,18 @@ class StreamMembership(Membership):
         since: Any,
         event: str | None,
     ) -> bool:
-        """Join ``group`` from ``since`` (a position, or a composite id
-        holding it; :data:`LAST_EVENT_ID`: the client's, for a group with
-        history) through ``broadcaster``; its events are of type
-        ``event``. See :meth:`EventStream.join
-        <pyramid_asgi_ws.EventStream.join>`."""
+        """Join ``group`` from ``since`` (a position, a composite id
+        holding it, or :data:`LAST_EVENT_ID`, the client's) through
+        ``broadcaster``; its events are of type ``event``. See
+        :meth:`EventStream.join <pyramid_asgi_ws.EventStream.join>`."""
         kept = broadcaster.history.keep(group) is not None
-        if since is LAST_EVENT_ID:  # a group without history: live
-            since = self.last_event_id if kept else None
+        if since is LAST_EVENT_ID:
+            since = self.last_event_id
+            # a plain id is a position of the first group with history
+            # joined (ids are composite beyond it): the others, and the
+            # groups without history, join live
+            if not kept or (split_id(since) is None and self.kept - {group}):
+                since = None
         since = group_position(since, group)
         self.events[group] = event
         if kept:

@@ -287,19 +287,21 @@ def _resume_several(server: ServerProcess, restart: Any = None) -> None:
     assert (live[0].event, live[0].data) == ('gb', '103')
 
 
-def test_a_group_without_history_joins_live_on_a_resume(server):
-    """Back with the id of its group with history, a stream resumes that
-    group and joins the one without history live: True, not reload."""
-    url = f'{server.url}/events/several?groups=ha,live:x'
-    with stream(url) as (_, reader):
+def test_a_plain_id_resumes_only_the_first_group_with_history(server):
+    """Back with the plain id of a stream in one group with history, a
+    stream resumes that group, and joins its other groups live (True, not
+    reload): one without history, one with (new to this stream)."""
+    url = f'{server.url}/events/several?groups='
+    with stream(url + 'ha,live:x') as (_, reader):
         server.wait_for_log('joined ha,live:x resumed=[True, True]')
         publish(server, 'ha', 0, 1)
         last = reader.events(1)[0].id
     server.wait_for_log('left ha,live:x')
     publish(server, 'ha', 1, 1)
-    with stream(url, {'Last-Event-ID': last}) as (_, reader):
+    back = url + 'ha,live:x,hb'
+    with stream(back, {'Last-Event-ID': last}) as (_, reader):
         assert reader.events(1)[0].data == '1'
-        server.wait_for_log('joined ha,live:x resumed=[True, True]', count=2)
+        server.wait_for_log('resumed=[True, True, True]')
 
 
 def test_resume_with_memory_history(server):

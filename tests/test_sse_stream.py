@@ -266,6 +266,21 @@ def test_a_stream_in_several_groups_resumes_each(client):
     assert json.loads(c1.id).keys() == {'a', 'b', 'c'}
 
 
+def test_a_plain_id_resumes_the_first_group_with_history(client):
+    """A stream that was in one group comes back in two: the plain id it
+    had is the first group's; the second joins live (not False)."""
+    with client.sse('/several?groups=a') as stream:
+        stream.receive()
+        publish(client, 'a', 'a1')
+        last = stream.receive().id
+    publish(client, 'a', 'a2')
+    with client.sse('/several?groups=a,b', last_event_id=last) as stream:
+        assert stream.receive().data == 'a2'
+        assert stream.receive().data == '[True, True]'
+        publish(client, 'b', 'b1')
+        assert json.loads(stream.receive().id).keys() == {'a', 'b'}
+
+
 def test_a_composite_id_whose_history_is_gone_says_so(client):
     with client.sse('/several?groups=a,b') as stream:
         stream.receive()
