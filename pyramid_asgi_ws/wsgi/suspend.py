@@ -120,11 +120,10 @@ class Job:
         task: 'asyncio.Task[typing.Any]',
     ) -> None:
         self.task = None
-        close = getattr(awaitable, 'close', None)
-        if close is not None:
-            # a coroutine whose task was cancelled before it started is
-            # closed, not left 'never awaited'; any other is done already
-            close()
+        if asyncio.iscoroutine(awaitable):
+            # one whose task was cancelled before it started is closed,
+            # not left 'never awaited'; any other has ended already
+            awaitable.close()
         if self.watcher is not None:
             self.watcher.cancel()
             self.watcher = None
