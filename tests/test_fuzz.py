@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import socket
+import urllib.parse
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -109,10 +110,23 @@ def encodable(text: str) -> bool:
     return _fits(text, 'utf-8')
 
 
-def refused(path: str, root: str, headers: list) -> bytes | None:
+def utf8_query(query: bytes) -> bool:
+    """Whether WebOb can decode ``query``'s parameters (strict UTF-8)."""
+    try:
+        urllib.parse.unquote_to_bytes(query).decode('utf-8')
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def refused(
+    path: str, root: str, headers: list, query: bytes = b''
+) -> bytes | None:
     """The 400 answer the scope deserves, or None when it has none."""
     if not (encodable(path) and encodable(root)):
         return b'Bad Request: undecodable path'
+    if not utf8_query(query):
+        return b'Bad Request: undecodable query string'
     if any(TOKEN.fullmatch(name) is None for name, _ in headers):
         return b'Bad Request: invalid header name'
     names = [name for name, _ in headers]
@@ -135,9 +149,9 @@ def test_environ_from_hostile_scopes(path, root, query, headers):
             scope, io.BytesIO(), duplicate_header_limit=100
         )
     except BadRequest as exc:
-        assert exc.answer == refused(path, root, headers)
+        assert exc.answer == refused(path, root, headers, query)
         return
-    assert refused(path, root, headers) is None
+    assert refused(path, root, headers, query) is None
     for key, value in environ.items():
         assert type(key) is str and is_native(key)
         if type(value) is str:
@@ -153,7 +167,12 @@ def _pyramid_app():
     def view(request):
         # what a view does with its request
         return Response(
-            json_body=[request.path_info, request.url, dict(request.headers)]
+            json_body=[
+                request.path_info,
+                request.url,
+                dict(request.headers),
+                list(request.params.items()),
+            ]
         )
 
     config = Configurator()
@@ -188,7 +207,7 @@ def test_bridge_never_answers_500(bridge, caplog, path, query, headers):
     scope = http_scope(path, query_string=query, headers=headers)
     sent = asyncio.run(_answer(bridge, scope))
     status = sent[0]['status']
-    answer = refused(path, '', headers)
+    answer = refused(path, '', headers, query)
     if answer is not None:
         assert (status, sent[1]['body']) == (400, answer)
     else:
@@ -275,7 +294,7 @@ def test_hostile_handshakes_are_answered(
     elif first['type'] == 'websocket.http.response.start':
         assert first['status'] in (400, 403, 404), first
         if first['status'] == 400:
-            assert refused(path, '', headers) is not None
+            assert refused(path, '', headers, query) is not None
     else:
         assert first['type'] == 'websocket.close', first
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

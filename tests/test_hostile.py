@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import struct
+import urllib.error
 import urllib.request
 import uuid
 
@@ -241,20 +242,35 @@ def test_path_too_long_for_the_server_is_refused(hostile):
 
 
 def test_odd_query_strings_reach_the_consumer_raw(hostile):
-    query = '%FF=%00&&;;=x&a=%'
+    query = '%C3%A9=%00&&;;=x&a=%'
     assert show(hostile, '/ws/show/q?' + query)['query'] == query
 
 
-def test_failing_handshake_check_refuses_with_500(hostile):
-    # The security policy reads request.params, which raises on %FF:
-    # the handshake is refused like a consumer raising before accept.
+def test_undecodable_query_strings_are_refused_400(hostile):
+    # the request the handshake builds could not decode request.params
     start = log_end(hostile)
-    response = refused_response(hostile.ws_url + '/ws/private?token=%FF')
+    for query in ('token=%FF', '%C3=1'):
+        response = refused_response(hostile.ws_url + '/ws/private?' + query)
+        assert response.status_code == denied(hostile, 400)
+        assert b'Traceback' not in (response.body or b'')
+    with pytest.raises(urllib.error.HTTPError) as page:
+        urllib.request.urlopen(hostile.url + '/?a=%FF', timeout=TIMEOUT)
+    assert page.value.code == 400
+    assert page.value.read() == b'Bad Request: undecodable query string'
+    log = log_since(hostile, start)
+    assert 'Traceback' not in log and 'UnicodeDecodeError' not in log, log
+
+
+def test_failing_handshake_check_refuses_with_500(hostile):
+    # The security policy raises: the handshake is refused like a
+    # consumer raising before accept.
+    start = log_end(hostile)
+    response = refused_response(hostile.ws_url + '/ws/private?token=boom')
     assert response.status_code == denied(hostile, 500)
     assert b'Traceback' not in (response.body or b'')
-    hostile.wait_for_log('UnicodeDecodeError', start)  # logged by us
+    hostile.wait_for_log('the token policy failed', start)  # logged by us
     log = log_since(hostile, start)
-    assert log.count('UnicodeDecodeError') == 1, log
+    assert log.count('RuntimeError: the token policy failed') == 1, log
     for line in ESCAPED:
         assert line not in log, log
     with open_ws(hostile.ws_url + '/ws/private?token=bob') as ws:

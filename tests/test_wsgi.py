@@ -213,13 +213,13 @@ class Test_build_environ:
                 (b'cookie', b'b=2'),
             ],
             root_path='/app',
-            query_string=b'q=%C3%A9&r=\xe9',
+            query_string=b'q=%C3%A9&r=\xc3\xa9',
         )
         environ = self._callFUT(scope, body)
         assert environ['REQUEST_METHOD'] == 'POST'
         assert environ['SCRIPT_NAME'] == '/app'
         assert environ['PATH_INFO'] == '/caf\u00c3\u00a9'
-        assert environ['QUERY_STRING'] == 'q=%C3%A9&r=\u00e9'
+        assert environ['QUERY_STRING'] == 'q=%C3%A9&r=\u00c3\u00a9'
         assert environ['SERVER_NAME'] == '127.0.0.1'
         assert environ['SERVER_PORT'] == '8000'
         assert environ['SERVER_PROTOCOL'] == 'HTTP/1.1'
@@ -308,6 +308,19 @@ class Test_build_environ:
             with pytest.raises(BadRequest, match='Undecodable path') as info:
                 self._callFUT(scope)
             assert info.value.answer == b'Bad Request: undecodable path'
+
+    def test_undecodable_query_string(self):
+        from pyramid_asgi_ws.wsgi import BadRequest
+
+        for query in (b'a=%FF', b'%C3', b'r=\xe9', b'a=%C3&%A9'):
+            scope = _scope(query_string=query)
+            with pytest.raises(BadRequest, match='Undecodable query') as info:
+                self._callFUT(scope)
+            answer = info.value.answer
+            assert answer == b'Bad Request: undecodable query string'
+        for query in (b'a=%', b'%zz=1', b'q=%C3%A9&r=\xc3\xa9', b'+&;='):
+            environ = self._callFUT(_scope(query_string=query))
+            assert environ['QUERY_STRING'] == query.decode('latin-1')
 
     def test_header_keys_kept_up_to_a_limit(self, monkeypatch):
         from pyramid_asgi_ws.wsgi import environ as module
@@ -518,6 +531,12 @@ class Test_WsgiToAsgi_responses:
         client = Client(make_bridge(hello_app, 2), scope).run()
         assert client.status == 400
         assert client.body == b'Bad Request: Too many duplicate headers'
+
+    def test_undecodable_query_string_400(self, make_bridge):
+        scope = _scope(query_string=b'token=%FF')
+        client = Client(make_bridge(hello_app), scope).run()
+        assert client.status == 400
+        assert client.body == b'Bad Request: undecodable query string'
 
     def test_undecodable_path_400(self, make_bridge):
         scope = _scope()

@@ -101,10 +101,11 @@ class WsgiToAsgi:
     :exc:`~pyramid_asgi_ws.wsgi.environ.BadRequest`): more than
     ``duplicate_header_limit`` copies of one header, a path UTF-8 cannot
     encode (lone surrogates; servers decode the bytes of a path that are
-    not UTF-8 as U+FFFD, so Pyramid sees those and answers 404), or a
-    header name that is not an HTTP token.  A header whose name holds
-    ``_`` is left out of the environ (it would pass for the one with
-    ``-``).  One with a body over
+    not UTF-8 as U+FFFD, so Pyramid sees those and answers 404), a
+    header name that is not an HTTP token, or a query string that is not
+    UTF-8 once unescaped (WebOb could not decode its parameters).  A
+    header whose name holds ``_`` is left out of the environ (it would
+    pass for the one with ``-``).  One with a body over
     ``max_body_size`` bytes (when given) is answered with 413.
     ``lifespan`` scopes are acknowledged and ``websocket`` scopes refused
     with a close.  :meth:`run_sync` runs other synchronous code in the

@@ -38,7 +38,10 @@ class TokenPolicy(SessionSecurityPolicy):
     query string can break."""
 
     def identity(self, request):
-        return request.params.get('token')
+        token = request.params.get('token')
+        if token == 'boom':  # a check that fails
+            raise RuntimeError('the token policy failed')
+        return token
 
 
 # -- WebSocket consumers ---------------------------------------------------
