@@ -116,6 +116,7 @@ class StreamMembership(Membership):
         #: The client's ``Last-Event-ID`` (see :meth:`resume_from`).
         self.last_event_id: str | None = None
         self._resumed = False
+        self._joining: set[str] = set()
 
     def resume_from(self, event_id: str | None) -> None:
         """Take, once, the client's ``Last-Event-ID`` (``event_id``): the
@@ -152,13 +153,20 @@ class StreamMembership(Membership):
                 since = None
         since = group_position(since, group)
         self.events[group] = event
+        for gone in self.kept - self.groups - self._joining:
+            self.kept.discard(gone)  # left: out of the ids
+            self.positions.pop(gone, None)
         if kept:
             self.kept.add(group)
             self.composite = self.composite or len(self.kept) > 1
             self.positions.pop(group, None)
             if since is not None:  # before the replay moves it on
                 self.positions[group] = since
-        resumed = await broadcaster.join(self, group, info, since=since)
+        self._joining.add(group)
+        try:
+            resumed = await broadcaster.join(self, group, info, since=since)
+        finally:
+            self._joining.discard(group)
         if not resumed and since is not None:
             # the history did not reach back: unless live messages came
             if self.positions.get(group) == since:

@@ -63,10 +63,14 @@ async def several(stream: EventStream) -> None:
     """Joins each group of ``?groups=a,b`` in turn, resuming each from
     the stream's Last-Event-ID, then says which did."""
     names = stream.request.params['groups'].split(',')
-    resumed = [await stream.join(name) for name in names]
+    if 'together' in stream.request.params:
+        resumed = await asyncio.gather(*map(stream.join, names))
+    else:
+        resumed = [await stream.join(name) for name in names]
     stream.push(repr(resumed), event='joined')
-    if 'leave' in stream.request.params:
+    if 'then' in stream.request.params:  # leave the first, join another
         await stream.leave(names[0])
+        await stream.join(stream.request.params['then'])
         stream.push('left', event='left')
     await stream.wait_closed()
 
@@ -254,16 +258,26 @@ def test_a_stream_in_several_groups_resumes_each(client):
     assert live.data == 'a5'
     # a's events carry b's position on
     assert json.loads(live.id)['b'] == json.loads(missed[0].id)['b']
-    # the same through since= given explicitly, and a group not in it
+    # a group the id does not name joins live; one the stream left stops
+    # counting once it joins another
     with client.sse(
-        '/several?groups=b,a,c&leave=1', last_event_id=live.id
+        '/several?groups=b,a,c&then=d', last_event_id=live.id
     ) as stream:
         assert stream.receive().data == '[True, True, True]'
         assert stream.receive().event == 'left'
         publish(client, 'c', 'c1')
         c1 = stream.receive()
-    # resumed from a composite: b's part is carried on, a's too
-    assert json.loads(c1.id).keys() == {'a', 'b', 'c'}
+    assert json.loads(c1.id).keys() == {'a', 'c'}
+    # joined at once, each group still finds its part
+    publish(client, 'a', 'a6')
+    publish(client, 'b', 'b3')
+    with client.sse(
+        '/several?groups=a,b&together=1', last_event_id=live.id
+    ) as stream:
+        together = stream.receive_many(2)
+        assert stream.receive().data == '[True, True]'
+    assert sorted(event.data for event in together) == ['a6', 'b3']
+    assert json.loads(together[-1].id).keys() == {'a', 'b'}
 
 
 def test_a_plain_id_resumes_the_first_group_with_history(client):

@@ -18,8 +18,8 @@ can wait for what the app says rather than sleep:
 - ``/events/open`` is ``/events/echo`` open to every origin
   (``allowed_origins='*'``).
 - ``/events/several?groups=a,b`` joins each group as ``group`` does
-  (its events typed with the group's name), logs ``joined a,b
-  resumed=[...]`` and ``left a,b``.
+  (its events typed with the group's name; all at once with
+  ``&together=1``), logs ``joined a,b resumed=[...]`` and ``left a,b``.
 - ``/events/quiet`` sends nothing (heartbeats every 0.2 s).
 - ``/events/secret`` needs permission ``secret`` (user ``alice`` in the
   ``X-User`` header has it).
@@ -83,9 +83,11 @@ async def group(stream: EventStream) -> None:
 
 async def several(stream: EventStream) -> None:
     names = stream.request.params['groups']
-    resumed = [
-        await stream.join(name, event=name) for name in names.split(',')
-    ]
+    joins = [stream.join(name, event=name) for name in names.split(',')]
+    if 'together' in stream.request.params:  # joined at once
+        resumed = list(await asyncio.gather(*joins))
+    else:
+        resumed = [await join for join in joins]
     report(f'joined {names} resumed={resumed}')
     try:
         await stream.wait_closed()
