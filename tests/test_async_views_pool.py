@@ -8,6 +8,8 @@ from collections.abc import Callable
 import threading
 from typing import Any
 
+import pytest
+
 from pyramid_asgi_ws.wsgi import pool as pooling
 from pyramid_asgi_ws.wsgi.pool import Pool
 from pyramid_asgi_ws.wsgi.suspend import suspend
@@ -138,3 +140,42 @@ def test_greenlets_beyond_the_spares_are_freed(monkeypatch):
     gc.collect()
     # the spare goes with its thread
     assert all(ref() is None for ref in greenlets)
+
+
+def test_home_runs_calls_in_the_suspended_calls_thread():
+    """A call through a suspended call's Home runs in that call's thread,
+    before the backlog, though another thread is idle."""
+    pool = Pool(2)
+    names: dict[str, str] = {}
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        await warm(pool)
+        release: asyncio.Future[None] = loop.create_future()
+        homes: list[pooling.Home] = []
+
+        def call() -> None:
+            names['call'] = threading.current_thread().name
+            homes.append(pooling.Home())
+            suspend(release)
+
+        job = pool.spawn(loop, call)
+        while not homes or pool.busy:
+            await asyncio.sleep(0.001)
+        names['home'] = await homes[0].call(
+            lambda: threading.current_thread().name
+        )
+        release.set_result(None)
+        while not job.finished:
+            await asyncio.sleep(0.01)
+
+    try:
+        asyncio.run(main())
+    finally:
+        pool.close()
+    assert names['home'] == names['call']
+
+
+def test_home_outside_a_spawned_call_is_refused():
+    with pytest.raises(RuntimeError, match='outside a call'):
+        pooling.Home()

@@ -307,9 +307,13 @@ def test_set_aside_without_transaction(monkeypatch):
     monkeypatch.setitem(sys.modules, 'transaction', None)
     manager.push({'request': 'mine'})
     try:
-        restore = asyncviews._set_aside(SimpleNamespace())
+        held = asyncviews.Held()
+        held.set_aside(SimpleNamespace())
         assert manager.stack == []
-        restore()
+        with held.lent():
+            assert manager.get() == {'request': 'mine'}
+        assert manager.stack == []
+        held.restore()
         assert manager.get() == {'request': 'mine'}
     finally:
         manager.pop()

@@ -20,7 +20,8 @@ the thread goes on with other calls meanwhile, and the call resumes in
 the same thread (a greenlet cannot change threads) once the task is
 done. Each thread thus takes, in order, resumptions of its own suspended
 calls and new calls from the shared queue (see
-:mod:`~pyramid_asgi_ws.wsgi.suspend`).
+:mod:`~pyramid_asgi_ws.wsgi.suspend`); a :class:`Home` made in the call
+runs other calls in that thread, as resumptions, while it is suspended.
 """
 
 import asyncio
@@ -182,10 +183,8 @@ class Pool:
         call already queued still runs to its end: await it through
         :func:`shielded` to wait for that end.
         """
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        context = contextvars.copy_context()
-        self.submit(_settle, loop, future, context, fn, args)
+        future, settling = _settling(fn, args)
+        self.submit(_settle, *settling)
         return future
 
     def _work(self, worker: _Worker) -> None:
@@ -263,6 +262,41 @@ class Pool:
             worker.inbox.put(None)  # wake up to end
         for job in list(self.suspended):
             job.cancel()
+
+
+class Home:
+    """The pool thread of the suspended call it is made in (inside that
+    call, an ``async def`` view's greenlet): :meth:`call` runs functions
+    there, from the event loop, while the call is suspended."""
+
+    __slots__ = ('job',)
+
+    def __init__(self) -> None:
+        job = getattr(greenlet.getcurrent(), 'job', None)
+        if job is None:
+            raise RuntimeError('Home() outside a call started by Pool.spawn')
+        self.job: Job = job
+
+    def call(
+        self, fn: typing.Callable[..., typing.Any], *args: typing.Any
+    ) -> 'asyncio.Future[typing.Any]':
+        """As :meth:`Pool.call`, but in the suspended call's own thread,
+        taken as its resumptions are: before the new calls of the shared
+        backlog, once the thread is done with what it runs now."""
+        future, settling = _settling(fn, args)
+        self.job.inbox.put((_settle, settling))
+        return future
+
+
+def _settling(
+    fn: typing.Callable[..., typing.Any], args: tuple[typing.Any, ...]
+) -> tuple['asyncio.Future[typing.Any]', tuple[typing.Any, ...]]:
+    """A future for a pool call of ``fn(*args)`` made on the running
+    loop, and the arguments of the :func:`_settle` that resolves it, in a
+    copy of the caller's context variables."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    return future, (loop, future, contextvars.copy_context(), fn, args)
 
 
 async def shielded(call: typing.Awaitable[T], fn: object = None) -> T:

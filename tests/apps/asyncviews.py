@@ -369,10 +369,16 @@ def make_config(path: str, threads: int = 4, **settings: Any) -> Any:
     return config
 
 
-app = make_config(
-    os.environ.get('ASYNCVIEWS_PATH', ':memory:'),
-    int(os.environ.get('ASYNCVIEWS_THREADS', '4')),
-).make_asgi_app()
+def served(make: Any) -> Any:
+    """The ASGI app of the configuration ``make`` (a :func:`make_config`)
+    gives on ``ASYNCVIEWS_PATH`` with ``ASYNCVIEWS_THREADS`` threads."""
+    return make(
+        os.environ.get('ASYNCVIEWS_PATH', ':memory:'),
+        int(os.environ.get('ASYNCVIEWS_THREADS', '4')),
+    ).make_asgi_app()
+
+
+app = served(make_config)
 
 
 def main(global_config: Any, **settings: Any) -> Any:
