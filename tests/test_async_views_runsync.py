@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import concurrent.futures
 from pathlib import Path
 import socket
+import threading
 from typing import Any
 
 import httpx
@@ -120,19 +121,23 @@ def wsgi_app(tmp_path_factory) -> tuple[webtest.TestApp, Path]:
     return webtest.TestApp(make_config(str(path)).make_wsgi_app()), path
 
 
-def check_slow_path(app: webtest.TestApp, path: Path, tag: str) -> None:
+def check_slow_path(app: webtest.TestApp, path: Path, tag: str) -> str:
+    """Check run_sync under WebTest; return the thread ``fn`` ran in."""
     seen = app.get(f'/rs/save?text={tag}-kept').json
     assert seen['seen'] == 1 and seen['joined'] is True
     assert seen['current'] is True and seen['registry'] is True
+    assert seen['thread'] == seen['loop']  # in place
     app.get(f'/rs/save?text={tag}-dropped&fail=1', status=500)
     assert f'{tag}-kept' in texts(path)
     assert f'{tag}-dropped' not in texts(path)
     assert app.get('/rs/raises').text == 'caught from run_sync'
     assert app.get('/rs/where').json['current'] is True
+    return seen['thread']
 
 
 def test_run_sync_under_webtest(wsgi_app):
-    check_slow_path(*wsgi_app, 'wsgi')
+    thread = threading.current_thread().name
+    assert check_slow_path(*wsgi_app, 'wsgi') == thread
 
 
 def test_webtest_from_inside_a_running_loop(wsgi_app):
@@ -142,7 +147,8 @@ def test_webtest_from_inside_a_running_loop(wsgi_app):
     app, path = wsgi_app
 
     async def main() -> None:
-        check_slow_path(app, path, 'in-loop')
+        thread = check_slow_path(app, path, 'in-loop')
+        assert thread == 'asgi_ws-private-loop'
         traced = app.get('/async/traced', headers={'X-Request-Id': 'r-9'})
         assert traced.text == 'r-9'
         hello = app.get('/async/hello/bob', headers=USER)
