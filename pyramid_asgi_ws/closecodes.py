@@ -31,6 +31,10 @@ class CloseCode(enum.IntEnum):
     TOO_BIG = 1009
     #: The consumer raised after accepting.
     INTERNAL_ERROR = 1011
+    #: Group messages were lost to the connection: its process lost its
+    #: Redis subscription and the group's history no longer reached back
+    #: (the client reconnects and learns it from ``join(since=)``).
+    SERVICE_RESTART = 1012
     #: The connection's send queue overflowed (``send_overflow = close``).
     TRY_AGAIN_LATER = 1013
 

@@ -16,7 +16,7 @@ from pyramid_asgi_ws.closecodes import (
 
 def test_the_table_holds_rfc_6455_numbers():
     assert [int(code) for code in CloseCode] == [
-        1000, 1001, 1003, 1005, 1006, 1007, 1008, 1009, 1011, 1013,
+        1000, 1001, 1003, 1005, 1006, 1007, 1008, 1009, 1011, 1012, 1013,
     ]  # fmt: skip
 
 

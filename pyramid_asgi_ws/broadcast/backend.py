@@ -75,6 +75,12 @@ class Backend:
 
     #: Whether the backend keeps group history (``append`` and ``read``).
     supports_history = False
+    #: Set by the broadcaster: a backend that reconnects calls it, as
+    #: ``on_resubscribed(channel)`` in the loop, once the engine confirms
+    #: its subscription to ``channel`` again after losing it (or to one
+    #: kept before it first connected), so that what the channel said
+    #: meanwhile is read back from its history.
+    on_resubscribed: Callable[[str], None] | None = None
 
     def __init__(self, url: str) -> None:
         self.url = url

@@ -30,6 +30,7 @@ from pyramid_asgi_ws.broadcast.publishing import (
     PublishingMixin,
     check_group,
 )
+from pyramid_asgi_ws.broadcast.recovery import Recovery
 
 log = logging.getLogger('pyramid_asgi_ws.broadcast')
 
@@ -51,7 +52,9 @@ class Broadcaster(PublishingMixin):
     :class:`~pyramid_asgi_ws.broadcast.publishing.PublishingMixin`.
     ``history`` (a
     :class:`~pyramid_asgi_ws.broadcast.history.HistoryPolicy`, from the
-    settings) says which groups keep history.
+    settings) says which groups keep history; ``recovery`` (a
+    :class:`~pyramid_asgi_ws.broadcast.recovery.Recovery`) catches groups
+    up when the backend lost its subscription.
 
     Counters: ``published`` (messages this process handed to the backend),
     ``received`` (messages the backend delivered here), ``delivered``
@@ -70,6 +73,7 @@ class Broadcaster(PublishingMixin):
         self.token = uuid.uuid4().hex[:12]
         self._ids = itertools.count(1)
         self._groups: dict[str, set[Member]] = {}
+        self.recovery = Recovery(self.history, self._groups, self._fan_out)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
         self.published = 0
@@ -121,8 +125,9 @@ class Broadcaster(PublishingMixin):
         self._groups.clear()
         self._loop = loop
         self._thread = threading.get_ident()
-        self.backend = self.factory(self.url)
-        await self.backend.connect(self._receive)
+        backend = self.backend = self.factory(self.url)
+        self.recovery.start(backend, self.history)
+        await backend.connect(self._receive)
 
     async def close(self) -> None:
         """Disconnect the backend; local groups are forgotten.
@@ -135,6 +140,7 @@ class Broadcaster(PublishingMixin):
         backend, self.backend = self.backend, None
         self._loop = self._thread = None
         self._groups.clear()
+        await self.recovery.close()
         if backend is not None:
             await backend.disconnect()
 
@@ -199,7 +205,7 @@ class Broadcaster(PublishingMixin):
         identifier = self.connection_id(member)
         keep = self.history.keep(group)
         if group not in self._groups:
-            await backend.subscribe(group)
+            await self.recovery.subscribe(backend, group)
         members = self._groups.setdefault(group, set())
         already = member in members
         replay = None
@@ -211,7 +217,8 @@ class Broadcaster(PublishingMixin):
             await backend.add_member(group, identifier, presence)
             if replay is None:
                 return since is None or already
-            return await replay.run()
+            whole = await replay.run()
+            return self.recovery.replayed(group, replay, whole)
         finally:
             if replay is not None:
                 self.replayed += replay.replayed
@@ -230,6 +237,7 @@ class Broadcaster(PublishingMixin):
         assert backend is not None  # close() forgets every group
         if not members:
             del self._groups[group]
+            self.recovery.forget(group)
             await backend.unsubscribe(group)
         await backend.remove_member(group, self.connection_id(member))
 
@@ -255,15 +263,19 @@ class Broadcaster(PublishingMixin):
     def _receive(
         self, group: str, data: bytes, position: str | None = None
     ) -> None:
-        """Hand a message from the backend to every local member.
+        """Hand a message from the backend to the local members (through
+        the group's catch-up while there is one)."""
+        self.received += 1
+        self.recovery.receive(group, Payload(data, position))
+
+    def _fan_out(self, group: str, payload: Payload) -> None:
+        """Hand a message to every local member of ``group``.
 
         One member that fails must not cost the others the message.
         """
         members = self._groups.get(group)
-        self.received += 1
         if not members:
             return
-        payload = Payload(data, position)
         delivered = dropped = 0
         for member in list(members):
             before = member.dropped

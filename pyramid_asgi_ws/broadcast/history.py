@@ -117,7 +117,10 @@ class Replay:
         self.held: dict[str, Payload] = {}
         self.overflowed = False
         self.replayed = 0
+        #: The position of the last message replayed (``since`` before).
+        self.position = since
         self._last: Any = None  # the order of the last message replayed
+        self._released = False
         self._group_members: set[Any] | None = None
 
     # -- the Member interface, for the broadcaster's fan-out --------------
@@ -148,10 +151,10 @@ class Replay:
         """Hold a live message until the replay is done; after it, drop
         the late live copies of messages it replayed."""
         position = payload.position
-        if self._group_members is not None:  # released: passing through
+        if self._released:  # passing through
             if position is not None and self._replayed(position):
                 return True
-            self._put_back(self._group_members)
+            self._put_back()
             return self.member.deliver(group, payload)
         if position is None:  # published before history was on
             return self.member.deliver(group, payload)
@@ -179,9 +182,11 @@ class Replay:
         Between two messages it waits, when the member has a
         ``wait_room()`` coroutine, for room in the member's queue: a long
         history does not overflow it. A member gone meanwhile (its
-        ``wait_room()`` says ``False``) ends the replay: ``False``.
+        ``wait_room()`` says ``False``) ends the replay: ``False``. A
+        replay the backend failed (:class:`BroadcastError`) may run again:
+        it goes on after the last message it replayed.
         """
-        position = self.since
+        position = self.position
         if not isinstance(position, str):
             return False  # a client's value that is not a position at all
         wait_room = getattr(self.member, 'wait_room', None)
@@ -204,6 +209,7 @@ class Replay:
                     payload = Payload(data, position)
                 self.member.deliver(self.group, payload)
                 self.replayed += 1
+                self.position = position
                 self._last = self.backend.order(position)
 
     def _start_after(self, since: str) -> None:
@@ -232,15 +238,23 @@ class Replay:
         """
         if members is None or self not in members:
             return
+        self._group_members = members
+        self.hand_over()
+
+    def hand_over(self) -> None:
+        """Deliver the held messages, then pass the live stream through
+        (see :meth:`release`)."""
         held, self.held = self.held, {}
         for payload in held.values():
             self.member.deliver(self.group, payload)
+        self._released = True
         if self._last is None:
-            self._put_back(members)  # no history read: no late copies
-        else:
-            self._group_members = members
+            self._put_back()  # no history read: no late copies
 
-    def _put_back(self, members: set[Any]) -> None:
-        self._group_members = None
+    def _put_back(self) -> None:
+        """Give the member its place back in the group's members."""
+        self._released = False
+        members = self._group_members
+        assert members is not None  # set by release()
         members.discard(self)
         members.add(self.member)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from pyramid_asgi_ws.broadcast.codec import Payload
 from pyramid_asgi_ws.broadcast.outbox import FLUSH_TIMEOUT, Outbox
+from pyramid_asgi_ws.closecodes import CloseCode
 
 log = logging.getLogger('pyramid_asgi_ws.websocket')
 
@@ -52,7 +53,9 @@ class Member(Protocol):
         A member may also have an ``async def wait_room()``, which a
         replay of history awaits before each message so as not to
         overflow the member's queue; its ``False`` (the member takes no
-        more messages) ends the replay.
+        more messages) ends the replay. And it may have a ``lost(group)``,
+        which the broadcaster calls when messages of ``group`` could not
+        be delivered to it (see :mod:`~pyramid_asgi_ws.broadcast.recovery`).
         """
 
 
@@ -152,6 +155,19 @@ class Membership:
             self._hook_tasks.add(task)
             task.add_done_callback(self._hook_done)
         return True
+
+    def lost(self, group: str) -> None:
+        """Close the connection with 1012: messages of ``group`` were lost
+        to it, and its client, reconnecting with the position it has,
+        learns it (``join(since=)`` says ``False``)."""
+        log.warning(
+            'closing WebSocket %s with %d: messages of group %r were lost '
+            'while Redis was away',
+            self.outbox.name,
+            CloseCode.SERVICE_RESTART,
+            group,
+        )
+        self.outbox.close(CloseCode.SERVICE_RESTART, 'group messages lost')
 
     def _hook_done(self, task: asyncio.Future[Any]) -> None:
         self._hook_tasks.discard(task)

@@ -101,14 +101,18 @@ class Outbox:
             code,
             self.size,
         )
+        self.close(code, 'send queue full')
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection with ``code`` ahead of everything queued,
+        without waiting for a send in flight; messages pushed from then
+        on are refused."""
+        if self.closing:
+            return
         self.closing = True
         self._queue.clear()
         self._queue.append(
-            {
-                'type': 'websocket.close',
-                'code': code,
-                'reason': 'send queue full',
-            }
+            {'type': 'websocket.close', 'code': code, 'reason': reason}
         )
         self._on_close(code)
         if self._busy:

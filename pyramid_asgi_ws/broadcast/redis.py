@@ -118,6 +118,7 @@ class RedisBackend(RedisPresenceMixin, RedisStreamsMixin, Backend):
         self._tasks: list[asyncio.Task[None]] = []
         self._confirming: dict[str, asyncio.Future[None]] = {}
         self._subscribing: dict[str, asyncio.Future[None]] = {}
+        self._restoring: set[str] = set()
 
     @classmethod
     def check_url(cls, url: str) -> None:
@@ -162,6 +163,7 @@ class RedisBackend(RedisPresenceMixin, RedisStreamsMixin, Backend):
                 # From here on subscribe() talks to Redis itself; the
                 # channels joined so far are subscribed to in one go.
                 self.connected.set()
+                self._restoring = set(self.channels)
                 if self.channels:
                     await pubsub.subscribe(
                         *[self.prefix + c for c in self.channels]
@@ -224,7 +226,8 @@ class RedisBackend(RedisPresenceMixin, RedisStreamsMixin, Backend):
     async def _confirmed(self, pubsub: Any, channel: bytes) -> None:
         """Redis confirmed a subscription: wake the join waiting for it.
 
-        A confirmation that arrives after its join gave up is for a group
+        One of a channel subscribed to again is told to ``_restored``. A
+        confirmation that arrives after its join gave up is for a group
         nobody here is in: it is unsubscribed again.
         """
         full = channel.decode('utf-8')
@@ -233,7 +236,9 @@ class RedisBackend(RedisPresenceMixin, RedisStreamsMixin, Backend):
         if waiter is not None:
             if not waiter.done():
                 waiter.set_result(None)
-        elif full != self.control and name not in self.channels:
+        elif name in self.channels:
+            self._restored(name)
+        elif full != self.control:
             await pubsub.unsubscribe(full)
 
     async def subscribe(self, channel: str) -> None:

@@ -9,11 +9,14 @@ the entry (``XADD ... MAXLEN ~ size``), trims what is older than the
 ttl (``XTRIM ... MINID ~``, the key expiring ``ttl`` after the last
 message) and publishes the payload with its id on the group's channel,
 atomically: every process hears the message with the position it has
-in the stream. A replay reads the stream with ``XRANGE``.
+in the stream. A replay reads the stream with ``XRANGE``; ``tail`` tells
+where a stream ends, for catching a group up after the subscription was
+lost (:mod:`~pyramid_asgi_ws.broadcast.recovery`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import re
 from typing import Any
 
@@ -47,18 +50,25 @@ MAX_TTL = 2**53
 #: in ASCII digits (``\d`` takes ``'١'``, which Redis refuses).
 STREAM_ID = re.compile(r'([0-9]{1,19})-([0-9]{1,19})')
 
+#: The position before every message: ``tail`` of a group with nothing
+#: kept, read from the first entry of its stream.
+START = '0-0'
+
 
 class RedisStreamsMixin:
     """The history side of the Redis backend.
 
     The class using it provides ``client`` (redis-py's asyncio client),
     ``prefix`` and ``_fail(what, exc)``, ``errors`` (the exceptions that
-    mean Redis is away) and ``on_message``.
+    mean Redis is away), ``on_message``, ``on_resubscribed`` and
+    ``_restoring`` (the channels the reader subscribed to again).
     """
 
     client: Any
     prefix: str
     errors: tuple[type[Exception], type[Exception]]
+    on_resubscribed: Callable[[str], None] | None
+    _restoring: set[str]  # channels subscribed to again, not confirmed
     _script: Any = None
 
     def _fail(self, what: str, exc: BaseException) -> BroadcastError:
@@ -66,6 +76,14 @@ class RedisStreamsMixin:
 
     def _stream(self, channel: str) -> str:
         return f'{self.prefix}history:{channel}'
+
+    def _restored(self, channel: str) -> None:
+        """Redis confirmed ``channel`` subscribed to again after the
+        subscription was lost: tell ``on_resubscribed`` (once), so that
+        what was published meanwhile is read back from its history."""
+        if channel in self._restoring and self.on_resubscribed is not None:
+            self._restoring.discard(channel)
+            self.on_resubscribed(channel)
 
     async def append(
         self, channel: str, payload: bytes, size: int, ttl: float | None
@@ -99,16 +117,36 @@ class RedisStreamsMixin:
         key = self._stream(channel)
         try:
             async with self.client.pipeline(transaction=True) as pipe:
-                pipe.xrange(key, since, since, count=1)
-                pipe.xrange(key, '(' + since, '+', count=count)
-                found, entries = await pipe.execute()
+                if since == START:
+                    pipe.xinfo_stream(key)  # an error when there is none
+                    pipe.xrange(key, '-', '+', count=count)
+                else:
+                    pipe.xrange(key, since, since, count=1)
+                    pipe.xrange(key, '(' + since, '+', count=count)
+                found, entries = await pipe.execute(since != START)
         except self.errors as exc:
             raise self._fail(
                 f'cannot read the history of group {channel!r}', exc
             ) from exc
+        if since == START and isinstance(found, dict):
+            # Whole unless the stream was ever trimmed.
+            found = found['entries-added'] == found['length']
+        elif since == START:
+            return []  # no stream: nothing was kept since
         if not found:
             return None
         return [(entry.decode(), fields[b'm']) for entry, fields in entries]
+
+    async def tail(self, channel: str) -> str:
+        """Return the position of the last message the group's history
+        holds, or :data:`START` when it holds none."""
+        try:
+            found = await self.client.xrevrange(self._stream(channel), count=1)
+        except self.errors as exc:
+            raise self._fail(
+                f'cannot read the history of group {channel!r}', exc
+            ) from exc
+        return found[0][0].decode() if found else START
 
 
 def split_position(data: bytes) -> tuple[bytes, str | None]:
