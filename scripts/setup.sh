@@ -25,4 +25,6 @@ PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install -q \
 "$PYTHON" -c 'import pyramid_asgi_ws, uvicorn, hypercorn, daphne, websockets, \
     granian, gunicorn, uvicorn_worker, pyramid_tm, transaction, \
     zope.sqlalchemy, sqlalchemy, redis, playwright, prometheus_client, \
-    greenlet, hypothesis, httpx, starlette, pyramid_jinja2, chat, notes'
+    greenlet, hypothesis, httpx, starlette, pyramid_jinja2, chat, notes, \
+    webtest, requests, waitress, a2wsgi, paste.deploy, plaster_pastedeploy, \
+    pytest, pytest_timeout, coverage, ruff, mypy, sphinx, pylons_sphinx_themes'
