@@ -5,15 +5,20 @@ time a visitor enters a room; every open room page reads that group as
 an event stream. The group keeps history like the rooms, so the events
 carry their positions as ids: ``EventSource`` reconnects by itself with
 ``Last-Event-ID`` (a network drop, a server restart with Redis) and gets
-what it missed. A page that was offline reopens the stream with
-``?last_event_id=`` the last one it showed.
+what it missed. A page that was offline, or whose stream the browser
+gave up (an answer that was no stream), reopens it with
+``?last_event_id=`` the last one it showed. Each resumed stream is
+logged, with where its last id came from.
 """
 
+import logging
 import time
 
 from pyramid.httpexceptions import HTTPForbidden
 
 from pyramid_asgi_ws import sse_consumer
+
+log = logging.getLogger(__name__)
 
 #: The group every arrival goes to.
 NOTIFICATIONS = 'notifications'
@@ -41,6 +46,13 @@ def named_visitor(request):
 )
 async def notifications(stream):
     """Forward the arrivals; resume from what the page saw last."""
+    if stream.last_event_id is not None:
+        header = stream.headers.get('last-event-id') is not None
+        log.debug(
+            'notifications resume after %s (from %s)',
+            stream.last_event_id,
+            'the Last-Event-ID header' if header else 'the query',
+        )
     if not await stream.join(NOTIFICATIONS, event='notice'):
         # the history no longer reaches back to the page's last notice
         stream.push('', event='reload')
