@@ -1,0 +1,94 @@
+"""What the docs list stays complete as the package grows.
+
+Every ``asgi_ws.*`` setting is on the settings page, every module of the
+package on the code layout page, and every public name in the API
+reference.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import pyramid_asgi_ws
+from pyramid_asgi_ws import settings, testing
+from tests.support import ROOT
+
+DOCS = ROOT / 'docs'
+PACKAGE = ROOT / 'pyramid_asgi_ws'
+
+
+def section(page: str, title: str) -> str:
+    """Return the text of ``docs/<page>`` under the heading ``title``,
+    up to the next heading of the same level."""
+    text = (DOCS / page).read_text()
+    match = re.search(
+        rf'^{re.escape(title)}\n(?P<rule>[=\-~])(?P=rule)+\n', text, re.M
+    )
+    assert match, f'no heading {title!r} in {page}'
+    rest = text[match.end() :]
+    rule = match.group('rule')
+    end = re.search(rf'^\S.*\n{re.escape(rule)}{{3,}}\n', rest, re.M)
+    return rest[: end.start()] if end else rest
+
+
+def headings(text: str) -> str:
+    """The headings of ``text`` (a line over a rule of ``-``), joined."""
+    return '\n'.join(re.findall(r'^(\S.*)\n-{3,}$', text, re.M))
+
+
+@pytest.mark.parametrize('name', sorted(settings.DEFAULTS))
+def test_every_setting_has_a_heading_on_the_settings_page(name):
+    listed = headings(section('index.rst', 'Settings'))
+    assert f'``{settings.PREFIX}{name}``' in listed
+
+
+def modules() -> list[str]:
+    return sorted(
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob('*.py')
+        if path.name != '__init__.py' or path.parent == PACKAGE
+    )
+
+
+@pytest.mark.parametrize('module', modules())
+def test_every_module_is_on_the_layout_page(module):
+    layout = (DOCS / 'layout.rst').read_text()
+    *folders, name = module.split('/')
+    for folder in folders:
+        assert f'``{folder}/``' in layout
+    assert f'``{name}``' in layout
+
+
+def documented(title: str) -> set[str]:
+    """The names an ``auto*::`` directive of an API section documents."""
+    text = section('api.rst', title)
+    names = set(re.findall(r'^\.\. auto\w+:: (?:[\w.]+\.)?(\w+)$', text, re.M))
+    for members in re.findall(r'^   :members: (.+)$', text, re.M):
+        names.update(member.strip() for member in members.split(','))
+    return names
+
+
+def test_every_public_name_is_in_the_api_reference():
+    assert set(pyramid_asgi_ws.__all__) <= documented('``pyramid_asgi_ws``')
+
+
+def test_the_testing_package_documents_its_public_names():
+    # its section is ``automodule:: pyramid_asgi_ws.testing`` with
+    # ``:members:``, which documents exactly ``__all__``
+    text = section('api.rst', '``pyramid_asgi_ws.testing``')
+    assert '.. automodule:: pyramid_asgi_ws.testing\n   :members:\n' in text
+    for name in testing.__all__:
+        assert getattr(testing, name).__doc__, name
+
+
+def test_every_module_the_docs_name_with_mod_has_an_entry():
+    api = (DOCS / 'api.rst').read_text()
+    entries = set(re.findall(r'^\.\. (?:auto)?module:: ([\w.]+)$', api, re.M))
+    named = set()
+    for page in DOCS.glob('*.rst'):
+        named.update(
+            re.findall(r':mod:`~?(pyramid_asgi_ws[\w.]*)`', page.read_text())
+        )
+    assert named - entries == set()
