@@ -28,7 +28,8 @@ DOCS = ROOT / 'docs'
 def snippet(page: str, first_line: str) -> str:
     """Return the python code block of ``docs/<page>`` starting so.
 
-    ``first_line`` is the block's first line of code, stripped.
+    ``first_line`` is the block's first line of code, stripped; ``page``
+    may be ``../README.rst``.
     """
     lines = (DOCS / page).read_text().splitlines()
     for index, line in enumerate(lines):
@@ -204,3 +205,13 @@ def test_security_public_health_consumer(tmp_path):
         assert get(client, '/private')[0] == 401  # nobody logged in
     assert calls == ['/health']
 
+
+def test_readme_chat(tmp_path):
+    source = snippet(
+        '../README.rst', 'from pyramid.config import Configurator'
+    )
+    module = module_of('docs_snippet_readme', source, tmp_path)
+    with TestClient(module.app) as client:
+        with client.websocket_connect('/ws/lobby') as ws:
+            ws.send_text('hi')
+            assert ws.receive_text() == 'lobby: hi'
