@@ -19,11 +19,14 @@ def redis_available() -> bool:
 class RedisServer:
     """A ``redis-server`` this test run started, stopped by its PID.
 
-    No persistence: a restart comes back empty, as after a crash.
+    No persistence: a restart comes back empty, as after a crash; with
+    ``persist``, an append-only file written on every command keeps the
+    data across a restart.
     """
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, persist: bool = False) -> None:
         self.port = port or free_port()
+        self.persist = persist
         self.dir = tempfile.mkdtemp(prefix='asgi-ws-redis-')
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -43,7 +46,9 @@ class RedisServer:
                 '--save',
                 '',
                 '--appendonly',
-                'no',
+                'yes' if self.persist else 'no',
+                '--appendfsync',
+                'always',
                 '--dir',
                 self.dir,
                 '--daemonize',

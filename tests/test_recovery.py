@@ -24,7 +24,7 @@ import websockets
 from pyramid_asgi_ws import backends
 from pyramid_asgi_ws import broadcast as bc
 from pyramid_asgi_ws.broadcast import history, streams
-from pyramid_asgi_ws.broadcast.codec import Payload
+from pyramid_asgi_ws.broadcast.codec import Payload, encode
 from tests.redis_support import RedisServer, redis_available
 from tests.support import ServerProcess, serve
 from tests.test_broadcast import TIMEOUT, connect, make_socket
@@ -186,6 +186,51 @@ def test_a_history_trimmed_meanwhile_closes_with_1012():
     with two_workers(size=10) as (client, a, b):
         asyncio.run(scenario(client, a, b))
         assert 'were lost while the subscription was down' in a.log()
+
+
+@pytest.mark.parametrize('persist', [True, False], ids=['kept', 'lost'])
+def test_a_restart_of_redis(persist):
+    """Redis restarts under a worker whose clients are in two groups,
+    one that has had messages and one that has had none. Kept on disk,
+    what is published before the worker subscribes again reaches both
+    once, in order. Without its data, the talking group's history no
+    longer reaches back: its client is closed with 1012; the quiet one
+    had nothing to lose and stays, live."""
+
+    async def scenario(server: RedisServer, a: ServerProcess) -> None:
+        publisher = backends.RedisBackend(server.url)
+        async with (
+            connect(url(a, 'talking')) as talking,
+            connect(url(a, 'quiet')) as quiet_one,
+        ):
+            for ws in (talking, quiet_one):
+                assert await joined(ws) == ([], True)
+            await publisher.append('talking', encode({'n': 0}), 1000, None)
+            assert [n for _, n in await take(talking, 1)] == [0]
+            await asyncio.to_thread(server.restart)
+            for number in range(1, 21):
+                for group in ('talking', 'quiet'):
+                    message = encode({'n': number})
+                    await publisher.append(group, message, 1000, None)
+            if persist:
+                for ws in (talking, quiet_one):
+                    got = await take(ws, 20, BACK)
+                    assert [n for _, n in got] == list(range(1, 21))
+            else:
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await take(talking, 100, BACK)
+                assert closed.value.rcvd.code == 1012
+                got = await take(quiet_one, 20, BACK)
+                assert [n for _, n in got] == list(range(1, 21))
+            await publisher.append('quiet', encode({'n': 21}), 1000, None)
+            assert [n for _, n in await take(quiet_one, 1)] == [21]
+            assert [m for m in await quiet(quiet_one) if '"p"' in m] == []
+        await publisher.disconnect()
+
+    with RedisServer(persist=persist) as server:
+        with serve('uvicorn', APP, {'BROADCAST_URL': server.url}) as a:
+            asyncio.run(scenario(server, a))
+            assert 'Traceback' not in a.log()
 
 
 # -- in one process, the memory backend standing in --------------------------
