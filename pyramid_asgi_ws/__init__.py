@@ -36,9 +36,9 @@ def includeme(config):
     """Set up ``pyramid_asgi_ws`` on a :term:`Configurator`.
 
     Adds the directives ``config.add_asgi_consumer`` and
-    ``config.make_asgi_app``, the request methods ``request.consumer_url``
-    and ``request.broadcast``, a deferred action reading the ``asgi_ws.*``
-    settings, the broadcaster and the metrics
+    ``config.make_asgi_app``, the request methods ``request.consumer_url``,
+    ``request.broadcast`` and ``request.run_sync``, a deferred action
+    reading the ``asgi_ws.*`` settings, the broadcaster and the metrics
     (:mod:`pyramid_asgi_ws.metrics`) those settings choose, and the view
     deriver that serves ``async def`` views
     (:mod:`pyramid_asgi_ws.asyncviews`).

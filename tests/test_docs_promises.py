@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from pyramid.config import Configurator
+from pyramid.interfaces import IRequestExtensions
 import pytest
 
 import pyramid_asgi_ws
@@ -92,3 +94,12 @@ def test_every_module_the_docs_name_with_mod_has_an_entry():
             re.findall(r':mod:`~?(pyramid_asgi_ws[\w.]*)`', page.read_text())
         )
     assert named - entries == set()
+
+
+def test_the_setup_section_names_every_request_method():
+    with Configurator() as config:
+        config.include('pyramid_asgi_ws')
+    extensions = config.registry.getUtility(IRequestExtensions)
+    setup = section('index.rst', 'Setup')
+    said = set(re.findall(r'``request\.(\w+)``', setup))
+    assert said == set(extensions.methods)
