@@ -44,6 +44,8 @@ class GroupsMixin:
     _membership: Membership | None = None
     #: The member the connection makes on first use.
     membership_class: type[Membership] = Membership
+    #: What log lines call the connection.
+    _kind = 'WebSocket'
 
     if TYPE_CHECKING:  # pragma: no cover - for type checkers only
 
@@ -97,6 +99,7 @@ class GroupsMixin:
                     size=self.send_queue_size,
                     policy=self.send_overflow,
                     name=self.path,
+                    kind=self._kind,
                 ),
             )
         return self._membership

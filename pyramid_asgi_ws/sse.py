@@ -116,6 +116,7 @@ class EventStream(RequestMixin, GroupsMixin):
     """
 
     membership_class = StreamMembership
+    _kind = 'event stream'
 
     def __init__(
         self,

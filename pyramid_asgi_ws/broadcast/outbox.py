@@ -35,7 +35,9 @@ class Outbox:
     gone; ``is_open`` says whether the connection still takes messages;
     ``on_close(code)`` is told when the outbox ends the connection: with
     1013 when the ``close`` policy closes it, with ``None`` when ``send``
-    failed.
+    failed. ``name`` and ``kind`` name the connection in log lines (its
+    path; ``'WebSocket'``, or ``'event stream'``, which ends without a
+    close code).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class Outbox:
         size: int = 256,
         policy: str = 'close',
         name: str = '',
+        kind: str = 'WebSocket',
     ) -> None:
         self._send = send
         self._is_open = is_open
@@ -54,6 +57,7 @@ class Outbox:
         self.size = size
         self.policy = policy
         self.name = name
+        self.kind = kind
         self.dropped = 0
         self.closing = False
         self._queue: deque[Message] = deque()
@@ -94,11 +98,13 @@ class Outbox:
 
     def _overflow(self) -> None:
         code = CloseCode.TRY_AGAIN_LATER
+        closing = f'closing {self.kind} {self.name}'
+        if self.kind == 'WebSocket':  # an event stream ends with no code
+            closing += f' with {code}'
         log.warning(
-            'closing WebSocket %s with %d: its send queue of %d messages is '
-            'full (asgi_ws.send_overflow = close)',
-            self.name,
-            code,
+            '%s: its send queue of %d messages is full '
+            '(asgi_ws.send_overflow = close)',
+            closing,
             self.size,
         )
         self.close(code, 'send queue full')
@@ -180,7 +186,8 @@ class Outbox:
             await asyncio.wait_for(drained.wait(), timeout)
         except asyncio.TimeoutError:
             log.info(
-                'closing WebSocket %s with %d queued messages unsent',
+                'closing %s %s with %d queued messages unsent',
+                self.kind,
                 self.name,
                 self.pending,
             )
