@@ -161,10 +161,10 @@ class Membership:
         to it, and its client, reconnecting with the position it has,
         learns it (``join(since=)`` says ``False``)."""
         log.warning(
-            'closing WebSocket %s with %d: messages of group %r were lost '
-            'while Redis was away',
+            'closing %s %s: messages of group %r were lost while Redis '
+            'was away',
+            self.outbox.kind,
             self.outbox.name,
-            CloseCode.SERVICE_RESTART,
             group,
         )
         self.outbox.close(CloseCode.SERVICE_RESTART, 'group messages lost')
