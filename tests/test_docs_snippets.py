@@ -17,10 +17,11 @@ from pyramid.config import Configurator
 from pyramid.response import Response
 import pytest
 
+from pyramid_asgi_ws.broadcast import get_broadcaster
 from pyramid_asgi_ws.testing import TestClient
 from tests.asgi import http_scope
 from tests.pkgs.locked import NobodyPolicy
-from tests.support import ROOT
+from tests.support import ROOT, wait_until
 
 DOCS = ROOT / 'docs'
 
@@ -215,3 +216,56 @@ def test_readme_chat(tmp_path):
         with client.websocket_connect('/ws/lobby') as ws:
             ws.send_text('hi')
             assert ws.receive_text() == 'lobby: hi'
+
+
+def test_groups_room_relays_to_its_members(tmp_path):
+    module = module_of(
+        'docs_snippet_room',
+        snippet(
+            'groups.rst', 'from pyramid_asgi_ws import websocket_consumer'
+        ),
+        tmp_path,
+    )
+    with Configurator() as config:
+        config.include('pyramid_asgi_ws')
+        config.scan(module)
+        app = config.make_asgi_app()
+    with TestClient(app) as client:
+        with client.websocket_connect('/rooms/7') as ann:
+            with client.websocket_connect('/rooms/7') as bob:
+                wait_until(
+                    lambda: len(client.call(members, app, '7')) == 2,
+                    'both joined',
+                )
+                ann.send_text('hello')
+                assert bob.receive_text() == 'hello'
+                assert ann.receive_text() == 'hello'
+
+
+async def members(app, group):
+    return await get_broadcaster(app.registry).members(group)
+
+
+def test_groups_clock_publishes_from_startup(tmp_path):
+    module = module_of(
+        'docs_snippet_clock', snippet('groups.rst', 'import asyncio'), tmp_path
+    )
+
+    async def listen(ws):
+        await ws.accept()
+        await ws.join('clock')
+        await ws.send_text('joined')
+        async for _ in ws.iter_text():
+            pass  # pragma: no cover - the test sends nothing
+
+    with Configurator() as config:
+        config.include('pyramid_asgi_ws')
+        config.scan(module)
+        config.add_asgi_consumer('/clock', listen)
+        app = config.make_asgi_app()
+    with TestClient(app) as client:
+        with client.websocket_connect('/clock') as ws:
+            assert ws.receive_text() == 'joined'
+            assert ws.receive_json()['now'] > 0
+        clock = app.clock
+    assert clock.cancelled()  # by the ApplicationShutdown subscriber
