@@ -17,14 +17,16 @@ import json
 import time
 from typing import Any
 
+from pyramid.config import Configurator
 import pytest
 import redis as redis_py
 import websockets
 
-from pyramid_asgi_ws import backends
+from pyramid_asgi_ws import StreamClosed, backends
 from pyramid_asgi_ws import broadcast as bc
 from pyramid_asgi_ws.broadcast import history, streams
 from pyramid_asgi_ws.broadcast.codec import Payload, encode
+from pyramid_asgi_ws.testing import TestClient
 from tests.redis_support import RedisServer, redis_available
 from tests.support import ServerProcess, serve
 from tests.test_broadcast import TIMEOUT, connect, make_socket
@@ -486,3 +488,33 @@ def test_redis_tail_and_a_read_from_the_start(redis_server):
 def redis_server() -> Iterator[RedisServer]:
     with RedisServer() as server:
         yield server
+
+
+async def followed(stream: Any) -> None:
+    await stream.join(stream.matchdict['group'])
+    stream.push('in', event='joined')
+    await stream.wait_closed()
+
+
+def test_an_event_stream_that_lost_messages_ends():
+    """A server-sent events stream told it lost messages ends, so that
+    the browser reconnects with its Last-Event-ID (and learns it)."""
+    settings = {'asgi_ws.history_size': '3'}
+    with Configurator(settings=settings) as config:
+        config.include('pyramid_asgi_ws')
+        config.add_asgi_consumer('/follow/{group}', followed, protocol='sse')
+        app = config.make_asgi_app()
+    with TestClient(app) as client, client.sse('/follow/g') as stream:
+        assert stream.receive().event == 'joined'
+        broadcaster = bc.get_broadcaster(client.app.registry)
+
+        async def lose() -> None:
+            await broadcaster.publish('g', 0)
+            await missed(broadcaster, 'g', range(1, 10))
+            broadcaster.recovery.resubscribed('g')
+            await settled(broadcaster)
+
+        client.call(lose)
+        assert stream.receive().data == '0'
+        with pytest.raises(StreamClosed):
+            stream.receive()
