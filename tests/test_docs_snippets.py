@@ -10,6 +10,7 @@ import importlib.util
 from pathlib import Path
 import sys
 import textwrap
+import threading
 import types
 
 import httpx
@@ -269,3 +270,49 @@ def test_groups_clock_publishes_from_startup(tmp_path):
             assert ws.receive_json()['now'] > 0
         clock = app.clock
     assert clock.cancelled()  # by the ApplicationShutdown subscriber
+
+
+class Notes:
+    """A stand-in for a SQLAlchemy session: what it stores, and where."""
+
+    def __init__(self):
+        self.rows = []
+        self.threads = []
+
+    def add(self, row):
+        self.threads.append(threading.current_thread())
+        self.rows.append(row)
+
+    def query(self, model):
+        return types.SimpleNamespace(count=lambda: len(self.rows))
+
+
+def test_async_view_hands_blocking_work_to_run_sync(monkeypatch, tmp_path):
+    models = types.ModuleType('myapp.models')
+    models.Note = lambda text: text
+    monkeypatch.setitem(sys.modules, 'myapp', types.ModuleType('myapp'))
+    monkeypatch.setitem(sys.modules, 'myapp.models', models)
+    module = module_of(
+        'docs_snippet_note',
+        snippet('async.rst', 'from pyramid.view import view_config'),
+        tmp_path,
+    )
+    notes = Notes()
+    with Configurator() as config:
+        config.include('pyramid_asgi_ws')
+        config.add_route('note', '/note')
+        config.add_request_method(
+            lambda request: notes, 'dbsession', reify=True
+        )
+        config.scan(module)
+        app = config.make_asgi_app()
+    app.registry.http = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, text='x'))
+    )
+    with TestClient(app) as client:
+        status, _, body = get(client, '/note')
+        client.call(app.registry.http.aclose)
+    assert (status, body) == (200, b'{"notes": 1}')
+    assert notes.rows == ['x']
+    # in a thread of the bridge's pool, never on the event loop
+    assert notes.threads[0].name.startswith('asgi_ws-wsgi-')
