@@ -1,8 +1,8 @@
 """What the docs list stays complete as the package grows.
 
-Every ``asgi_ws.*`` setting is on the settings page, every module of the
-package on the code layout page, and every public name in the API
-reference.
+Every ``asgi_ws.*`` setting is on the settings page (and refuses, by
+name, a value it does not understand), every module of the package is on
+the code layout page, and every public name in the API reference.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from pyramid.config import Configurator
+from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import IRequestExtensions
 import pytest
 
@@ -103,3 +104,44 @@ def test_the_setup_section_names_every_request_method():
     setup = section('index.rst', 'Setup')
     said = set(re.findall(r'``request\.(\w+)``', setup))
     assert said == set(extensions.methods)
+
+
+#: A value each setting does not understand.
+BAD_VALUES = {
+    'threads': '1.5',
+    'max_body_size': '10 apples',
+    'allowed_origins': 'a,b',
+    'require_origin': 'ture',
+    'check_origin': 'enabled',
+    'trusted_proxies': 'nope',
+    'max_message_size': '-1',
+    'send_queue_size': 'x',
+    'send_overflow': 'drop',
+    'broadcast_url': 'redis',
+    'history_size': 'many',
+    'history_ttl': 'inf',
+    'history': 'room:*',
+    'publish_timeout': '0',
+    'send_timeout': '-2',
+    'shutdown_timeout': 'nan',
+    'sse_heartbeat': 'soon',
+    'metrics': 'perhaps',
+    'metrics_path': '/m/{x}',
+    'metrics_allow': 'everyone',
+    'metrics_default_registry': '2',
+}
+
+
+def test_every_setting_has_a_bad_value_here():
+    assert set(BAD_VALUES) == set(settings.DEFAULTS)
+
+
+@pytest.mark.parametrize('name', sorted(BAD_VALUES))
+def test_a_value_not_understood_is_an_error_naming_it(name):
+    value = BAD_VALUES[name]
+    config = Configurator(settings={settings.PREFIX + name: value})
+    config.include('pyramid_asgi_ws')
+    with pytest.raises(ConfigurationError) as raised:
+        config.make_asgi_app()
+    message = str(raised.value)
+    assert settings.PREFIX + name in message and repr(value) in message
