@@ -105,8 +105,9 @@ class StreamClosed(Exception):
 class EventStream(RequestMixin, GroupsMixin):
     """One server-sent events stream, as a consumer sees it.
 
-    The response (status 200 and :data:`STREAM_HEADERS`) has started when
-    the consumer runs; the consumer sends events with :meth:`send` and
+    The response (status 200 and
+    :data:`~pyramid_asgi_ws.sse.STREAM_HEADERS`) has started when the
+    consumer runs; the consumer sends events with :meth:`send` and
     the stream ends when it returns. :class:`StreamClosed` says the
     client went away. Comments go out as heartbeats every ``heartbeat``
     seconds without a write (``None``: none); ``retry`` (seconds), sent
@@ -141,7 +142,7 @@ class EventStream(RequestMixin, GroupsMixin):
         self.heartbeat = heartbeat
         self.retry = retry
         #: The response's ``Access-Control-Allow-Origin`` (see
-        #: :func:`response_headers`), or ``None``.
+        #: :func:`~pyramid_asgi_ws.sse.response_headers`), or ``None``.
         self.allow_origin = allow_origin
         self.send_queue_size = send_queue_size
         self.send_overflow = send_overflow

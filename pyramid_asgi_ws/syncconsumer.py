@@ -182,7 +182,8 @@ class SyncWebSocketConsumer:
     per connection, each method run in the application's thread pool.
 
     Override :meth:`on_connect`, :meth:`on_receive` and
-    :meth:`on_disconnect`; they get a :class:`SyncWebSocket`, also
+    :meth:`on_disconnect`; they get a
+    :class:`~pyramid_asgi_ws.syncconsumer.SyncWebSocket`, also
     available as ``self.ws``. ``encoding`` (``'text'``, ``'bytes'`` or
     ``'json'``, checked when the class is defined) says how incoming
     messages are decoded. When ``pyramid_tm`` is included, each call runs

@@ -282,9 +282,10 @@ class WebSocket(HandshakeMixin, GroupsMixin, TypedMessagesMixin):
         ``code`` must be one an application may send (1000-1003,
         1007-1014, 3000-4999) and ``reason`` at most 123 UTF-8 bytes, or
         :class:`ValueError` is raised. Group messages still queued for
-        this client go out first, for at most :data:`FLUSH_TIMEOUT`
-        seconds. Sending afterwards from the same task is a programming
-        error (:class:`RuntimeError`); other tasks, and receives, get
+        this client go out first, for at most
+        :data:`~pyramid_asgi_ws.broadcast.outbox.FLUSH_TIMEOUT` seconds.
+        Sending afterwards from the same task is a programming error
+        (:class:`RuntimeError`); other tasks, and receives, get
         :class:`WebSocketDisconnect`.
         """
         await self._close(code, reason)

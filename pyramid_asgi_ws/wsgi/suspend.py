@@ -51,7 +51,8 @@ class Cancelled(ClientDisconnect):
 
     It is an :class:`Exception`, so that what wraps the view (``pyramid_tm``
     aborting its transaction, exception views) sees it as a failure; the
-    bridge answers nothing for it, as for any :class:`ClientDisconnect`.
+    bridge answers nothing for it, as for any
+    :class:`~pyramid_asgi_ws.wsgi.body.ClientDisconnect`.
     """
 
 
