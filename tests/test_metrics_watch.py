@@ -256,11 +256,14 @@ def test_sample_adds_what_the_broadcaster_counted_since():
         delivered=5,
         dropped=1,
         backend=None,
+        recovery=Counting(recovered=7, lost=1),
     )
     app = make_app(broadcaster)
     metrics.sample(app)
     assert get(metrics, 'groups') == 2
     assert get(metrics, 'group_published_total') == 3
+    assert get(metrics, 'group_recovered_total') == 7
+    assert get(metrics, 'group_lost_total') == 1
     broadcaster.published = 5
     broadcaster.backend = Counting(reconnects=2, failures=1)
     metrics.sample(app)

@@ -171,6 +171,16 @@ class Metrics:
         self.dropped = counter(
             'group_dropped', 'Group messages lost to full send queues.'
         )
+        self.recovered = counter(
+            'group_recovered',
+            'Group messages read back from history after the subscription '
+            'was lost.',
+        )
+        self.lost = counter(
+            'group_lost',
+            'Times a group could not be caught up after the subscription '
+            'was lost (its connections closed with 1012).',
+        )
         self.reconnects = counter(
             'backend_reconnects',
             'Times the broadcast backend lost its connection.',
@@ -244,6 +254,9 @@ class Metrics:
         self.groups.set(len(broadcaster.groups))
         for name in ('published', 'received', 'delivered', 'dropped'):
             self._advance(name, broadcaster, getattr(broadcaster, name))
+        recovery = broadcaster.recovery
+        for name in ('recovered', 'lost'):
+            self._advance(name, recovery, getattr(recovery, name))
         backend = broadcaster.backend
         if backend is not None:
             scheme = broadcaster.url.split('://', 1)[0]
