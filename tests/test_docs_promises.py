@@ -7,8 +7,14 @@ the code layout page, and every public name in the API reference.
 
 from __future__ import annotations
 
+import ast
+from importlib import metadata
+from pathlib import Path
 import re
+import sys
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from pyramid.config import Configurator
 from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import IRequestExtensions
@@ -145,3 +151,67 @@ def test_a_value_not_understood_is_an_error_naming_it(name):
         config.make_asgi_app()
     message = str(raised.value)
     assert settings.PREFIX + name in message and repr(value) in message
+
+
+def read_the_docs_extras() -> set[str]:
+    """The extras ``.readthedocs.yaml`` installs the package with."""
+    text = (ROOT / '.readthedocs.yaml').read_text()
+    block = text.split('extra_requirements:', 1)[1]
+    return set(re.findall(r'^\s+- ([\w-]+)\s*$', block, re.M))
+
+
+def installed_with(extras: set[str]) -> set[str]:
+    """The distributions ``pip install .[extras]`` brings, transitively."""
+    wanted, seen = [('pyramid_asgi_ws', frozenset(extras))], set()
+    while wanted:
+        name, chosen = wanted.pop()
+        if canonicalize_name(name) in seen:
+            continue
+        seen.add(canonicalize_name(name))
+        for line in metadata.requires(name) or ():
+            requirement = Requirement(line)
+            marker = requirement.marker
+            if marker is None or any(
+                marker.evaluate({'extra': extra}) for extra in chosen or {''}
+            ):
+                wanted.append(
+                    (requirement.name, frozenset(requirement.extras))
+                )
+    return seen
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """The packages a module imports unconditionally, at import time."""
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split('.')[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names.add(node.module.split('.')[0])
+    return names - set(sys.stdlib_module_names) - {'pyramid_asgi_ws'}
+
+
+def test_read_the_docs_installs_what_the_api_page_imports():
+    # autodoc imports each module of api.rst; one that fails to import
+    # is a warning, and Read the Docs fails on warnings
+    api = (DOCS / 'api.rst').read_text()
+    documented = set(
+        re.findall(r'^\.\. automodule:: ([\w.]+)$', api, re.M)
+    ) | set(
+        re.findall(r'^\.\. auto\w+:: (pyramid_asgi_ws[\w.]*)\.\w+$', api, re.M)
+    )
+    installed = installed_with(read_the_docs_extras())
+    owners = metadata.packages_distributions()
+    missing = {}
+    for dotted in sorted(documented):
+        path = PACKAGE.parent / (dotted.replace('.', '/') + '.py')
+        if not path.exists():
+            path = path.with_suffix('') / '__init__.py'
+        if not path.exists():
+            continue  # an object's dotted name, not a module's
+        for package in top_level_imports(path):
+            dists = {canonicalize_name(d) for d in owners.get(package, [])}
+            if not dists & installed:
+                missing[dotted] = package
+    assert missing == {}
