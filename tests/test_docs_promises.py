@@ -2,7 +2,8 @@
 
 Every ``asgi_ws.*`` setting is on the settings page (and refuses, by
 name, a value it does not understand), every module of the package is on
-the code layout page, and every public name in the API reference.
+the code layout page, every public name in the API reference (which Read
+the Docs can build) and every metric in the deployment chapter.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 
 import pyramid_asgi_ws
 from pyramid_asgi_ws import settings, testing
+from pyramid_asgi_ws.metrics import get_metrics
 from tests.support import ROOT
 
 DOCS = ROOT / 'docs'
@@ -215,3 +217,17 @@ def test_read_the_docs_installs_what_the_api_page_imports():
             if not dists & installed:
                 missing[dotted] = package
     assert missing == {}
+
+
+def test_the_deployment_page_lists_every_metric():
+    config = Configurator(settings={'asgi_ws.metrics': 'true'})
+    config.include('pyramid_asgi_ws')
+    app = config.make_asgi_app()
+    registry = get_metrics(app.registry).collector_registry
+    names = set()
+    for family in registry.collect():
+        name = family.name.removeprefix('pyramid_asgi_ws_')
+        names.add(name + '_total' if family.type == 'counter' else name)
+    table = section('deployment.rst', 'The metrics')
+    listed = set(re.findall(r'^``(\w+)``  ', table, re.M))  # rows
+    assert names and names == listed
