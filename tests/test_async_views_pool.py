@@ -13,6 +13,7 @@ import pytest
 from pyramid_asgi_ws.wsgi import pool as pooling
 from pyramid_asgi_ws.wsgi.pool import Pool
 from pyramid_asgi_ws.wsgi.suspend import suspend
+from tests.support import until
 
 TIMEOUT = 5
 
@@ -30,8 +31,7 @@ async def warm(pool: Pool) -> None:
         pool.submit(lambda event=event: (barrier.wait(TIMEOUT), event.set()))
     for event in done:
         await wait_for(event)
-    while len(pool._idle) < pool.size:
-        await asyncio.sleep(0.001)
+    await until(lambda: len(pool._idle) == pool.size, 'every thread idle')
 
 
 Race = Callable[[Pool, 'asyncio.Future[None]', threading.Event], None]
@@ -56,11 +56,11 @@ def resume_beside_a_call(race: Race, rounds: int = 5) -> list[bool]:
             outcomes.append(ran.wait(TIMEOUT))
 
         job = pool.spawn(loop, call)
-        while not pool.suspended or pool.busy:
-            await asyncio.sleep(0.001)
+        await until(
+            lambda: pool.suspended and not pool.busy, 'suspended, thread idle'
+        )
         race(pool, release, ran)
-        while not job.finished:
-            await asyncio.sleep(0.01)
+        await until(lambda: job.finished, 'the job to finish')
 
     try:
         for _ in range(rounds):
@@ -122,12 +122,14 @@ def test_greenlets_beyond_the_spares_are_freed(monkeypatch):
             suspend(release)
 
         jobs = [pool.spawn(loop, call) for _ in range(5)]
-        while len(pool.suspended) < 5:
-            await asyncio.sleep(0.01)
+        await until(lambda: len(pool.suspended) == 5, 'five suspended calls')
         release.set_result(None)
-        while not all(job.finished for job in jobs):
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)  # the thread is done with the last one
+        await until(
+            lambda: all(job.finished for job in jobs), 'the jobs to finish'
+        )
+        await until(
+            lambda: pool.busy == 0, 'the thread to be done with the last call'
+        )
         gc.collect()
         assert len(greenlets) == 5  # suspended at once: five greenlets
         assert sum(ref() is not None for ref in greenlets) == 1
@@ -160,14 +162,12 @@ def test_home_runs_calls_in_the_suspended_calls_thread():
             suspend(release)
 
         job = pool.spawn(loop, call)
-        while not homes or pool.busy:
-            await asyncio.sleep(0.001)
+        await until(lambda: homes and not pool.busy, 'a home, thread idle')
         names['home'] = await homes[0].call(
             lambda: threading.current_thread().name
         )
         release.set_result(None)
-        while not job.finished:
-            await asyncio.sleep(0.01)
+        await until(lambda: job.finished, 'the job to finish')
 
     try:
         asyncio.run(main())

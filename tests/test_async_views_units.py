@@ -20,6 +20,7 @@ from pyramid_asgi_ws.asyncviews import awaited_view, is_async_view
 from pyramid_asgi_ws.wsgi import suspend as suspending
 from pyramid_asgi_ws.wsgi.pool import Pool
 from pyramid_asgi_ws.wsgi.suspend import Cancelled, suspend, suspendable
+from tests.support import until
 
 TIMEOUT = 5
 
@@ -70,8 +71,7 @@ def test_a_suspended_call_frees_its_thread_and_resumes_in_it(pool):
         assert job in pool.suspended and not call.done.is_set()
         release.set_result('released')
         await wait_for(call.done)
-        while not job.finished:
-            await asyncio.sleep(0.01)
+        await until(lambda: job.finished, 'the job to finish')
         assert call.outcome == 'released'
         assert call.threads[0] == call.threads[1]
 
@@ -120,8 +120,7 @@ def test_a_job_cancelled_before_it_suspends_resumes_cancelled(pool):
         job.cancel()
         go.set()
         await wait_for(done)
-        while not job.finished:
-            await asyncio.sleep(0.01)
+        await until(lambda: job.finished, 'the job to finish')
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
@@ -188,8 +187,7 @@ def test_close_cancels_suspended_calls_and_waits_for_their_thread():
         idle = threading.Event()
         workers.submit(idle.set)  # a second thread, idle after this
         await wait_for(idle)
-        while not workers.suspended:
-            await asyncio.sleep(0.01)
+        await until(lambda: workers.suspended, 'a suspended call')
         workers.close()
         # the thread of the call stays until the call has ended
         await asyncio.sleep(0.1)
@@ -209,9 +207,8 @@ def test_a_resumption_wakes_an_idle_thread(pool):
         release = loop.create_future()
         call = Recorder(release)
         pool.spawn(loop, call)
-        while not pool.suspended:
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)  # the thread has gone idle
+        await until(lambda: pool.suspended, 'a suspended call')
+        await until(lambda: pool.busy == 0, 'the thread to go idle')
         assert pool.busy == 0 and pool.waiting == 0
         release.set_result(1)
         await wait_for(call.done)
@@ -229,8 +226,7 @@ def test_drain(pool, caplog):
         await pool.drain(0.1)  # nothing suspended: at once
         call = Recorder(stubborn())
         pool.spawn(asyncio.get_running_loop(), call)
-        while not pool.suspended:
-            await asyncio.sleep(0.01)
+        await until(lambda: pool.suspended, 'a suspended call')
         await pool.drain(0.1)
         assert 'still running after 0.1 s' in caplog.text
         await wait_for(call.done)
@@ -387,7 +383,8 @@ def test_a_spare_greenlet_keeps_nothing_of_its_last_call(pool):
     async def main(environ: Environ) -> None:
         pool.spawn(asyncio.get_running_loop(), call, environ)
         await wait_for(done)
-        await asyncio.sleep(0.05)  # the greenlet is back among the spares
+        # the greenlet is back among the spares once its thread is idle
+        await until(lambda: pool.busy == 0, 'the thread to go idle')
 
     asyncio.run(main(environ))
     del environ
