@@ -343,7 +343,6 @@ def _send_raw(port, head, whole=False):
 
 @pytest.fixture(scope='module')
 def hostile_uvicorn():
-    pytest.importorskip('uvicorn')
     with serve('uvicorn', 'tests.apps.hostile:app') as server:
         yield server
 
