@@ -194,13 +194,18 @@ class ASGIApp(LifespanMixin):
             )
         return refusal
 
-    def _ended(self, conn: WebSocket | EventStream) -> None:
+    async def _ended(self, conn: WebSocket | EventStream) -> None:
+        """Forget a connection whose consumer is done, tell the metrics,
+        and end its group life (it leaves its groups too)."""
         if isinstance(conn, EventStream):
             self.streams.discard(conn)
         else:
             self.connections.discard(conn)
         if not (self.connections or self.streams) and self._idle is not None:
             self._idle.set()
+        if self.metrics is not None:
+            self.metrics.ended(conn.scope)
+        await conn._finish()
 
     async def _serve(self, consumer: Consumer, ws: WebSocket) -> None:
         refusal = await self._check(ws, consumer)
@@ -214,10 +219,7 @@ class ASGIApp(LifespanMixin):
             else:
                 await run_consumer(consumer, ws)
         finally:
-            self._ended(ws)
-            if self.metrics is not None:
-                self.metrics.ended(ws.scope)
-            await ws._finish()  # it leaves its groups too
+            await self._ended(ws)
 
     async def serve_stream(
         self,
@@ -243,10 +245,7 @@ class ASGIApp(LifespanMixin):
             try:
                 await run_stream(consumer, stream)
             finally:
-                self._ended(stream)
-                if self.metrics is not None:
-                    self.metrics.ended(scope)
-                await stream._finish()  # it leaves its groups too
+                await self._ended(stream)
         finally:
             await self._finished(stream)
 
